@@ -1,0 +1,51 @@
+# shellcheck shell=bash
+# Debian packages and toolchain checks shared by .ci/run and hack/setup.sh.
+# Source it, then call hull_install_deps and hull_ensure_cargo.
+
+# One list, so CI and developer machines cannot drift apart.
+HULL_DEB_PACKAGES=(
+    busybox-static  # static /bin/busybox for test/demo/bench rootfs (hack/mkbundle.sh)
+    runc            # reference runtime: spec generation, conformance and benchmarks
+    crun            # second reference runtime for hack/bench-runtime
+    hyperfine       # hack/bench-runtime
+    time            # /usr/bin/time -v for peak RSS
+    jq              # config.json patching and benchmark JSON
+    iproute2        # `ip` for network-namespace tests
+    util-linux      # unshare, mount, nsenter
+    build-essential # cc/linker for cargo
+)
+
+# Install whatever is missing; apt-get update runs at most once, and not at
+# all when everything is already there (fast, works offline).
+hull_install_deps() {
+    local pkg missing=()
+    for pkg in "${HULL_DEB_PACKAGES[@]}"; do
+        [[ $(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null) == installed ]] ||
+            missing+=("$pkg")
+    done
+    ((${#missing[@]})) || return 0
+    if [[ $(id -u) != 0 ]]; then
+        echo "missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
+        return 1
+    fi
+    echo "==> installing: ${missing[*]}" >&2
+    local apt=(apt-get -y -q -o DPkg::Lock::Timeout=300
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" update
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "${missing[@]}"
+}
+
+# cargo comes from rustup in ~/.cargo/bin, which non-login shells (CI) may
+# not have on PATH.
+hull_ensure_cargo() {
+    if ! command -v cargo >/dev/null; then
+        local env_file
+        for env_file in "${CARGO_HOME:-${HOME:-/root}/.cargo}/env" /root/.cargo/env; do
+            # shellcheck disable=SC1090 # rustup's env file, path known only at run time
+            [[ -f $env_file ]] && { . "$env_file"; break; }
+        done
+    fi
+    command -v cargo >/dev/null || { echo "cargo not found (install rustup)" >&2; return 1; }
+    cargo fmt --version >/dev/null 2>&1 || { echo "rustfmt missing: rustup component add rustfmt" >&2; return 1; }
+    cargo clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy" >&2; return 1; }
+}

@@ -1,0 +1,133 @@
+//! The container's terminal: a PTY created inside the container (from its own
+//! devpts), whose master is handed to the caller over `--console-socket`
+//! with SCM_RIGHTS, as runc's console-socket protocol defines.
+
+use crate::error::{Context, Error, Result};
+use nix::sys::socket::{self, ControlMessage, MsgFlags, UnixAddr};
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// Connect to the caller's console socket (done by the runtime before the
+/// container's namespaces exist, so the path is the host's).
+pub fn connect(path: &Path) -> Result<OwnedFd> {
+    let fd = socket::socket(
+        socket::AddressFamily::Unix,
+        socket::SockType::Stream,
+        socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "creating a socket for --console-socket")?;
+    let addr = UnixAddr::new(path).ctx(|| format!("console socket path {}", path.display()))?;
+    socket::connect(fd.as_raw_fd(), &addr)
+        .ctx(|| format!("connecting to console socket {}", path.display()))?;
+    Ok(fd)
+}
+
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+    /// e.g. /dev/pts/0, for binding onto /dev/console.
+    pub slave_path: String,
+}
+
+/// Open a new PTY pair from /dev/ptmx.
+pub fn open_pty(width: u16, height: u16) -> Result<Pty> {
+    let master = nix::fcntl::open(
+        "/dev/ptmx",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "opening /dev/ptmx (is devpts mounted at /dev/pts with ptmxmode=0666?)")?;
+    // SAFETY: open returned a new descriptor.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "unlocking the pty");
+    }
+    // TIOCGPTPEER opens the slave through the master: no path lookup to race.
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "opening the pty slave");
+    }
+    // SAFETY: the ioctl returned a new descriptor.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let slave_path = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd()))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if width > 0 || height > 0 {
+        let ws = libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    Ok(Pty {
+        master,
+        slave,
+        slave_path,
+    })
+}
+
+/// Send `fd` over a connected unix socket, named like runc names it.
+pub fn send_fd(sock: &OwnedFd, fd: &OwnedFd, name: &str) -> Result<()> {
+    let fds = [fd.as_raw_fd()];
+    let iov = [IoSlice::new(name.as_bytes())];
+    socket::sendmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "sending the pty master over the console socket")?;
+    Ok(())
+}
+
+/// Make the slave the process's stdio and controlling terminal.
+pub fn become_controlling(slave: &OwnedFd) -> Result<()> {
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    // SAFETY: TIOCSCTTY with arg 0 on a tty we hold.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| "making the pty the controlling terminal");
+    }
+    for target in 0..3 {
+        nix::unistd::dup2(slave.as_raw_fd(), target).ctx(|| "dup2 of the pty onto stdio")?;
+    }
+    Ok(())
+}
+
+/// Receive an fd sent with [`send_fd`] (used by tests and by `run -t`).
+pub fn recv_fd(sock: &OwnedFd) -> Result<OwnedFd> {
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = socket::recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ctx(|| "receiving the pty master")?;
+    for c in msg.cmsgs().ctx(|| "reading control messages")? {
+        if let socket::ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel installed this descriptor for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(Error::msg("console socket peer sent no file descriptor"))
+}

@@ -1,0 +1,832 @@
+//! The runtime side of every lifecycle command: `Container::create`, `start`,
+//! `kill`, `delete`, `exec`, and state queries.
+//!
+//! Process model: the runtime (already running from a sealed memfd copy)
+//! clones the container's init directly into its new namespaces. Only when a
+//! namespace is joined by path while a new pid namespace is wanted does the
+//! child fork once more, because the kernel puts only *children* into a pid
+//! namespace. Runtime and init talk over a SOCK_SEQPACKET pair with typed
+//! messages ([`crate::channel`]). `create` returns once init is ready; init
+//! then blocks on a unix socket in the state directory until `start`
+//! connects.
+
+use crate::bail;
+use crate::channel::{Channel, ToChild, ToParent};
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Point};
+use crate::init::{self, InitContext};
+use crate::namespaces::{self, Kind};
+use crate::rootfs;
+use crate::spec::Bundle;
+use crate::state::{self, hook_state, OciState, Record, StateDir, Status};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::{Process, Spec};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// The caller waits for the container (foreground `run`): become a child
+    /// subreaper so the init is ours to reap even after an intermediate fork.
+    pub foreground: bool,
+}
+
+/// Options of `exec`.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: i32,
+}
+
+/// A container known to the runtime: its state directory and record.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub dir: StateDir,
+    pub record: Record,
+}
+
+/// Make a path absolute against the caller's working directory (before the
+/// runtime changes its own).
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).ctx(|| format!("path {}", p.display()))
+}
+
+impl Container {
+    /// Load an existing container.
+    pub fn load(root: &Path, id: &str) -> Result<Container> {
+        let dir = StateDir::new(root, id)?;
+        let record = dir.load(id)?;
+        Ok(Container { dir, record })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    pub fn status(&self) -> Status {
+        self.record.status(&self.dir)
+    }
+
+    pub fn oci_state(&self) -> OciState {
+        self.record.oci_state(self.status(), String::new())
+    }
+
+    /// Create a container from a bundle; on return its init waits for `start`.
+    /// On failure nothing is left behind: no state directory, process or pid file.
+    pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Container> {
+        let dir = StateDir::new(root, id)?;
+        let bundle = Bundle::load(&opts.bundle)?;
+        let process = bundle
+            .spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::msg("no process"))?;
+        let terminal = process.terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() {
+            bail!("process.terminal is true in config.json: pass --console-socket to receive the terminal, or set terminal to false");
+        }
+        if !terminal && opts.console_socket.is_some() {
+            bail!("--console-socket was given but process.terminal is false in config.json: set it to true or drop the flag");
+        }
+        let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
+        let console_socket = opts
+            .console_socket
+            .as_deref()
+            .map(crate::console::connect)
+            .transpose()?;
+        let wants_cgroup_mount = bundle
+            .spec
+            .mounts()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
+        let cgroups = if wants_cgroup_mount {
+            rootfs::cgroup_binds()?
+        } else {
+            Vec::new()
+        };
+        dir.create(root, id)?;
+        let mut spawned = Spawned::default();
+        match spawn_init(
+            id,
+            &dir,
+            &bundle,
+            opts,
+            console_socket,
+            cgroups,
+            &mut spawned,
+        ) {
+            Ok(record) => {
+                if let Some(p) = &pid_file {
+                    if let Err(e) = state::write_atomic(p, record.pid.to_string().as_bytes()) {
+                        spawned.abort(&dir);
+                        return Err(e);
+                    }
+                }
+                Ok(Container { dir, record })
+            }
+            Err(e) => {
+                spawned.abort(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Let the created container run its program.
+    pub fn start(&self) -> Result<()> {
+        match self.status() {
+            Status::Created => {}
+            Status::Stopped => bail!(
+                "cannot start container {:?}: it has stopped; delete it and create it again",
+                self.id()
+            ),
+            Status::Running | Status::Paused => {
+                bail!("cannot start an already running container {:?}", self.id())
+            }
+            Status::Creating => bail!("container {:?} is still being created", self.id()),
+        }
+        let conn = connect_in_dir(&self.dir.dir, state::START_SOCKET)?;
+        nix::unistd::write(&conn, b"s").ctx(|| format!("starting container {:?}", self.id()))?;
+        let mut reason = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match nix::unistd::read(conn.as_raw_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => reason.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("waiting for the container to start", e)),
+            }
+        }
+        let _ = std::fs::remove_file(self.dir.start_socket());
+        if !reason.is_empty() {
+            bail!(
+                "container {:?} failed to start: {}",
+                self.id(),
+                String::from_utf8_lossy(&reason)
+            );
+        }
+        if let Some(list) = self
+            .record
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_ref())
+        {
+            let st = self.hook_state(Status::Running);
+            if let Err(e) = hooks::run_all(Point::Poststart, list, &st) {
+                crate::log::warn(e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    fn hook_state(&self, status: Status) -> String {
+        hook_state(
+            self.id(),
+            status,
+            self.record.pid,
+            &self.record.bundle,
+            &self.record.annotations,
+        )
+    }
+
+    /// Send a signal to the init process, or to every process with `all`.
+    pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
+        match self.status() {
+            Status::Created | Status::Running | Status::Paused => {}
+            _ => bail!("container {:?} is not running", self.id()),
+        }
+        let sig = Signal::try_from(signal).ok();
+        let pids = if all {
+            self.pids()
+        } else {
+            vec![self.record.pid]
+        };
+        for pid in pids {
+            match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => {
+                    return Err(Error::sys(
+                        format!("sending signal {signal} to pid {pid}"),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes of the container: every process in its pid namespace, or
+    /// just init when it shares the host's.
+    pub fn pids(&self) -> Vec<i32> {
+        let init = self.record.pid;
+        if !self.record.init_alive() {
+            return Vec::new();
+        }
+        let has_own_pidns = namespaces::ns_inode(init, Kind::Pid)
+            != namespaces::ns_inode(std::process::id() as i32, Kind::Pid);
+        if !has_own_pidns {
+            return vec![init];
+        }
+        let target = namespaces::ns_inode(init, Kind::Pid);
+        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| namespaces::ns_inode(*p, Kind::Pid) == target)
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Remove the container. A running or paused one is refused unless
+    /// `force`, which kills it first.
+    pub fn delete(&self, force: bool) -> Result<()> {
+        match self.status() {
+            Status::Stopped => {}
+            Status::Created => self.kill_and_wait()?,
+            s @ (Status::Running | Status::Paused | Status::Creating) => {
+                if !force {
+                    bail!(
+                        "cannot delete container {} that is not stopped: {s}",
+                        self.id()
+                    );
+                }
+                self.kill_and_wait()?;
+            }
+        }
+        self.destroy()
+    }
+
+    fn kill_and_wait(&self) -> Result<()> {
+        let pidfd = hooks::pidfd_open(self.record.pid).ok();
+        if !self.record.init_alive() {
+            return Ok(());
+        }
+        // Killing a pid namespace's init kills everything in it.
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if let Some(fd) = pidfd {
+            wait_fd_readable(&fd, Duration::from_secs(10));
+        }
+        // The init may be our child (foreground run): reap it.
+        let _ = waitpid(
+            Pid::from_raw(self.record.pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        Ok(())
+    }
+
+    /// poststop hooks (failures are warnings) and removal of the state.
+    fn destroy(&self) -> Result<()> {
+        if let Some(list) = self
+            .record
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_ref())
+        {
+            let st = self.hook_state(Status::Stopped);
+            if let Err(e) = hooks::run_all(Point::Poststop, list, &st) {
+                crate::log::warn(e.to_string());
+            }
+        }
+        self.dir.remove()
+    }
+
+    /// Run a new process inside the container. Returns its host pid.
+    pub fn exec(&self, opts: &ExecOptions) -> Result<i32> {
+        match self.status() {
+            Status::Created | Status::Running => {}
+            Status::Paused => bail!(
+                "cannot exec in paused container {:?}: resume it first",
+                self.id()
+            ),
+            _ => bail!("cannot exec in a stopped container {:?}", self.id()),
+        }
+        let terminal = opts.process.terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() {
+            bail!("a terminal was requested (-t): pass --console-socket to receive it");
+        }
+        let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
+        let console_socket = opts
+            .console_socket
+            .as_deref()
+            .map(crate::console::connect)
+            .transpose()?;
+        let init = self.record.pid;
+        let self_pid = std::process::id() as i32;
+        let mut joins: Vec<(Kind, OwnedFd)> = Vec::new();
+        for kind in Kind::JOIN_ORDER {
+            if namespaces::ns_inode(init, kind) == namespaces::ns_inode(self_pid, kind) {
+                continue;
+            }
+            let path = PathBuf::from(format!("/proc/{init}/ns/{}", kind.proc_name()));
+            joins.push((kind, namespaces::open_ns(&path, kind)?));
+        }
+        if !self.record.init_alive() {
+            bail!("cannot exec in a stopped container {:?}", self.id());
+        }
+        let (parent_ch, child_ch) = Channel::pair()?;
+        let for_children = ForChildren::enter(&joins)?;
+        // SAFETY: single-threaded runtime; the child only runs our code until exec.
+        let child = unsafe { clone_process(0) };
+        if child == Ok(0) {
+            drop(parent_ch);
+            exec_child(&joins, opts, console_socket.as_ref(), &child_ch);
+        }
+        for_children.restore()?;
+        let child = child.ctx(|| "clone for exec")?;
+        drop(child_ch);
+        match parent_ch.recv::<ToParent>()? {
+            None => {}
+            Some(ToParent::Failed(msg)) => {
+                let _ = waitpid(Pid::from_raw(child), None);
+                bail!("exec failed: unable to start container process: {msg}");
+            }
+            Some(other) => bail!("exec: unexpected message {other:?}"),
+        }
+        if let Some(p) = &pid_file {
+            state::write_atomic(p, child.to_string().as_bytes())?;
+        }
+        Ok(child)
+    }
+}
+
+/// The exec'd process: enter the container's namespaces, set up and exec.
+fn exec_child(
+    joins: &[(Kind, OwnedFd)],
+    opts: &ExecOptions,
+    console_socket: Option<&OwnedFd>,
+    ch: &Channel,
+) -> ! {
+    let res = (|| -> Result<()> {
+        for (kind, fd) in joins.iter().filter(|(k, _)| !k.affects_children_only()) {
+            namespaces::enter(fd, *kind)?;
+        }
+        let p = &opts.process;
+        if p.terminal().unwrap_or(false) {
+            let sock = console_socket.ok_or_else(|| Error::msg("no console socket"))?;
+            let size = p.console_size();
+            let pty = crate::console::open_pty(
+                size.map(|s| s.width() as u16).unwrap_or(0),
+                size.map(|s| s.height() as u16).unwrap_or(0),
+            )?;
+            crate::console::send_fd(sock, &pty.master, "/dev/ptmx")?;
+            crate::console::become_controlling(&pty.slave)?;
+        }
+        crate::process::apply_privileged(p)?;
+        let setgroups = std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true);
+        crate::process::switch_user(p, setgroups)?;
+        crate::process::umask_and_cwd(p)?;
+        if p.no_new_privileges().unwrap_or(false) {
+            crate::process::set_no_new_privs()?;
+        }
+        let env = crate::process::environment(p);
+        let args = p.args().clone().unwrap_or_default();
+        if args.is_empty() {
+            bail!("no command given to exec");
+        }
+        let exe = crate::process::find_executable(&args[0], &env)?;
+        crate::process::close_fds_on_exec(opts.preserve_fds)?;
+        crate::log::close();
+        Err(crate::process::exec(&exe, &args, &env))
+    })();
+    if let Err(e) = res {
+        let _ = ch.send(&ToParent::Failed(e.to_string()));
+    }
+    // SAFETY: leave the cloned child without running the parent's destructors.
+    unsafe { libc::_exit(255) }
+}
+
+/// What `create` has started so far, to undo it on failure.
+#[derive(Default)]
+struct Spawned {
+    /// Our direct child (init, or the intermediate process).
+    child: Option<i32>,
+    /// The container's init when it is not our direct child.
+    init: Option<i32>,
+}
+
+impl Spawned {
+    /// Kill what was started and remove the state directory. Errors here are
+    /// logged, never returned: the caller reports the original failure.
+    fn abort(&self, dir: &StateDir) {
+        for pid in [self.init, self.child].into_iter().flatten() {
+            let fd = hooks::pidfd_open(pid).ok();
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            if Some(pid) == self.child {
+                let _ = waitpid(Pid::from_raw(pid), None);
+            } else if let Some(fd) = fd {
+                wait_fd_readable(&fd, Duration::from_secs(10));
+            }
+        }
+        if let Err(e) = dir.remove() {
+            crate::log::warn(format!("cleanup after failed create: {e}"));
+        }
+    }
+}
+
+/// Enter "for children only" namespaces (pid, time) in the runtime itself
+/// before cloning, and restore its own afterwards so later children (hooks)
+/// run in the runtime's namespaces.
+struct ForChildren {
+    saved: Vec<(Kind, OwnedFd)>,
+}
+
+impl ForChildren {
+    fn enter(joins: &[(Kind, OwnedFd)]) -> Result<ForChildren> {
+        let mut saved = Vec::new();
+        for (kind, fd) in joins.iter().filter(|(k, _)| k.affects_children_only()) {
+            let own = namespaces::open_ns(
+                Path::new(&format!("/proc/self/ns/{}", kind.proc_name())),
+                *kind,
+            )?;
+            namespaces::enter(fd, *kind)?;
+            saved.push((*kind, own));
+        }
+        Ok(ForChildren { saved })
+    }
+
+    fn new_time_ns(&mut self, offsets: &[(String, i64, u32)]) -> Result<()> {
+        let own = namespaces::open_ns(Path::new("/proc/self/ns/time"), Kind::Time)?;
+        nix::sched::unshare(Kind::Time.flag()).ctx(|| "creating the time namespace")?;
+        self.saved.push((Kind::Time, own));
+        let text: String = offsets
+            .iter()
+            .map(|(clock, s, ns)| format!("{clock} {s} {ns}\n"))
+            .collect();
+        if !text.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", text)
+                .ctx(|| "writing linux.timeOffsets")?;
+        }
+        Ok(())
+    }
+
+    fn restore(self) -> Result<()> {
+        for (kind, fd) in &self.saved {
+            namespaces::enter(fd, *kind).ctx(|| "restoring the runtime's own namespace")?;
+        }
+        Ok(())
+    }
+}
+
+/// fork-like clone(2): returns 0 in the child, the child's pid in the parent.
+///
+/// # Safety
+/// The caller must be single-threaded; the child must exec or _exit.
+unsafe fn clone_process(flags: libc::c_int) -> Result<i32, nix::errno::Errno> {
+    let r = libc::syscall(
+        libc::SYS_clone,
+        (flags | libc::SIGCHLD) as libc::c_ulong,
+        0usize,
+        0usize,
+        0usize,
+        0usize,
+    );
+    if r < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(r as i32)
+    }
+}
+
+fn unix_socket() -> Result<OwnedFd> {
+    nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "creating a unix socket")
+}
+
+/// A short path to `name` in `dir` (socket paths are limited to 108 bytes).
+fn short_path(dir_fd: &OwnedFd, name: &str) -> String {
+    format!("/proc/self/fd/{}/{name}", dir_fd.as_raw_fd())
+}
+
+fn open_dir(dir: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", dir.display()))?;
+    // SAFETY: open returned a new descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn listen_in_dir(dir: &Path, name: &str) -> Result<OwnedFd> {
+    let d = open_dir(dir)?;
+    let sock = unix_socket()?;
+    let addr =
+        nix::sys::socket::UnixAddr::new(short_path(&d, name).as_str()).ctx(|| "socket address")?;
+    nix::sys::socket::bind(sock.as_raw_fd(), &addr)
+        .ctx(|| format!("binding {}/{name}", dir.display()))?;
+    nix::sys::socket::listen(
+        &sock,
+        nix::sys::socket::Backlog::new(4).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
+    )
+    .ctx(|| "listening on the start socket")?;
+    Ok(sock)
+}
+
+fn connect_in_dir(dir: &Path, name: &str) -> Result<OwnedFd> {
+    let d = open_dir(dir)?;
+    let sock = unix_socket()?;
+    let addr =
+        nix::sys::socket::UnixAddr::new(short_path(&d, name).as_str()).ctx(|| "socket address")?;
+    nix::sys::socket::connect(sock.as_raw_fd(), &addr).ctx(|| {
+        format!(
+            "connecting to the container's init ({}/{name})",
+            dir.display()
+        )
+    })?;
+    Ok(sock)
+}
+
+fn wait_fd_readable(fd: &OwnedFd, timeout: Duration) -> bool {
+    let mut p = [libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(p.as_mut_ptr(), 1, timeout.as_millis() as i32) > 0 }
+}
+
+/// Write /proc/PID/{uid_map,gid_map} from the config.
+fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    if !nix::unistd::geteuid().is_root() {
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+            .ctx(|| "denying setgroups for a rootless user namespace")?;
+    }
+    std::fs::write(
+        format!("/proc/{pid}/uid_map"),
+        fmt(linux.and_then(|l| l.uid_mappings().as_ref())),
+    )
+    .ctx(|| "writing linux.uidMappings")?;
+    std::fs::write(
+        format!("/proc/{pid}/gid_map"),
+        fmt(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
+    .ctx(|| "writing linux.gidMappings")?;
+    Ok(())
+}
+
+fn spawn_init(
+    id: &str,
+    dir: &StateDir,
+    bundle: &Bundle,
+    opts: &CreateOptions,
+    console_socket: Option<OwnedFd>,
+    cgroups: Vec<rootfs::CgroupBind>,
+    spawned: &mut Spawned,
+) -> Result<Record> {
+    let ns = &bundle.namespaces;
+    let start_listener = listen_in_dir(&dir.dir, state::START_SOCKET)?;
+    let mut joins: Vec<(Kind, OwnedFd)> = Vec::new();
+    for e in ns.joins() {
+        let path = e.path.as_ref().expect("joins have paths");
+        joins.push((e.kind, namespaces::open_ns(path, e.kind)?));
+    }
+    // Joining any namespace but pid/time by path means the child must join
+    // before it creates the rest (a new user namespace would otherwise lack
+    // the privileges to join host-owned namespaces).
+    let created_by_clone = joins.iter().all(|(k, _)| k.affects_children_only());
+    let mut for_children = ForChildren::enter(&joins)?;
+    if ns.is_new(Kind::Time) {
+        let offsets: Vec<(String, i64, u32)> = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref())
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.secs().unwrap_or(0), v.nanosecs().unwrap_or(0)))
+            .collect();
+        for_children.new_time_ns(&offsets)?;
+    }
+    let child_joins: Vec<(Kind, OwnedFd)> = joins
+        .into_iter()
+        .filter(|(k, _)| !k.affects_children_only())
+        .collect();
+    let ctx = InitContext {
+        id,
+        bundle,
+        plan: rootfs::Plan {
+            rootfs: bundle.rootfs.clone(),
+            in_new_userns: ns.is_new(Kind::User),
+            no_pivot: opts.no_pivot,
+            cgroups,
+        },
+        created_by_clone,
+        joins: child_joins,
+        console_socket,
+        start_listener,
+        preserve_fds: opts.preserve_fds,
+        new_keyring: !opts.no_new_keyring,
+    };
+    let flags = if created_by_clone {
+        (ns.new_flags() - Kind::Time.flag()).bits()
+    } else {
+        0
+    };
+    if opts.foreground {
+        // SAFETY: prctl on ourselves.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
+    let (parent_ch, child_ch) = Channel::pair()?;
+    nix::unistd::chdir(&bundle.dir).ctx(|| format!("chdir to bundle {}", bundle.dir.display()))?;
+    // SAFETY: the runtime is single-threaded; the child runs init code and exits.
+    let child = unsafe { clone_process(flags) };
+    if child == Ok(0) {
+        drop(parent_ch);
+        init::child_main(&ctx, &child_ch);
+    }
+    for_children.restore()?;
+    let child = child.map_err(|e| Error::sys("creating the container process (clone)", e))?;
+    drop(child_ch);
+    drop(ctx);
+    spawned.child = Some(child);
+    let mut init_pid = child;
+    let annotations = bundle.spec.annotations().clone().unwrap_or_default();
+    loop {
+        let msg = parent_ch.recv::<ToParent>()?;
+        match msg {
+            Some(ToParent::MapIds) => {
+                write_id_maps(child, &bundle.spec)?;
+                parent_ch.send(&ToChild::IdsMapped)?;
+            }
+            Some(ToParent::InitPid(p)) => {
+                init_pid = p;
+                spawned.init = Some(p);
+                let _ = waitpid(Pid::from_raw(child), None);
+                spawned.child = None;
+            }
+            Some(ToParent::RunHooks) => {
+                let st = hook_state(id, Status::Creating, init_pid, &bundle.dir, &annotations);
+                let h = bundle
+                    .spec
+                    .hooks()
+                    .as_ref()
+                    .expect("init asks only when hooks exist");
+                #[allow(deprecated)]
+                let prestart = h.prestart().as_deref().unwrap_or_default();
+                hooks::run_all(Point::Prestart, prestart, &st)?;
+                hooks::run_all(
+                    Point::CreateRuntime,
+                    h.create_runtime().as_deref().unwrap_or_default(),
+                    &st,
+                )?;
+                parent_ch.send(&ToChild::HooksDone)?;
+            }
+            Some(ToParent::Ready) => break,
+            Some(ToParent::Failed(msg)) => return Err(Error::msg(msg)),
+            None => {
+                let why = match waitpid(
+                    Pid::from_raw(child),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                ) {
+                    Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
+                    Ok(WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
+                    _ => "exited".into(),
+                };
+                bail!("container init {why} before it was ready");
+            }
+        }
+    }
+    let record = Record {
+        id: id.to_string(),
+        pid: init_pid,
+        init_start_time: state::process_start_time(init_pid)
+            .ok_or_else(|| Error::msg("container init exited right after it was ready"))?,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::timefmt::rfc3339_nano(SystemTime::now()),
+        annotations,
+        config: bundle.spec.clone(),
+    };
+    dir.save(&record)?;
+    Ok(record)
+}
+
+/// Ids of every container under `root` (directories with a state file).
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("listing {}", root.display()), e)),
+    };
+    let mut ids: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.path().join(state::STATE_FILE).exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// User name owning a path (for `list`'s OWNER column), or the uid as text.
+pub fn owner_of(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(path).map(|m| m.uid()) else {
+        return String::new();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
+/// Forwards the signals the runtime receives to a child it waits for.
+///
+/// Signals are blocked and read from a signalfd, so nothing is lost between
+/// checks; other children (orphans reparented to a subreaper runtime) are
+/// reaped along the way.
+pub struct SignalForwarder {
+    sfd: nix::sys::signalfd::SignalFd,
+}
+
+impl SignalForwarder {
+    /// Start catching signals (call before the child can exit).
+    pub fn new() -> Result<SignalForwarder> {
+        use nix::sys::signal::{SigSet, SigmaskHow};
+        use nix::sys::signalfd::{SfdFlags, SignalFd};
+        let mut set = SigSet::all();
+        for s in [
+            Signal::SIGKILL,
+            Signal::SIGSTOP,
+            Signal::SIGSEGV,
+            Signal::SIGBUS,
+            Signal::SIGILL,
+            Signal::SIGFPE,
+        ] {
+            set.remove(s);
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .ctx(|| "blocking signals")?;
+        let sfd =
+            SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "creating a signalfd")?;
+        Ok(SignalForwarder { sfd })
+    }
+
+    /// Wait for `pid` to exit; returns the exit code a shell would report
+    /// (128+N when killed by signal N).
+    pub fn wait(&self, pid: i32) -> Result<i32> {
+        loop {
+            loop {
+                match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(code),
+                    Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                        return Ok(128 + sig as i32)
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+            match self.sfd.read_signal() {
+                Ok(Some(info)) => {
+                    let sig = info.ssi_signo as i32;
+                    if sig != libc::SIGCHLD {
+                        // SAFETY: plain kill(2).
+                        unsafe { libc::kill(pid, sig) };
+                    }
+                }
+                Ok(None) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("reading signals", e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The container side of `create`: what the cloned child does, from entering
+//! its namespaces to waiting for `start` and exec'ing the user's program.
+//!
+//! The child is a clone of the runtime process (same memory, no re-exec: the
+//! runtime already runs from a sealed memfd), so it reads its instructions
+//! from [`InitContext`] directly and only talks to the parent for the steps
+//! that need it: uid/gid maps, createRuntime hooks, and "ready".
+
+use crate::channel::{Channel, ToChild, ToParent};
+use crate::console;
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Point};
+use crate::namespaces::Kind;
+use crate::process;
+use crate::rootfs;
+use crate::spec::Bundle;
+use crate::state::{hook_state, Status};
+use nix::sched::CloneFlags;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Everything the init process needs, prepared by the runtime before clone.
+pub struct InitContext<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub plan: rootfs::Plan,
+    /// The clone already created every new namespace; otherwise the child
+    /// joins namespaces by path and unshares the rest itself.
+    pub created_by_clone: bool,
+    /// Namespaces to join by path (not pid/time, which the parent handles), in order.
+    pub joins: Vec<(Kind, OwnedFd)>,
+    pub console_socket: Option<OwnedFd>,
+    /// Listening socket `start` connects to.
+    pub start_listener: OwnedFd,
+    /// Number of fds after stdio passed to the program.
+    pub preserve_fds: i32,
+    /// Give the container a session keyring of its own (not the caller's).
+    pub new_keyring: bool,
+}
+
+/// Entry point of the cloned child. Never returns.
+pub fn child_main(ctx: &InitContext, ch: &Channel) -> ! {
+    if let Err(e) = run(ctx, ch) {
+        let _ = ch.send(&ToParent::Failed(e.to_string()));
+    }
+    // SAFETY: leaving the cloned child without running the parent's destructors.
+    unsafe { libc::_exit(1) }
+}
+
+fn expect(ch: &Channel, what: &str) -> Result<ToChild> {
+    ch.recv::<ToChild>()?.ok_or_else(|| {
+        Error::msg(format!(
+            "the runtime went away while the container waited for {what}"
+        ))
+    })
+}
+
+fn run(ctx: &InitContext, ch: &Channel) -> Result<()> {
+    let ns = &ctx.bundle.namespaces;
+    if !ctx.created_by_clone {
+        for (kind, fd) in &ctx.joins {
+            crate::namespaces::enter(fd, *kind)?;
+        }
+        if ns.is_new(Kind::User) {
+            nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "creating the user namespace")?;
+        }
+    }
+    if ns.is_new(Kind::User) {
+        ch.send(&ToParent::MapIds)?;
+        expect(ch, "uid/gid maps")?;
+        become_userns_root()?;
+    }
+    if !ctx.created_by_clone {
+        let rest = ns.new_flags()
+            - CloneFlags::CLONE_NEWUSER
+            - CloneFlags::CLONE_NEWPID
+            - Kind::Time.flag();
+        nix::sched::unshare(rest).ctx(|| "creating the container's namespaces")?;
+        if ns.is_new(Kind::Pid) {
+            // unshare(CLONE_NEWPID) only moves children: the kernel needs one fork here.
+            nix::sched::unshare(CloneFlags::CLONE_NEWPID).ctx(|| "creating the pid namespace")?;
+            // SAFETY: single-threaded process; the child continues the setup.
+            match unsafe { nix::unistd::fork() }.ctx(|| "forking into the pid namespace")? {
+                nix::unistd::ForkResult::Parent { child } => {
+                    ch.send(&ToParent::InitPid(child.as_raw()))?;
+                    // SAFETY: the intermediate process is done.
+                    unsafe { libc::_exit(0) }
+                }
+                nix::unistd::ForkResult::Child => {}
+            }
+        }
+    }
+    init_container(ctx, ch)
+}
+
+/// Act as root of the new user namespace (uid/gid 0 must be mapped).
+fn become_userns_root() -> Result<()> {
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .ctx(|| "becoming gid 0 in the user namespace (map container gid 0)")?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .ctx(|| "becoming uid 0 in the user namespace (map container uid 0)")
+}
+
+fn init_container(ctx: &InitContext, ch: &Channel) -> Result<()> {
+    let spec = &ctx.bundle.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::msg("no process"))?;
+    // Devices and mount points get exactly the modes the config asks for.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).ctx(|| format!("setting hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
+        // SAFETY: setdomainname reads len bytes.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("setting domainname {d:?}"));
+        }
+    }
+    if ctx.new_keyring {
+        join_new_session_keyring(ctx.id)?;
+    }
+    rootfs::prepare(spec, &ctx.plan)?;
+    let hooks = spec.hooks().as_ref();
+    #[allow(deprecated)]
+    let runtime_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if runtime_hooks {
+        ch.send(&ToParent::RunHooks)?;
+        expect(ch, "createRuntime hooks")?;
+    }
+    let pid = nix::unistd::getpid().as_raw();
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
+        let state = hook_state(ctx.id, Status::Creating, pid, &ctx.bundle.dir, &annotations);
+        hooks::run_all(Point::CreateContainer, list, &state)?;
+    }
+    rootfs::enter(&ctx.plan.rootfs, ctx.plan.no_pivot)?;
+    if process.terminal().unwrap_or(false) {
+        setup_terminal(ctx, process)?;
+    }
+    rootfs::apply_sysctl(spec)?;
+    rootfs::finalize(spec)?;
+    process::apply_privileged(process)?;
+    process::switch_user(process, setgroups_allowed())?;
+    process::umask_and_cwd(process)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        process::set_no_new_privs()?;
+    }
+    let env = process::environment(process);
+    let args = process.args().clone().unwrap_or_default();
+    let exe = process::find_executable(&args[0], &env)?;
+    ch.send(&ToParent::Ready)?;
+
+    let conn = wait_for_start(&ctx.start_listener)?;
+    let report = |e: Error| -> Result<()> {
+        let _ = nix::unistd::write(&conn, e.to_string().as_bytes());
+        Err(e)
+    };
+    if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
+        let state = hook_state(ctx.id, Status::Created, pid, &ctx.bundle.dir, &annotations);
+        if let Err(e) = hooks::run_all(Point::StartContainer, list, &state) {
+            return report(e);
+        }
+    }
+    let listen_fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0);
+    if let Err(e) = process::close_fds_on_exec(ctx.preserve_fds + listen_fds) {
+        return report(e);
+    }
+    crate::log::close();
+    // On success the start connection closes with exec (it is close-on-exec):
+    // `start` reads EOF. On failure it reads the reason.
+    report(process::exec(&exe, &args, &env))
+}
+
+/// A fresh session keyring, so the container cannot read the caller's keys.
+fn join_new_session_keyring(id: &str) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = std::ffi::CString::new(format!("_ses.{id}")).unwrap_or_default();
+    // SAFETY: keyctl reads the NUL-terminated name.
+    if unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) } < 0 {
+        let e = std::io::Error::last_os_error();
+        // Kernels without keyrings, or a user namespace that may not create
+        // one: the container then shares the session keyring, as with runc.
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::EACCES | libc::EPERM | libc::EDQUOT)
+        ) {
+            return Err(e)
+                .ctx(|| "creating the container's session keyring (--no-new-keyring skips it)");
+        }
+        crate::log::debug(format!("no session keyring of its own: {e}"));
+    }
+    Ok(())
+}
+
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+fn setup_terminal(ctx: &InitContext, process: &oci_spec::runtime::Process) -> Result<()> {
+    let sock = ctx
+        .console_socket
+        .as_ref()
+        .ok_or_else(|| Error::msg("process.terminal is true but no --console-socket was given"))?;
+    let size = process.console_size();
+    let pty = console::open_pty(
+        size.map(|s| s.width() as u16).unwrap_or(0),
+        size.map(|s| s.height() as u16).unwrap_or(0),
+    )?;
+    if !pty.slave_path.is_empty() {
+        rootfs::bind_console(&pty.slave_path)?;
+    }
+    console::send_fd(sock, &pty.master, "/dev/ptmx")?;
+    console::become_controlling(&pty.slave)
+}
+
+/// Block until `start` connects and sends its byte.
+fn wait_for_start(listener: &OwnedFd) -> Result<OwnedFd> {
+    loop {
+        // SAFETY: accept4 on our listening socket; new fd is close-on-exec.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e).ctx(|| "waiting for `start`");
+        }
+        // SAFETY: accept4 returned a new descriptor.
+        let conn = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut b = [0u8; 1];
+        if matches!(nix::unistd::read(conn.as_raw_fd(), &mut b), Ok(1)) {
+            return Ok(conn);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! hull-container: the library behind the `hull` OCI runtime.
+//!
+//! The modules follow the life of a container: [`spec`] loads and validates
+//! config.json, [`container`] drives create/start/kill/delete/exec from the
+//! runtime's side, [`init`] is the container's side until the user program
+//! runs, with [`namespaces`], [`rootfs`] (mounts, /dev, pivot_root),
+//! [`process`] (user, limits, exec), [`console`], and [`hooks`].
+//! [`state`] is what lives on disk between commands.
+
+pub mod channel;
+pub mod console;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod hooks;
+pub mod id;
+pub mod init;
+pub mod inroot;
+pub mod log;
+pub mod mountopts;
+pub mod namespaces;
+pub mod process;
+pub mod reexec;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod spec_template;
+pub mod state;
+pub mod timefmt;
+
+pub use container::{Container, CreateOptions, ExecOptions};
+pub use error::{Error, Result};

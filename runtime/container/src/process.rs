@@ -1,0 +1,288 @@
+//! The last steps before the container's program runs, shared by the init
+//! process and by `exec`: resource limits, priorities, user switch, working
+//! directory, environment, the fd sweep, and execve.
+
+use crate::bail;
+use crate::error::{Context, Error, Result};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimitType, Process,
+};
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Settings that need privileges the user switch may drop: OOM score,
+/// rlimits (raising hard limits), I/O priority and scheduler.
+pub fn apply_privileged(p: &Process) -> Result<()> {
+    if let Some(adj) = p.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("setting oomScoreAdj {adj}"))?;
+    }
+    for r in p.rlimits().as_deref().unwrap_or_default() {
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
+        // SAFETY: setrlimit reads the struct.
+        if unsafe { libc::setrlimit(rlimit_resource(r.typ()) as _, &lim) } < 0 {
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("setting rlimit {} to {}/{}", r.typ(), r.soft(), r.hard()));
+        }
+    }
+    if let Some(io) = p.io_priority() {
+        let class = match io.class() {
+            IOPriorityClass::IoprioClassRt => 1,
+            IOPriorityClass::IoprioClassBe => 2,
+            IOPriorityClass::IoprioClassIdle => 3,
+        };
+        if !(0..=7).contains(&io.priority()) {
+            bail!(
+                "process.ioPriority.priority {} is out of range 0-7",
+                io.priority()
+            );
+        }
+        let value = (class << 13) | io.priority();
+        // SAFETY: ioprio_set(IOPRIO_WHO_PROCESS, self, value).
+        if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, value) } < 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "setting process.ioPriority");
+        }
+    }
+    if let Some(s) = p.scheduler() {
+        set_scheduler(s)?;
+    }
+    Ok(())
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::c_int {
+    (match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as libc::c_int
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+fn set_scheduler(s: &oci_spec::runtime::Scheduler) -> Result<()> {
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let flags = s
+        .flags()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .fold(0u64, |acc, f| {
+            acc | match f {
+                LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+                LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+                LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+                LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+                LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+                LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+                LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+            }
+        });
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    };
+    // SAFETY: sched_setattr(self, attr, 0) reads `size` bytes of attr.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } < 0 {
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| format!("setting process.scheduler {}", s.policy()));
+    }
+    Ok(())
+}
+
+/// Switch to the process's uid/gid and supplementary groups.
+pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
+    let u = p.user();
+    let gid = nix::unistd::Gid::from_raw(u.gid());
+    let uid = nix::unistd::Uid::from_raw(u.uid());
+    if setgroups_allowed {
+        let groups: Vec<nix::unistd::Gid> = u
+            .additional_gids()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups).ctx(|| "setting additional groups")?;
+    } else if u.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        bail!(
+            "process.user.additionalGids cannot be set: setgroups is denied in this user namespace"
+        );
+    }
+    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("setting gid {gid}"))?;
+    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setting uid {uid}"))?;
+    Ok(())
+}
+
+/// The environment for execve: config env plus HOME from /etc/passwd when unset.
+pub fn environment(p: &Process) -> Vec<String> {
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+fn home_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+/// Find the program the way a shell would: `args[0]` as a path if it has a
+/// slash, otherwise in the PATH of the container's environment.
+pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        if is_exec(Path::new(name)) {
+            return Ok(PathBuf::from(name));
+        }
+        let why = if Path::new(name).exists() {
+            "permission denied"
+        } else {
+            "no such file or directory"
+        };
+        bail!("exec: {name:?}: {why}");
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(name);
+        if is_exec(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    bail!("exec: {name:?}: executable file not found in $PATH")
+}
+
+fn cstrings<S: AsRef<str>>(items: &[S]) -> Result<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| {
+            CString::new(s.as_ref())
+                .map_err(|_| Error::msg(format!("{:?} contains a NUL byte", s.as_ref())))
+        })
+        .collect()
+}
+
+/// Mark every fd from `3 + preserve` upwards close-on-exec, so nothing but
+/// stdio and the preserved fds reaches the container (CVE-2024-21626).
+pub fn close_fds_on_exec(preserve: i32) -> Result<()> {
+    for fd in 3..3 + preserve {
+        // SAFETY: F_SETFD on a number; errors for closed fds are ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with the CLOEXEC flag only changes fd flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + preserve as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "marking inherited fds close-on-exec");
+    }
+    Ok(())
+}
+
+/// Replace this process with the container's program. Returns only on error.
+pub fn exec(path: &Path, args: &[String], env: &[String]) -> Error {
+    let Ok(cpath) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return Error::msg("executable path contains a NUL byte");
+    };
+    let (argv, envp) = match (cstrings(args), cstrings(env)) {
+        (Ok(a), Ok(e)) => (a, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let err = nix::unistd::execve(&cpath, &argv, &envp).unwrap_err();
+    Error::sys(format!("exec: {:?}", args[0]), err)
+}
+
+/// Apply process.user.umask (default 022) and process.cwd.
+pub fn umask_and_cwd(p: &Process) -> Result<()> {
+    let mask = p.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to process.cwd {}", p.cwd().display()))
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1).
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "setting no_new_privs");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs_in_path() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert!(find_executable("sh", &env).is_ok());
+        let e = find_executable("no-such-program-hull", &env)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "exec: \"no-such-program-hull\": executable file not found in $PATH"
+        );
+        assert!(find_executable("/nonexistent/x", &env).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! Loading and validating a bundle's config.json before anything is created.
+//!
+//! Every check that can fail on user input runs here, in the calling process,
+//! so a bad config never leaves a state directory, mount or process behind.
+
+use crate::bail;
+use crate::error::{Context, Error, Result};
+use crate::namespaces::{Kind, Namespaces};
+use oci_spec::runtime::Spec;
+use std::path::{Path, PathBuf};
+
+/// OCI runtime-spec versions this runtime implements.
+pub const OCI_VERSION: &str = "1.2.1";
+pub const OCI_VERSION_MIN: &str = "1.0.0";
+
+/// A loaded, validated bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Absolute bundle directory.
+    pub dir: PathBuf,
+    /// Absolute rootfs path.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+    pub namespaces: Namespaces,
+}
+
+impl Bundle {
+    /// Read `<dir>/config.json` and validate it for `create`.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::path::absolute(dir).ctx(|| format!("bundle {}", dir.display()))?;
+        let config = dir.join("config.json");
+        let text = match std::fs::read(&config) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "bundle {}: config.json not found: run `hull spec` in the bundle directory or pass --bundle",
+                dir.display()
+            ),
+            Err(e) => return Err(Error::io(format!("reading {}", config.display()), e)),
+        };
+        let spec = parse_spec(&text).map_err(|e| e.context(config.display()))?;
+        let spec_root = spec.root().as_ref().ok_or_else(|| {
+            Error::msg(format!(
+                "{}: \"root\" is missing: set root.path to the container's root filesystem",
+                config.display()
+            ))
+        })?;
+        let rootfs = dir.join(spec_root.path());
+        if !rootfs.is_dir() {
+            bail!(
+                "bundle {}: root filesystem {} does not exist or is not a directory: create it or fix root.path in config.json",
+                dir.display(),
+                rootfs.display()
+            );
+        }
+        let rootfs =
+            std::fs::canonicalize(&rootfs).ctx(|| format!("rootfs {}", rootfs.display()))?;
+        let namespaces = validate(&spec)?;
+        Ok(Bundle {
+            dir,
+            rootfs,
+            spec,
+            namespaces,
+        })
+    }
+}
+
+/// Parse config.json text, with the version checked first so an unsupported
+/// major version gets a clear error rather than a field-type error.
+pub fn parse_spec(text: &[u8]) -> Result<Spec> {
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| Error::msg(format!("invalid JSON: {e}")))?;
+    let version = value
+        .get("ociVersion")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            Error::msg("\"ociVersion\" is missing or not a string: set it to \"1.2.0\"")
+        })?;
+    check_version(version)?;
+    serde_json::from_value(value).map_err(|e| Error::msg(format!("invalid config: {e}")))
+}
+
+/// Accept every 1.x version (1.0.0 ... the current one); refuse other majors.
+pub fn check_version(v: &str) -> Result<()> {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !numeric {
+        bail!("ociVersion {v:?} is not a semantic version: use e.g. \"{OCI_VERSION}\"");
+    }
+    if parts[0] != "1" {
+        bail!("unsupported ociVersion {v:?}: hull implements runtime-spec {OCI_VERSION_MIN} to {OCI_VERSION} (1.x)");
+    }
+    Ok(())
+}
+
+/// Checks of the config that need no file system access beyond namespace paths.
+pub fn validate(spec: &Spec) -> Result<Namespaces> {
+    let process = spec.process().as_ref().ok_or_else(|| {
+        Error::msg("config.json: \"process\" is missing: a container needs a process to run")
+    })?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!(
+            "config.json: process.args must not be empty: give the command to run, e.g. [\"sh\"]"
+        );
+    }
+    if !process.cwd().is_absolute() {
+        bail!(
+            "config.json: process.cwd {:?} must be an absolute path",
+            process.cwd().display()
+        );
+    }
+    let linux = spec.linux().as_ref();
+    let namespaces = Namespaces::from_spec(
+        linux
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or_default(),
+    )?;
+    if !namespaces.has(Kind::Mount) {
+        bail!("config.json: hull needs a mount namespace to set up the root filesystem: add {{\"type\": \"mount\"}} to linux.namespaces");
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !namespaces.has(Kind::Uts) {
+        bail!("config.json: hostname is set but there is no uts namespace: add {{\"type\": \"uts\"}} to linux.namespaces");
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !namespaces.has(Kind::Uts) {
+        bail!("config.json: domainname is set but there is no uts namespace: add {{\"type\": \"uts\"}} to linux.namespaces");
+    }
+    if let Some(linux) = linux {
+        let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if namespaces.is_new(Kind::User) && !maps {
+            bail!(
+                "config.json: a new user namespace needs linux.uidMappings and linux.gidMappings"
+            );
+        }
+        if maps && !namespaces.is_new(Kind::User) {
+            bail!("config.json: linux.uidMappings/gidMappings need a new user namespace: add {{\"type\": \"user\"}} to linux.namespaces");
+        }
+        if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+            if !namespaces.is_new(Kind::Time) {
+                bail!("config.json: linux.timeOffsets need a new time namespace: add {{\"type\": \"time\"}} to linux.namespaces");
+            }
+            for clock in linux
+                .time_offsets()
+                .as_ref()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+            {
+                if clock != "monotonic" && clock != "boottime" {
+                    bail!("config.json: linux.timeOffsets: unknown clock {clock:?}: use \"monotonic\" or \"boottime\"");
+                }
+            }
+        }
+        for key in linux
+            .sysctl()
+            .as_ref()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            check_sysctl(key, &namespaces)?;
+        }
+    }
+    Ok(namespaces)
+}
+
+/// Only namespaced sysctls may be set, and only with their namespace.
+fn check_sysctl(key: &str, ns: &Namespaces) -> Result<()> {
+    let needs = if key.starts_with("net.") {
+        Some(Kind::Net)
+    } else if key.starts_with("fs.mqueue.")
+        || matches!(
+            key,
+            "kernel.msgmax"
+                | "kernel.msgmnb"
+                | "kernel.msgmni"
+                | "kernel.sem"
+                | "kernel.shmall"
+                | "kernel.shmmax"
+                | "kernel.shmmni"
+                | "kernel.shm_rmid_forced"
+        )
+    {
+        Some(Kind::Ipc)
+    } else if matches!(key, "kernel.hostname" | "kernel.domainname") {
+        Some(Kind::Uts)
+    } else {
+        None
+    };
+    match needs {
+        Some(kind) if ns.is_new(kind) => {
+            if key.contains("..") || key.contains('/') {
+                bail!("config.json: sysctl {key:?} is not a valid name");
+            }
+            Ok(())
+        }
+        Some(kind) => bail!(
+            "config.json: sysctl {key:?} needs a new {} namespace: add {{\"type\": \"{}\"}} to linux.namespaces",
+            kind.oci_name(),
+            kind.oci_name()
+        ),
+        None => bail!("config.json: sysctl {key:?} is not namespaced: setting it would change the host; remove it"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> Result<Spec> {
+        let text = format!(
+            r#"{{"ociVersion":"1.0.2","process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},"root":{{"path":"rootfs"}},"linux":{{"namespaces":[{{"type":"mount"}},{{"type":"uts"}},{{"type":"network"}}]}}{extra}}}"#
+        );
+        parse_spec(text.as_bytes())
+    }
+
+    #[test]
+    fn versions() {
+        for v in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.0", "1.2.1", "1.3.0"] {
+            assert!(check_version(v).is_ok(), "{v}");
+        }
+        for v in ["2.0.0", "0.9.0", "1", "x", "1.0", ""] {
+            assert!(check_version(v).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        assert!(spec(r#","hostname":5"#).is_err());
+        assert!(parse_spec(b"{").is_err());
+        assert!(parse_spec(br#"{"ociVersion":"2.0.0"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported"));
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate(&spec("").unwrap()).is_ok());
+        let s = spec(r#","hostname":"h""#).unwrap();
+        assert!(validate(&s).is_ok());
+        let mut s = spec("").unwrap();
+        s.process_mut().as_mut().unwrap().set_args(Some(vec![]));
+        assert!(validate(&s).unwrap_err().to_string().contains("args"));
+    }
+
+    #[test]
+    fn sysctls_need_their_namespace() {
+        let ns = Namespaces::from_spec(&[]).unwrap();
+        assert!(check_sysctl("net.ipv4.ip_forward", &ns).is_err());
+        assert!(check_sysctl("kernel.panic", &ns).is_err());
+        let s =
+            spec(r#","linux":{"namespaces":[{"type":"mount"},{"type":"network"},{"type":"ipc"}]}"#)
+                .unwrap();
+        let ns = validate(&s).unwrap();
+        assert!(check_sysctl("net.ipv4.ip_forward", &ns).is_ok());
+        assert!(check_sysctl("kernel.shmmax", &ns).is_ok());
+        assert!(check_sysctl("vm.swappiness", &ns).is_err());
+    }
+}

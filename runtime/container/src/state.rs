@@ -1,0 +1,269 @@
+//! A container's state on disk under `<root>/<id>/`, and its live status.
+//!
+//! `state.json` is written with write-then-rename, so readers always see a
+//! complete file. The container's status is derived, not stored: the init
+//! process's liveness (pid plus start time, so a recycled pid is not mistaken
+//! for it) and whether it still waits for `start` (its start socket exists).
+
+use crate::error::{Context, Error, Result};
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const STATE_FILE: &str = "state.json";
+/// The init process listens here until `start` connects.
+pub const START_SOCKET: &str = "start.sock";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What hull records about a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub pid: i32,
+    /// Start time of the init process in clock ticks since boot
+    /// (/proc/PID/stat field 22): tells a live init from a recycled pid.
+    pub init_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// The container's config, for exec (namespaces, process defaults) and
+    /// for poststop hooks at delete.
+    pub config: Spec,
+}
+
+/// runc's `state` JSON (field order and names as runc prints them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(skip_serializing_if = "HashMap::is_empty", default)]
+    pub annotations: HashMap<String, String>,
+    pub owner: String,
+}
+
+/// The state passed to hooks on stdin (runtime-spec "state").
+pub fn hook_state(
+    id: &str,
+    status: Status,
+    pid: i32,
+    bundle: &Path,
+    annotations: &HashMap<String, String>,
+) -> String {
+    let mut v = serde_json::json!({
+        "ociVersion": crate::spec::OCI_VERSION,
+        "id": id,
+        "status": status.as_str(),
+        "bundle": bundle,
+        "annotations": annotations,
+    });
+    if pid > 0 {
+        v["pid"] = pid.into();
+    }
+    v.to_string()
+}
+
+/// The state directory of one container.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: &Path, id: &str) -> Result<StateDir> {
+        crate::id::validate(id)?;
+        Ok(StateDir { dir: root.join(id) })
+    }
+
+    pub fn exists(&self) -> bool {
+        self.dir.join(STATE_FILE).exists()
+    }
+
+    pub fn start_socket(&self) -> PathBuf {
+        self.dir.join(START_SOCKET)
+    }
+
+    /// Create the directory; fails if a container with this id exists.
+    pub fn create(&self, root: &Path, id: &str) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)
+            .ctx(|| format!("creating state root {}", root.display()))?;
+        match std::fs::DirBuilder::new().mode(0o711).create(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::msg(format!(
+                "container {id:?} already exists: pick another id or `hull delete {id}` first"
+            ))),
+            Err(e) => Err(Error::io(
+                format!("creating state directory {}", self.dir.display()),
+                e,
+            )),
+        }
+    }
+
+    pub fn load(&self, id: &str) -> Result<Record> {
+        let path = self.dir.join(STATE_FILE);
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::msg(format!("container {id:?} does not exist")));
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        serde_json::from_slice(&data)
+            .map_err(|e| Error::msg(format!("state of container {id:?} ({}) is corrupt: {e}; remove it with `hull delete --force {id}`", path.display())))
+    }
+
+    /// Write state.json atomically.
+    pub fn save(&self, rec: &Record) -> Result<()> {
+        let data =
+            serde_json::to_vec(rec).map_err(|e| Error::msg(format!("encoding state: {e}")))?;
+        write_atomic(&self.dir.join(STATE_FILE), &data)
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(
+                format!("removing state directory {}", self.dir.display()),
+                e,
+            )),
+        }
+    }
+}
+
+/// Write `data` to a temporary file beside `path`, fsync it, then rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(format!("writing {}", path.display()), e));
+    }
+    Ok(())
+}
+
+/// Start time of a process (/proc/PID/stat field 22), or None if it is gone.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state); field 22 is index 19. Zombies count as gone.
+    if f.first() == Some(&"Z") || f.first() == Some(&"X") {
+        return None;
+    }
+    f.get(19)?.parse().ok()
+}
+
+impl Record {
+    /// Whether the recorded init process is still alive.
+    pub fn init_alive(&self) -> bool {
+        self.pid > 0 && process_start_time(self.pid) == Some(self.init_start_time)
+    }
+
+    pub fn status(&self, dir: &StateDir) -> Status {
+        if !self.init_alive() {
+            Status::Stopped
+        } else if dir.start_socket().exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    pub fn oci_state(&self, status: Status, owner: String) -> OciState {
+        OciState {
+            oci_version: crate::spec::OCI_VERSION.into(),
+            id: self.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            annotations: self.annotations.clone(),
+            owner,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_readable() {
+        assert!(process_start_time(std::process::id() as i32).is_some());
+        assert!(process_start_time(i32::MAX).is_none());
+    }
+
+    #[test]
+    fn state_dir_rejects_bad_ids() {
+        assert!(StateDir::new(Path::new("/run/hull"), "../etc").is_err());
+        assert!(StateDir::new(Path::new("/run/hull"), "ok-id").is_ok());
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let d = std::env::temp_dir().join(format!("hull-state-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("f.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,192 @@
+//! hull's command line: runc's commands, flags and defaults.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hull",
+    version,
+    about = "hull: an OCI container runtime, command-line compatible with runc",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Directory for the containers' state
+    #[arg(long, default_value = "/run/hull", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Append log lines to FILE instead of stderr
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Log format
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Also log debug messages
+    #[arg(long)]
+    pub debug: bool,
+    /// Use systemd for cgroups (accepted for compatibility)
+    #[arg(long)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto (accepted for compatibility)
+    #[arg(long, value_name = "VALUE")]
+    pub rootless: Option<String>,
+    /// Path to criu (accepted for compatibility; checkpointing is not supported)
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub criu: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container (its process waits for `start`)
+    Create(CreateArgs),
+    /// Start the process of a created container
+    Start { id: String },
+    /// Create and start a container
+    Run(RunArgs),
+    /// Print the state of a container as JSON
+    State { id: String },
+    /// Send a signal to the container's init process (default SIGTERM)
+    Kill {
+        /// Send the signal to every process of the container
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container and its state
+    Delete {
+        /// Kill the container first if it is running
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        /// Print only container ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json
+    Spec {
+        /// Directory to write config.json to
+        #[arg(short, long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+        /// A spec for running without root (user namespace, no network namespace)
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// List the processes of a container
+    Ps {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        id: String,
+        /// Arguments for ps(1) (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Run a new process in a running container
+    Exec(ExecArgs),
+    /// Print what this runtime supports, as JSON
+    Features,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Bundle directory (holding config.json)
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// AF_UNIX socket that receives the PTY master of a terminal container
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Write the init process's pid to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Use MS_MOVE and chroot instead of pivot_root (for a rootfs on a ramdisk)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Keep the caller's session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N more fds (from 3) to the container
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return after starting instead of waiting for the container
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// AF_UNIX socket that receives the PTY master (with -t)
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// User to run as: UID[:GID]
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional group ids
+    #[arg(short = 'g', long, value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Process JSON file (runtime-spec "process") instead of arguments
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Return after starting the process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass N more fds (from 3) to the process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: i32,
+    /// SELinux label (needs SELinux on the host)
+    #[arg(long, value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// AppArmor profile (needs AppArmor on the host)
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// Exec even if the container is paused
+    #[arg(long)]
+    pub ignore_paused: bool,
+    pub id: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}

@@ -1,0 +1,387 @@
+//! One function per `hull` command, each a few calls into hull-container.
+
+use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format, RunArgs};
+use hull_container::container::{list_ids, owner_of, SignalForwarder};
+use hull_container::error::Context;
+use hull_container::{
+    bail, reexec, signal, spec_template, Container, CreateOptions, Error, ExecOptions, Result,
+};
+use std::io::Write;
+use std::path::Path;
+
+/// A failed command: the error and the exit status to leave with.
+pub struct Failure {
+    pub error: Error,
+    pub code: i32,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { error, code: 1 }
+    }
+}
+
+pub fn run(cli: Cli) -> std::result::Result<i32, Failure> {
+    let root = cli.root.as_path();
+    match cli.command {
+        Command::Create(args) => create(root, &args, false).map(|_| 0).map_err(Failure::from),
+        Command::Run(args) => run_container(root, &args).map_err(Failure::from),
+        Command::Start { id } => Container::load(root, &id)
+            .and_then(|c| c.start())
+            .map(|_| 0)
+            .map_err(Failure::from),
+        Command::State { id } => state(root, &id).map(|_| 0).map_err(Failure::from),
+        Command::Kill { all, id, signal } => kill(root, &id, &signal, all)
+            .map(|_| 0)
+            .map_err(Failure::from),
+        Command::Delete { force, id } => delete(root, &id, force).map(|_| 0).map_err(Failure::from),
+        Command::List { format, quiet } => {
+            list(root, format, quiet).map(|_| 0).map_err(Failure::from)
+        }
+        Command::Spec { bundle, rootless } => spec(bundle.as_deref(), rootless)
+            .map(|_| 0)
+            .map_err(Failure::from),
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(root, &id, format, &ps_args)
+            .map(|_| 0)
+            .map_err(Failure::from),
+        // runc exits 255 when exec fails, so callers can tell it from the program's own status.
+        Command::Exec(args) => exec(root, &args).map_err(|error| Failure { error, code: 255 }),
+        Command::Features => print_json(&hull_container::features::features(), true)
+            .map(|_| 0)
+            .map_err(Failure::from),
+    }
+}
+
+fn print_json(v: &impl serde::Serialize, pretty: bool) -> Result<()> {
+    let text = if pretty {
+        serde_json::to_string_pretty(v)
+    } else {
+        serde_json::to_string(v)
+    }
+    .map_err(|e| Error::msg(format!("encoding JSON: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").ctx(|| "writing to stdout")
+}
+
+fn create_options(args: &CreateArgs, foreground: bool) -> CreateOptions {
+    CreateOptions {
+        bundle: args.bundle.clone(),
+        console_socket: args.console_socket.clone(),
+        pid_file: args.pid_file.clone(),
+        preserve_fds: args.preserve_fds,
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        foreground,
+    }
+}
+
+fn create(root: &Path, args: &CreateArgs, foreground: bool) -> Result<Container> {
+    if args.preserve_fds < 0 {
+        bail!("--preserve-fds must not be negative");
+    }
+    reexec::ensure_sealed()?;
+    Container::create(root, &args.id, &create_options(args, foreground))
+}
+
+fn run_container(root: &Path, args: &RunArgs) -> Result<i32> {
+    let c = create(root, &args.create, !args.detach)?;
+    if args.detach {
+        c.start()?;
+        return Ok(0);
+    }
+    let signals = SignalForwarder::new()?;
+    if let Err(e) = c.start() {
+        let _ = c.delete(true);
+        return Err(e);
+    }
+    let code = signals.wait(c.record.pid)?;
+    if !args.keep {
+        c.delete(true)?;
+    }
+    Ok(code)
+}
+
+fn state(root: &Path, id: &str) -> Result<()> {
+    print_json(&Container::load(root, id)?.oci_state(), true)
+}
+
+fn kill(root: &Path, id: &str, sig: &str, all: bool) -> Result<()> {
+    let c = Container::load(root, id)?;
+    c.kill(signal::parse(sig)?, all)
+}
+
+fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    match Container::load(root, id) {
+        Ok(c) => c.delete(force),
+        Err(e) => {
+            // A create that died before writing its state leaves only the
+            // directory: --force cleans it up, as runc does.
+            let dir = hull_container::state::StateDir::new(root, id)?;
+            if force {
+                dir.remove()?;
+                return Ok(());
+            }
+            Err(e)
+        }
+    }
+}
+
+fn list(root: &Path, format: Format, quiet: bool) -> Result<()> {
+    let mut states = Vec::new();
+    for id in list_ids(root)? {
+        let Ok(c) = Container::load(root, &id) else {
+            continue;
+        };
+        let mut st = c.oci_state();
+        st.owner = owner_of(&c.dir.dir);
+        states.push(st);
+    }
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for s in &states {
+            writeln!(out, "{}", s.id).ctx(|| "writing to stdout")?;
+        }
+        return Ok(());
+    }
+    if format == Format::Json {
+        drop(out);
+        return print_json(&states, false);
+    }
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .map(String::from)
+        .to_vec()];
+    for s in &states {
+        rows.push(vec![
+            s.id.clone(),
+            s.pid.to_string(),
+            s.status.to_string(),
+            s.bundle.display().to_string(),
+            s.created.clone(),
+            s.owner.clone(),
+        ]);
+    }
+    write!(out, "{}", table(&rows)).ctx(|| "writing to stdout")
+}
+
+/// Columns like Go's tabwriter(minwidth 12, padding 3) as runc uses it; the
+/// last column is not padded.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map_or(0, |r| r.len());
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
+        .collect();
+    let mut s = String::new();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == cols {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}", w = widths[i]));
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn spec(bundle: Option<&Path>, rootless: bool) -> Result<()> {
+    let dir = bundle.unwrap_or(Path::new("."));
+    let path = dir.join("config.json");
+    if path.exists() {
+        bail!(
+            "{} exists: remove it first or use another --bundle",
+            path.display()
+        );
+    }
+    let text = spec_template::to_pretty(&spec_template::default_spec(rootless));
+    std::fs::write(&path, text).ctx(|| format!("writing {}", path.display()))
+}
+
+fn ps(root: &Path, id: &str, format: Format, ps_args: &[String]) -> Result<()> {
+    let c = Container::load(root, id)?;
+    let pids = c.pids();
+    if format == Format::Json {
+        return print_json(&pids, false);
+    }
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .ctx(|| "running ps(1) (is procps installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "ps {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| Error::msg("ps output has no PID column: include pid in the ps format"))?;
+    let mut w = std::io::stdout().lock();
+    writeln!(w, "{header}").ctx(|| "writing to stdout")?;
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            writeln!(w, "{line}").ctx(|| "writing to stdout")?;
+        }
+    }
+    Ok(())
+}
+
+/// The process for `exec`: from --process, or the container's own process
+/// with the command and flags applied, as runc builds it.
+fn exec_process(c: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Process> {
+    let mut p = match &args.process {
+        Some(file) => {
+            let text =
+                std::fs::read(file).ctx(|| format!("reading process file {}", file.display()))?;
+            serde_json::from_slice(&text).map_err(|e| {
+                Error::msg(format!(
+                    "process file {}: invalid process JSON: {e}",
+                    file.display()
+                ))
+            })?
+        }
+        None => {
+            if args.command.is_empty() {
+                bail!(
+                    "exec needs a command: hull exec [options] <container-id> <command> [args...]"
+                );
+            }
+            let mut p = c.record.config.process().clone().unwrap_or_default();
+            p.set_args(Some(args.command.clone()));
+            p.set_terminal(Some(false));
+            p
+        }
+    };
+    if args.tty {
+        p.set_terminal(Some(true));
+    }
+    if !args.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.extend(args.env.iter().cloned());
+        p.set_env(Some(env));
+    }
+    if let Some(cwd) = &args.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some(u) = &args.user {
+        let (uid, gid) = parse_user(u)?;
+        p.user_mut().set_uid(uid);
+        p.user_mut().set_gid(gid.unwrap_or(0));
+    }
+    if !args.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(args.additional_gids.clone()));
+    }
+    if args.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if args.apparmor.is_some() || args.process_label.is_some() {
+        bail!("--apparmor and --process-label need AppArmor or SELinux, and this host has neither");
+    }
+    Ok(p)
+}
+
+fn parse_user(u: &str) -> Result<(u32, Option<u32>)> {
+    let bad = || {
+        Error::msg(format!(
+            "invalid --user {u:?}: use UID or UID:GID (numbers)"
+        ))
+    };
+    let (uid, gid) = match u.split_once(':') {
+        Some((a, b)) => (a, Some(b)),
+        None => (u, None),
+    };
+    let uid = uid.parse::<u32>().map_err(|_| bad())?;
+    let gid = gid
+        .map(|g| g.parse::<u32>().map_err(|_| bad()))
+        .transpose()?;
+    Ok((uid, gid))
+}
+
+fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
+    if args.preserve_fds < 0 {
+        bail!("--preserve-fds must not be negative");
+    }
+    reexec::ensure_sealed()?;
+    let c = Container::load(root, &args.id)?;
+    if c.status() == hull_container::state::Status::Paused && !args.ignore_paused {
+        bail!(
+            "container {:?} is paused: resume it or pass --ignore-paused",
+            args.id
+        );
+    }
+    let process = exec_process(&c, args)?;
+    let opts = ExecOptions {
+        process,
+        console_socket: args.console_socket.clone(),
+        pid_file: args.pid_file.clone(),
+        detach: args.detach,
+        preserve_fds: args.preserve_fds,
+    };
+    let pid = c.exec(&opts)?;
+    if args.detach {
+        return Ok(0);
+    }
+    SignalForwarder::new()?.wait(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_matches_runc_layout() {
+        let rows = vec![
+            ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+                .map(String::from)
+                .to_vec(),
+            [
+                "t1",
+                "4438",
+                "created",
+                "/tmp/rb",
+                "2026-11-28T12:27:47.868646543Z",
+                "root",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        assert_eq!(
+            table(&rows),
+            "ID          PID         STATUS      BUNDLE      CREATED                          OWNER\n\
+             t1          4438        created     /tmp/rb     2026-11-28T12:27:47.868646543Z   root\n"
+        );
+    }
+
+    #[test]
+    fn users() {
+        assert_eq!(parse_user("1000").unwrap(), (1000, None));
+        assert_eq!(parse_user("1000:100").unwrap(), (1000, Some(100)));
+        assert!(parse_user("bob").is_err());
+        assert!(parse_user("1:x").is_err());
+    }
+}
