@@ -12,6 +12,7 @@ HULL_DEB_PACKAGES=(
     jq              # config.json patching and benchmark JSON
     iproute2        # `ip` for network-namespace tests
     util-linux      # unshare, mount, nsenter
+    procps          # ps(1) for `hull ps`
     build-essential # cc/linker for cargo
 )
 

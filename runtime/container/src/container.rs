@@ -345,12 +345,14 @@ impl Container {
         }
         let (parent_ch, child_ch) = Channel::pair()?;
         let for_children = ForChildren::enter(&joins)?;
+        let oom = crate::process::OomScoreAdj::set_for_children(&opts.process)?;
         // SAFETY: single-threaded runtime; the child only runs our code until exec.
         let child = unsafe { clone_process(0) };
         if child == Ok(0) {
             drop(parent_ch);
             exec_child(&joins, opts, console_socket.as_ref(), &child_ch);
         }
+        oom.restore();
         for_children.restore()?;
         let child = child.ctx(|| "clone for exec")?;
         drop(child_ch);
@@ -395,7 +397,14 @@ fn exec_child(
         let setgroups = std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() != "deny")
             .unwrap_or(true);
+        let capabilities = crate::capabilities::CapabilityPlan::from_process(p)?;
+        if let Some(c) = &capabilities {
+            c.before_user_switch()?;
+        }
         crate::process::switch_user(p, setgroups)?;
+        if let Some(c) = &capabilities {
+            c.after_user_switch()?;
+        }
         crate::process::umask_and_cwd(p)?;
         if p.no_new_privileges().unwrap_or(false) {
             crate::process::set_no_new_privs()?;
@@ -664,12 +673,19 @@ fn spawn_init(
     }
     let (parent_ch, child_ch) = Channel::pair()?;
     nix::unistd::chdir(&bundle.dir).ctx(|| format!("chdir to bundle {}", bundle.dir.display()))?;
+    let process = bundle
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::msg("no process"))?;
+    let oom = crate::process::OomScoreAdj::set_for_children(process)?;
     // SAFETY: the runtime is single-threaded; the child runs init code and exits.
     let child = unsafe { clone_process(flags) };
     if child == Ok(0) {
         drop(parent_ch);
         init::child_main(&ctx, &child_ch);
     }
+    oom.restore();
     for_children.restore()?;
     let child = child.map_err(|e| Error::sys("creating the container process (clone)", e))?;
     drop(child_ch);
@@ -768,65 +784,4 @@ pub fn owner_of(path: &Path) -> String {
             })
         })
         .unwrap_or_else(|| format!("#{uid}"))
-}
-
-/// Forwards the signals the runtime receives to a child it waits for.
-///
-/// Signals are blocked and read from a signalfd, so nothing is lost between
-/// checks; other children (orphans reparented to a subreaper runtime) are
-/// reaped along the way.
-pub struct SignalForwarder {
-    sfd: nix::sys::signalfd::SignalFd,
-}
-
-impl SignalForwarder {
-    /// Start catching signals (call before the child can exit).
-    pub fn new() -> Result<SignalForwarder> {
-        use nix::sys::signal::{SigSet, SigmaskHow};
-        use nix::sys::signalfd::{SfdFlags, SignalFd};
-        let mut set = SigSet::all();
-        for s in [
-            Signal::SIGKILL,
-            Signal::SIGSTOP,
-            Signal::SIGSEGV,
-            Signal::SIGBUS,
-            Signal::SIGILL,
-            Signal::SIGFPE,
-        ] {
-            set.remove(s);
-        }
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-            .ctx(|| "blocking signals")?;
-        let sfd =
-            SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "creating a signalfd")?;
-        Ok(SignalForwarder { sfd })
-    }
-
-    /// Wait for `pid` to exit; returns the exit code a shell would report
-    /// (128+N when killed by signal N).
-    pub fn wait(&self, pid: i32) -> Result<i32> {
-        loop {
-            loop {
-                match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(code),
-                    Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
-                        return Ok(128 + sig as i32)
-                    }
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => continue,
-                }
-            }
-            match self.sfd.read_signal() {
-                Ok(Some(info)) => {
-                    let sig = info.ssi_signo as i32;
-                    if sig != libc::SIGCHLD {
-                        // SAFETY: plain kill(2).
-                        unsafe { libc::kill(pid, sig) };
-                    }
-                }
-                Ok(None) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys("reading signals", e)),
-            }
-        }
-    }
 }

@@ -147,7 +147,14 @@ fn init_container(ctx: &InitContext, ch: &Channel) -> Result<()> {
     rootfs::apply_sysctl(spec)?;
     rootfs::finalize(spec)?;
     process::apply_privileged(process)?;
+    let capabilities = crate::capabilities::CapabilityPlan::from_process(process)?;
+    if let Some(c) = &capabilities {
+        c.before_user_switch()?;
+    }
     process::switch_user(process, setgroups_allowed())?;
+    if let Some(c) = &capabilities {
+        c.after_user_switch()?;
+    }
     process::umask_and_cwd(process)?;
     if process.no_new_privileges().unwrap_or(false) {
         process::set_no_new_privs()?;

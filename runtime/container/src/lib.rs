@@ -7,11 +7,13 @@
 //! [`process`] (user, limits, exec), [`console`], and [`hooks`].
 //! [`state`] is what lives on disk between commands.
 
+pub mod capabilities;
 pub mod channel;
 pub mod console;
 pub mod container;
 pub mod error;
 pub mod features;
+pub mod forward;
 pub mod hooks;
 pub mod id;
 pub mod init;

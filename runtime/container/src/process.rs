@@ -13,13 +13,34 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Settings that need privileges the user switch may drop: OOM score,
-/// rlimits (raising hard limits), I/O priority and scheduler.
-pub fn apply_privileged(p: &Process) -> Result<()> {
-    if let Some(adj) = p.oom_score_adj() {
+/// process.oomScoreAdj is inherited over clone, so the runtime sets it on
+/// itself just before cloning (inside a user namespace /proc/self/oom_score_adj
+/// belongs to an unmapped owner and cannot be written), then puts its own back.
+pub struct OomScoreAdj {
+    previous: Option<String>,
+}
+
+impl OomScoreAdj {
+    pub fn set_for_children(p: &Process) -> Result<OomScoreAdj> {
+        let Some(adj) = p.oom_score_adj() else {
+            return Ok(OomScoreAdj { previous: None });
+        };
+        let previous = std::fs::read_to_string("/proc/self/oom_score_adj").ok();
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .ctx(|| format!("setting oomScoreAdj {adj}"))?;
+            .ctx(|| format!("setting process.oomScoreAdj {adj}"))?;
+        Ok(OomScoreAdj { previous })
     }
+
+    pub fn restore(self) {
+        if let Some(prev) = self.previous {
+            let _ = std::fs::write("/proc/self/oom_score_adj", prev.trim());
+        }
+    }
+}
+
+/// Settings that need privileges the user switch may drop: rlimits (raising
+/// hard limits), I/O priority and scheduler.
+pub fn apply_privileged(p: &Process) -> Result<()> {
     for r in p.rlimits().as_deref().unwrap_or_default() {
         let lim = libc::rlimit {
             rlim_cur: r.soft(),

@@ -80,6 +80,10 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<OwnedFd> {
     for m in spec.mounts().as_deref().unwrap_or_default() {
         mount_entry(&root, m, plan).ctx(|| format!("mounting {}", m.destination().display()))?;
     }
+    // process.cwd is created if the image lacks it, as runc does.
+    if let Some(p) = spec.process() {
+        inroot::resolve(root.as_fd(), p.cwd(), Create::Dir)?;
+    }
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     let dev_from_host = mounts
         .iter()

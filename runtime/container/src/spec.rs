@@ -76,7 +76,13 @@ pub fn parse_spec(text: &[u8]) -> Result<Spec> {
             Error::msg("\"ociVersion\" is missing or not a string: set it to \"1.2.0\"")
         })?;
     check_version(version)?;
-    serde_json::from_value(value).map_err(|e| Error::msg(format!("invalid config: {e}")))
+    // Parse the text again (not the Value) so errors carry the field's path
+    // and the line and column.
+    let mut de = serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        Error::msg(format!("field {path:?}: {}", e.into_inner()))
+    })
 }
 
 /// Accept every 1.x version (1.0.0 ... the current one); refuse other majors.
@@ -252,9 +258,9 @@ mod tests {
         let ns = Namespaces::from_spec(&[]).unwrap();
         assert!(check_sysctl("net.ipv4.ip_forward", &ns).is_err());
         assert!(check_sysctl("kernel.panic", &ns).is_err());
-        let s =
-            spec(r#","linux":{"namespaces":[{"type":"mount"},{"type":"network"},{"type":"ipc"}]}"#)
-                .unwrap();
+        let text = r#"{"ociVersion":"1.2.0","process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},
+            "linux":{"namespaces":[{"type":"mount"},{"type":"network"},{"type":"ipc"}]}}"#;
+        let s = parse_spec(text.as_bytes()).unwrap();
         let ns = validate(&s).unwrap();
         assert!(check_sysctl("net.ipv4.ip_forward", &ns).is_ok());
         assert!(check_sysctl("kernel.shmmax", &ns).is_ok());

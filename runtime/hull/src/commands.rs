@@ -1,8 +1,9 @@
 //! One function per `hull` command, each a few calls into hull-container.
 
 use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format, RunArgs};
-use hull_container::container::{list_ids, owner_of, SignalForwarder};
+use hull_container::container::{list_ids, owner_of};
 use hull_container::error::Context;
+use hull_container::forward::{LocalConsole, SignalForwarder};
 use hull_container::{
     bail, reexec, signal, spec_template, Container, CreateOptions, Error, ExecOptions, Result,
 };
@@ -88,21 +89,52 @@ fn create(root: &Path, args: &CreateArgs, foreground: bool) -> Result<Container>
 }
 
 fn run_container(root: &Path, args: &RunArgs) -> Result<i32> {
-    let c = create(root, &args.create, !args.detach)?;
+    // A foreground container with a terminal and no --console-socket gets
+    // its PTY relayed to hull's own stdio, as with runc.
+    let mut create_args = args.create.clone();
+    let local_console = if !args.detach
+        && create_args.console_socket.is_none()
+        && wants_terminal(&create_args.bundle)
+    {
+        let lc = LocalConsole::new()?;
+        create_args.console_socket = Some(lc.path());
+        Some(lc)
+    } else {
+        None
+    };
+    let c = create(root, &create_args, !args.detach)?;
     if args.detach {
         c.start()?;
         return Ok(0);
     }
     let signals = SignalForwarder::new()?;
-    if let Err(e) = c.start() {
-        let _ = c.delete(true);
-        return Err(e);
-    }
-    let code = signals.wait(c.record.pid)?;
+    let started = c
+        .start()
+        .and_then(|()| local_console.as_ref().map(|lc| lc.receive()).transpose());
+    let master = match started {
+        Ok(m) => m,
+        Err(e) => {
+            if let Err(cleanup) = c.delete(true) {
+                hull_container::log::warn(format!("cleanup after failed start: {cleanup}"));
+            }
+            return Err(e);
+        }
+    };
+    drop(local_console);
+    let code = signals.wait(c.record.pid, master.as_ref())?;
     if !args.keep {
         c.delete(true)?;
     }
     Ok(code)
+}
+
+/// Whether the bundle's process asks for a terminal (errors surface in create).
+fn wants_terminal(bundle: &Path) -> bool {
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["process"]["terminal"].as_bool())
+        .unwrap_or(false)
 }
 
 fn state(root: &Path, id: &str) -> Result<()> {
@@ -346,7 +378,7 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
     if args.detach {
         return Ok(0);
     }
-    SignalForwarder::new()?.wait(pid)
+    SignalForwarder::new()?.wait(pid, None)
 }
 
 #[cfg(test)]

@@ -1,0 +1,186 @@
+//! Invalid input: each case fails with a one-line error naming the problem and
+//! leaves nothing behind (see `Runtime::create_rejected`).
+
+use std::fs;
+
+use hull_integration::{is_hull, json, skip, Bundle, Runtime};
+
+/// What the error message must mention: `hull` names the object; runc 1.1's
+/// messages sometimes do not, so for runc its own wording is expected instead.
+fn mention<'a>(hull: &'a str, runc: &'a str) -> &'a str {
+    if is_hull() {
+        hull
+    } else {
+        runc
+    }
+}
+
+/// Creates a container from a bundle prepared by `prepare`; the create must be
+/// rejected cleanly with an error mentioning `needle`.
+fn rejects(name: &str, needle: &str, prepare: impl FnOnce(&mut Bundle)) {
+    let Some(rt) = Runtime::new(name) else { return };
+    let mut bundle = rt.bundle();
+    bundle.args(&["sleep", "600"]);
+    prepare(&mut bundle);
+    rt.create_rejected(&bundle, &rt.new_id())
+        .fails_mentioning(needle);
+}
+
+#[test]
+fn missing_config_json() {
+    rejects("bad-no-config", "config.json", |b| {
+        b.raw_config(None);
+    });
+}
+
+#[test]
+fn malformed_config_json() {
+    rejects(
+        "bad-malformed",
+        mention("config.json", "unexpected EOF"),
+        |b| {
+            b.raw_config(Some(r#"{ "ociVersion": "1.0.2", "process": "#));
+        },
+    );
+}
+
+#[test]
+fn wrongly_typed_field() {
+    rejects("bad-type", "hostname", |b| {
+        b.set("/hostname", 5);
+    });
+}
+
+#[test]
+fn missing_rootfs() {
+    rejects("bad-no-rootfs", "rootfs", |b| {
+        fs::remove_dir_all(b.rootfs()).unwrap()
+    });
+}
+
+#[test]
+fn namespace_path_does_not_exist() {
+    rejects("bad-ns-path", "/nonexistent/netns", |b| {
+        b.namespace("network", Some("/nonexistent/netns"));
+    });
+}
+
+#[test]
+fn empty_args() {
+    rejects("bad-empty-args", "args", |b| {
+        b.set("/process/args", json!([]));
+    });
+}
+
+#[test]
+fn executable_not_in_path() {
+    rejects("bad-no-exe", "executable file not found", |b| {
+        b.args(&["no-such-program"]);
+    });
+}
+
+#[test]
+fn future_oci_version() {
+    if !is_hull() {
+        return skip("runc accepts any ociVersion");
+    }
+    rejects("bad-oci-version", "ociVersion", |b| {
+        b.set("/ociVersion", "2.0.0");
+    });
+}
+
+#[test]
+fn invalid_container_ids() {
+    let Some(rt) = Runtime::new("bad-ids") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.args(&["sleep", "600"]);
+    for id in ["", "a/b", "..", ".", "../escape"] {
+        rt.create_rejected(&bundle, id).fails_mentioning("id");
+    }
+    assert!(
+        !rt.root().parent().unwrap().join("escape").exists(),
+        "id ../escape escaped --root"
+    );
+}
+
+#[test]
+fn duplicate_id() {
+    let Some(rt) = Runtime::new("bad-duplicate") else {
+        return;
+    };
+    let mut first = rt.bundle();
+    first.args(&["sleep", "600"]);
+    let id = rt.new_id();
+    rt.create(&first, &id, &[]).ok();
+    let pid = rt.pid(&id);
+
+    let mut second = rt.bundle();
+    second.args(&["sleep", "600"]);
+    rt.create_rejected(&second, &id)
+        .fails_mentioning(mention(&id, "already exists"));
+    // The existing container is untouched.
+    let state = rt.state(&id);
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["pid"], pid);
+    assert_eq!(state["bundle"], first.path().to_str().unwrap());
+}
+
+#[test]
+fn kill_with_unknown_signal() {
+    let Some(rt) = Runtime::new("bad-signal") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let id = rt.start_sleeper(&mut bundle);
+    rt.kill(&id, "SIGNOTASIGNAL")
+        .fails_mentioning("SIGNOTASIGNAL");
+    rt.kill(&id, "NOPE").fails_mentioning("NOPE");
+    assert_eq!(rt.status(&id), "running");
+}
+
+#[test]
+fn start_nonexistent_container() {
+    let Some(rt) = Runtime::new("bad-start-missing") else {
+        return;
+    };
+    let id = rt.new_id();
+    rt.start(&id)
+        .fails_mentioning(mention(&id, "does not exist"));
+    assert!(
+        rt.root_entries().is_empty(),
+        "left in root: {:?}",
+        rt.root_entries()
+    );
+}
+
+#[test]
+fn start_running_container() {
+    let Some(rt) = Runtime::new("bad-start-running") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let id = rt.start_sleeper(&mut bundle);
+    let pid = rt.pid(&id);
+    rt.start(&id).fails_mentioning("running");
+    assert_eq!(rt.status(&id), "running");
+    assert_eq!(rt.pid(&id), pid);
+}
+
+#[test]
+fn commands_on_unknown_container() {
+    let Some(rt) = Runtime::new("bad-unknown") else {
+        return;
+    };
+    let id = rt.new_id();
+    for args in [
+        vec!["state", &id],
+        vec!["kill", &id, "KILL"],
+        vec!["delete", &id],
+        vec!["exec", &id, "true"],
+    ] {
+        rt.cmd(&args)
+            .fails_mentioning(mention(&id, "does not exist"));
+    }
+}

@@ -1,0 +1,133 @@
+//! `exec`: additional processes inside a running container.
+
+use std::fs;
+
+use hull_integration::host::{ns_link, pid_alive};
+use hull_integration::{json, ns_links_script, Runtime};
+
+/// A runtime handle plus one running container to exec into.
+fn running_container(name: &str) -> Option<(Runtime, String)> {
+    let rt = Runtime::new(name)?;
+    let mut bundle = rt.bundle();
+    bundle.env("FROM_CONFIG=yes");
+    let id = rt.start_sleeper(&mut bundle);
+    Some((rt, id))
+}
+
+#[test]
+fn exec_joins_container_namespaces() {
+    let Some((rt, id)) = running_container("exec-ns") else {
+        return;
+    };
+    let init = rt.pid(&id).to_string();
+    let kinds = ["pid", "net", "ipc", "uts", "mnt"];
+    let out = rt.exec(&id, &[], &["sh", "-c", &ns_links_script(&kinds)]);
+    let expected: Vec<String> = kinds.iter().map(|k| ns_link(&init, k)).collect();
+    assert_eq!(out.ok().lines(), expected);
+}
+
+#[test]
+fn exec_env_and_cwd() {
+    let Some((rt, id)) = running_container("exec-env") else {
+        return;
+    };
+    let out = rt.exec(
+        &id,
+        &["-e", "FOO=bar", "--cwd", "/tmp"],
+        &["sh", "-c", "echo $FOO $FROM_CONFIG; pwd"],
+    );
+    // The process gets the config's env plus the extra variables.
+    assert_eq!(out.ok().lines(), ["bar yes", "/tmp"]);
+}
+
+#[test]
+fn exec_user_and_additional_gids() {
+    let Some((rt, id)) = running_container("exec-user") else {
+        return;
+    };
+    let out = rt.exec(
+        &id,
+        &["-u", "1000:1000", "--additional-gids", "10"],
+        &["sh", "-c", "id -u; id -g; id -G"],
+    );
+    let lines = out.ok().lines();
+    assert_eq!(lines[..2], ["1000", "1000"], "{out}");
+    let mut groups: Vec<&str> = lines[2].split_whitespace().collect();
+    groups.sort();
+    assert_eq!(groups, ["10", "1000"], "{out}");
+}
+
+#[test]
+fn exec_exit_code_propagates() {
+    let Some((rt, id)) = running_container("exec-code") else {
+        return;
+    };
+    let out = rt.exec(&id, &[], &["sh", "-c", "exit 7"]);
+    assert_eq!(out.code(), 7, "{out}");
+    // The container is unaffected.
+    assert_eq!(rt.status(&id), "running");
+}
+
+#[test]
+fn exec_detached_with_pid_file() {
+    let Some((rt, id)) = running_container("exec-detach") else {
+        return;
+    };
+    let pid_file = rt.dir("pid").join("exec.pid");
+    rt.exec(
+        &id,
+        &["-d", "--pid-file", pid_file.to_str().unwrap()],
+        &["sleep", "600"],
+    )
+    .ok();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .expect("pid file written")
+        .trim()
+        .parse()
+        .expect("pid file holds a pid");
+    rt.track_pid(pid);
+    assert!(pid_alive(pid));
+    // The detached process lives in the container's pid namespace.
+    assert_eq!(
+        ns_link(&pid.to_string(), "pid"),
+        ns_link(&rt.pid(&id).to_string(), "pid")
+    );
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap()
+            .trim(),
+        "sleep"
+    );
+}
+
+#[test]
+fn exec_process_json() {
+    let Some((rt, id)) = running_container("exec-process") else {
+        return;
+    };
+    let process = json!({
+        "terminal": false,
+        "user": { "uid": 1000, "gid": 1000 },
+        "args": ["sh", "-c", "echo $FOO; id -u; pwd"],
+        "env": ["PATH=/bin", "FOO=from-json"],
+        "cwd": "/tmp"
+    });
+    let path = rt.dir("process").join("process.json");
+    fs::write(&path, process.to_string()).unwrap();
+    let out = rt.exec(&id, &["--process", path.to_str().unwrap()], &[]);
+    assert_eq!(out.ok().lines(), ["from-json", "1000", "/tmp"]);
+}
+
+#[test]
+fn exec_in_stopped_container_fails() {
+    let Some(rt) = Runtime::new("exec-stopped") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.args(&["true"]);
+    let id = rt.new_id();
+    rt.create(&bundle, &id, &[]).ok();
+    rt.start(&id).ok();
+    rt.wait_for_status(&id, "stopped");
+    rt.exec(&id, &[], &["true"]).failed();
+}

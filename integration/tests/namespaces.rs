@@ -1,0 +1,211 @@
+//! Namespaces: new ones differ from the host's, joined ones match, and their
+//! configuration (hostname, id mappings, time offsets) is visible inside.
+
+use hull_integration::host::{ns_link, wait_until};
+use hull_integration::{is_hull, json, ns_links_script, skip, Bundle, Runtime};
+use std::time::Duration;
+
+/// The /proc/self/ns links of `kinds` as seen by the bundle's process.
+fn container_ns_links(rt: &Runtime, bundle: &mut Bundle, kinds: &[&str]) -> Vec<String> {
+    bundle.sh(&ns_links_script(kinds));
+    rt.run_ok(bundle)
+        .lines()
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[test]
+fn hostname_from_config() {
+    let Some(rt) = Runtime::new("ns-hostname") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle
+        .hostname("hull-box")
+        .sh("hostname; cat /proc/sys/kernel/hostname");
+    assert_eq!(rt.run_ok(&bundle).lines(), ["hull-box", "hull-box"]);
+}
+
+#[test]
+fn new_namespaces_differ_from_host() {
+    let Some(rt) = Runtime::new("ns-differ") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let kinds = ["pid", "net", "ipc", "uts", "mnt"];
+    let inside = container_ns_links(&rt, &mut bundle, &kinds);
+    assert_eq!(inside.len(), kinds.len(), "{inside:?}");
+    for (kind, link) in kinds.iter().zip(&inside) {
+        assert!(
+            link.starts_with(&format!("{kind}:[")),
+            "unexpected link {link:?}"
+        );
+        assert_ne!(
+            *link,
+            ns_link("self", kind),
+            "{kind} namespace is the host's"
+        );
+    }
+}
+
+#[test]
+fn process_is_pid_1() {
+    let Some(rt) = Runtime::new("ns-pid1") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.sh("echo $$; ps -o pid,comm | wc -l");
+    let out = rt.run_ok(&bundle);
+    let lines = out.lines();
+    assert_eq!(lines[0], "1");
+    // Header plus sh plus ps (and wc): the host's processes are invisible.
+    assert!(lines[1].parse::<u32>().unwrap() <= 4, "{out}");
+}
+
+#[test]
+fn join_network_namespace_by_path() {
+    let Some(rt) = Runtime::new("ns-join-net") else {
+        return;
+    };
+    // A host process in a network namespace of its own.
+    let pid = rt
+        .spawn_host("unshare", &["--net", "sleep", "600"])
+        .to_string();
+    let host_net = ns_link("self", "net");
+    assert!(
+        wait_until(Duration::from_secs(5), || ns_link(&pid, "net") != host_net),
+        "unshare --net did not create a namespace"
+    );
+    let target = ns_link(&pid, "net");
+
+    let mut bundle = rt.bundle();
+    bundle.namespace("network", Some(&format!("/proc/{pid}/ns/net")));
+    assert_eq!(container_ns_links(&rt, &mut bundle, &["net"]), [target]);
+}
+
+#[test]
+fn join_another_containers_namespaces() {
+    let Some(rt) = Runtime::new("ns-join-container") else {
+        return;
+    };
+    let mut first = rt.bundle();
+    let first_id = rt.start_sleeper(&mut first);
+    let pid = rt.pid(&first_id).to_string();
+
+    let mut second = rt.bundle();
+    for (kind, link) in [("network", "net"), ("ipc", "ipc"), ("uts", "uts")] {
+        second.namespace(kind, Some(&format!("/proc/{pid}/ns/{link}")));
+    }
+    let expected: Vec<String> = ["net", "ipc", "uts"]
+        .iter()
+        .map(|k| ns_link(&pid, k))
+        .collect();
+    assert_eq!(
+        container_ns_links(&rt, &mut second, &["net", "ipc", "uts"]),
+        expected
+    );
+}
+
+#[test]
+fn user_namespace_mappings() {
+    let Some(rt) = Runtime::new("ns-user") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let mapping = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    bundle
+        .namespace("user", None)
+        .set("/linux/uidMappings", mapping.clone())
+        .set("/linux/gidMappings", mapping)
+        .sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; readlink /proc/self/ns/user");
+    let out = rt.run_ok(&bundle);
+    let lines = out.lines();
+    assert_eq!(lines[..2], ["0", "0"], "{out}");
+    let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(words(lines[2]), ["0", "100000", "65536"], "{out}");
+    assert_eq!(words(lines[3]), ["0", "100000", "65536"], "{out}");
+    assert_ne!(lines[4], ns_link("self", "user"));
+}
+
+#[test]
+fn user_namespace_host_ids() {
+    let Some(rt) = Runtime::new("ns-user-host") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let mapping = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    bundle
+        .namespace("user", None)
+        .set("/linux/uidMappings", mapping.clone())
+        .set("/linux/gidMappings", mapping);
+    let id = rt.start_sleeper(&mut bundle);
+    // Seen from the host, container root is uid/gid 100000.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", rt.pid(&id))).unwrap();
+    for key in ["Uid:", "Gid:"] {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        assert!(
+            line.split_whitespace().skip(1).all(|v| v == "100000"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn cgroup_namespace() {
+    let Some(rt) = Runtime::new("ns-cgroup") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle
+        .namespace("cgroup", None)
+        .sh("readlink /proc/self/ns/cgroup; cat /proc/self/cgroup");
+    let out = rt.run_ok(&bundle);
+    let lines = out.lines();
+    assert_ne!(lines[0], ns_link("self", "cgroup"));
+    assert!(lines.len() > 1, "{out}");
+    // Inside its cgroup namespace the container's own cgroups are the roots.
+    for line in &lines[1..] {
+        assert!(line.ends_with(":/"), "cgroup path not namespaced: {out}");
+    }
+}
+
+#[test]
+fn time_namespace_offsets() {
+    let Some(rt) = Runtime::new("ns-time") else {
+        return;
+    };
+    if !is_hull() {
+        return skip("runc 1.1 has no time namespace support");
+    }
+    let mut bundle = rt.bundle();
+    bundle
+        .namespace("time", None)
+        .set(
+            "/linux/timeOffsets",
+            json!({ "monotonic": { "secs": 86400, "nanosecs": 0 }, "boottime": { "secs": 172800, "nanosecs": 5 } }),
+        )
+        .sh("readlink /proc/self/ns/time; cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime");
+    let out = rt.run_ok(&bundle);
+    let lines = out.lines();
+    assert_ne!(lines[0], ns_link("self", "time"));
+    let offsets: Vec<Vec<&str>> = lines[1..3]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(offsets.contains(&vec!["monotonic", "86400", "0"]), "{out}");
+    assert!(offsets.contains(&vec!["boottime", "172800", "5"]), "{out}");
+    // /proc/uptime is boot-time based: shifted by two days.
+    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let inside: f64 = lines[3].parse().unwrap();
+    assert!(
+        inside >= host_uptime + 172800.0 - 60.0,
+        "uptime {inside} vs host {host_uptime}"
+    );
+}
