@@ -72,6 +72,11 @@ impl Container {
         Ok(Container { dir, record })
     }
 
+    /// The config the container was created from.
+    pub fn config(&self) -> Result<Spec> {
+        self.dir.load_config()
+    }
+
     pub fn id(&self) -> &str {
         &self.record.id
     }
@@ -181,8 +186,7 @@ impl Container {
         }
         if let Some(list) = self
             .record
-            .config
-            .hooks()
+            .hooks
             .as_ref()
             .and_then(|h| h.poststart().as_ref())
         {
@@ -297,8 +301,7 @@ impl Container {
     fn destroy(&self) -> Result<()> {
         if let Some(list) = self
             .record
-            .config
-            .hooks()
+            .hooks
             .as_ref()
             .and_then(|h| h.poststop().as_ref())
         {
@@ -747,8 +750,9 @@ fn spawn_init(
         rootfs: bundle.rootfs.clone(),
         created: crate::timefmt::rfc3339_nano(SystemTime::now()),
         annotations,
-        config: bundle.spec.clone(),
+        hooks: bundle.spec.hooks().clone(),
     };
+    dir.save_config(&bundle.raw)?;
     dir.save(&record)?;
     Ok(record)
 }

@@ -22,6 +22,8 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     pub spec: Spec,
     pub namespaces: Namespaces,
+    /// config.json as read, kept with the container's state.
+    pub raw: Vec<u8>,
 }
 
 impl Bundle {
@@ -60,6 +62,7 @@ impl Bundle {
             rootfs,
             spec,
             namespaces,
+            raw: text,
         })
     }
 }
@@ -67,17 +70,20 @@ impl Bundle {
 /// Parse config.json text, with the version checked first so an unsupported
 /// major version gets a clear error rather than a field-type error.
 pub fn parse_spec(text: &[u8]) -> Result<Spec> {
-    let value: serde_json::Value =
+    /// Just the version, read before the rest so an unsupported major
+    /// version gets a clear error rather than a field-type error.
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        #[serde(rename = "ociVersion")]
+        version: Option<serde_json::Value>,
+    }
+    let v: VersionOnly =
         serde_json::from_slice(text).map_err(|e| Error::msg(format!("invalid JSON: {e}")))?;
-    let version = value
-        .get("ociVersion")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| {
-            Error::msg("\"ociVersion\" is missing or not a string: set it to \"1.2.0\"")
-        })?;
-    check_version(version)?;
-    // Parse the text again (not the Value) so errors carry the field's path
-    // and the line and column.
+    match v.version {
+        Some(serde_json::Value::String(version)) => check_version(&version)?,
+        _ => bail!("\"ociVersion\" is missing or not a string: set it to \"{OCI_VERSION}\""),
+    }
+    // Errors carry the field's path as well as the line and column.
     let mut de = serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -6,12 +6,14 @@
 //! for it) and whether it still waits for `start` (its start socket exists).
 
 use crate::error::{Context, Error, Result};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Hooks, Spec};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
+/// A copy of the bundle's config.json as it was at create.
+pub const CONFIG_FILE: &str = "config.json";
 /// The init process listens here until `start` connects.
 pub const START_SOCKET: &str = "start.sock";
 
@@ -56,9 +58,10 @@ pub struct Record {
     pub created: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
-    /// The container's config, for exec (namespaces, process defaults) and
-    /// for poststop hooks at delete.
-    pub config: Spec,
+    /// Hooks that run after create (poststart at start, poststop at delete);
+    /// the full config is kept beside this file for exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
 }
 
 /// runc's `state` JSON (field order and names as runc prints them).
@@ -156,6 +159,17 @@ impl StateDir {
         let data =
             serde_json::to_vec(rec).map_err(|e| Error::msg(format!("encoding state: {e}")))?;
         write_atomic(&self.dir.join(STATE_FILE), &data)
+    }
+
+    /// Keep the config the container was created from (the bundle may change).
+    pub fn save_config(&self, raw: &[u8]) -> Result<()> {
+        write_atomic(&self.dir.join(CONFIG_FILE), raw)
+    }
+
+    pub fn load_config(&self) -> Result<Spec> {
+        let path = self.dir.join(CONFIG_FILE);
+        let raw = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
+        crate::spec::parse_spec(&raw).map_err(|e| e.context(path.display()))
     }
 
     pub fn remove(&self) -> Result<()> {

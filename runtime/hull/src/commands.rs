@@ -302,7 +302,7 @@ fn exec_process(c: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Pro
                     "exec needs a command: hull exec [options] <container-id> <command> [args...]"
                 );
             }
-            let mut p = c.record.config.process().clone().unwrap_or_default();
+            let mut p = c.config()?.process().clone().unwrap_or_default();
             p.set_args(Some(args.command.clone()));
             p.set_terminal(Some(false));
             p
