@@ -13,6 +13,7 @@ HULL_DEB_PACKAGES=(
     iproute2        # `ip` for network-namespace tests
     util-linux      # unshare, mount, nsenter
     procps          # ps(1) for `hull ps`
+    containerd      # real-client integration test (ctr --runc-binary hull)
     build-essential # cc/linker for cargo
 )
 

@@ -23,7 +23,10 @@ impl From<Error> for Failure {
 }
 
 pub fn run(cli: Cli) -> std::result::Result<i32, Failure> {
-    let root = cli.root.as_path();
+    // create changes the working directory to the bundle: keep the root valid.
+    let root = std::path::absolute(&cli.root)
+        .map_err(|e| Error::io(format!("--root {}", cli.root.display()), e))?;
+    let root = root.as_path();
     match cli.command {
         Command::Create(args) => create(root, &args, false).map(|_| 0).map_err(Failure::from),
         Command::Run(args) => run_container(root, &args).map_err(Failure::from),
