@@ -204,15 +204,27 @@ impl Runtime {
     /// Output goes to files rather than pipes: a detached container inherits the
     /// runtime's stdio, and waiting for EOF on a pipe would wait for the container.
     pub fn cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
-        self.cmd_timeout(args, COMMAND_TIMEOUT)
+        self.cmd_with(args, |_| {})
+    }
+
+    /// Like [`Runtime::cmd`], with `configure` applied to the command just
+    /// before it is spawned: to pass extra file descriptors, switch
+    /// credentials, or replace stdio (then that stream is not captured).
+    pub fn cmd_with<S: AsRef<OsStr>>(
+        &self,
+        args: &[S],
+        configure: impl FnOnce(&mut Command),
+    ) -> Output {
+        self.cmd_timeout(args, COMMAND_TIMEOUT, configure)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Like [`Runtime::cmd`], but a hanging command is killed and reported as an error.
+    /// Like [`Runtime::cmd_with`], but a hanging command is killed and reported as an error.
     fn cmd_timeout<S: AsRef<OsStr>>(
         &self,
         args: &[S],
         timeout: Duration,
+        configure: impl FnOnce(&mut Command),
     ) -> Result<Output, String> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let out_path = self.scratch.join(format!("cmd-{n}.out"));
@@ -226,15 +238,19 @@ impl Runtime {
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        let mut child = Command::new(runtime_bin())
-            .arg("--root")
+        let mut cmd = Command::new(runtime_bin());
+        cmd.arg("--root")
             .arg(&self.root)
             .args(args)
             .stdin(Stdio::null())
             .stdout(File::create(&out_path).expect("create stdout file"))
-            .stderr(File::create(&err_path).expect("create stderr file"))
-            .spawn()
-            .map_err(|e| format!("cannot run {command}: {e}"))?;
+            .stderr(File::create(&err_path).expect("create stderr file"));
+        configure(&mut cmd);
+        let spawned = cmd.spawn();
+        // The command holds the parent's copies of the child's stdio (e.g. a
+        // PTY slave): close them now, so readers see EOF when the child exits.
+        drop(cmd);
+        let mut child = spawned.map_err(|e| format!("cannot run {command}: {e}"))?;
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = child
@@ -316,14 +332,26 @@ impl Runtime {
     /// Foreground `run --bundle B [extra...] ID`: the container's stdout is the
     /// runtime's stdout, and its exit code the runtime's.
     pub fn run(&self, bundle: &Bundle, id: &str, extra: &[&str]) -> Output {
+        self.run_with(bundle, id, extra, |_| {})
+    }
+
+    /// [`Runtime::run`] with the command adjusted as in [`Runtime::cmd_with`].
+    pub fn run_with(
+        &self,
+        bundle: &Bundle,
+        id: &str,
+        extra: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Output {
         bundle.save();
-        self.cmd(
+        self.cmd_with(
             &[
                 &["run", "--bundle", &bundle.path().to_string_lossy()],
                 extra,
                 &[id],
             ]
             .concat(),
+            configure,
         )
     }
 
@@ -435,7 +463,9 @@ impl Runtime {
         let ids = std::mem::take(self.ids.get_mut().unwrap());
         for id in ids.iter().rev() {
             // A failing delete is expected (already deleted, never created); a hanging one is not.
-            if let Err(e) = self.cmd_timeout(&["delete", "--force", id], Duration::from_secs(20)) {
+            if let Err(e) =
+                self.cmd_timeout(&["delete", "--force", id], Duration::from_secs(20), |_| {})
+            {
                 problems.push(e);
             }
         }

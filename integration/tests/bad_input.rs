@@ -66,6 +66,24 @@ fn namespace_path_does_not_exist() {
 }
 
 #[test]
+fn namespace_path_of_wrong_type() {
+    let Some(rt) = Runtime::new("bad-ns-type") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    // Exists, but is a network namespace.
+    bundle
+        .args(&["sleep", "600"])
+        .namespace("ipc", Some("/proc/self/ns/net"));
+    let out = rt.create_rejected(&bundle, &rt.new_id());
+    if is_hull() {
+        out.fails_mentioning("/proc/self/ns/net");
+    } else {
+        skip("runc 1.1 reports a failed setns in several lines, without the path");
+    }
+}
+
+#[test]
 fn empty_args() {
     rejects("bad-empty-args", "args", |b| {
         b.set("/process/args", json!([]));

@@ -2,9 +2,66 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
 
 use hull_integration::host::mounts_mentioning;
 use hull_integration::{json, Bundle, Runtime};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+/// A mount a test makes on the host, below its own scratch directory. Dropping
+/// it detaches the mount and everything below it; declare it after the
+/// [`Runtime`] so this happens before the runtime's cleanup checks for leftovers.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    /// A small tmpfs at `path` (which must exist).
+    fn tmpfs(path: &Path) -> HostMount {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", path.display()));
+        HostMount(path.to_owned())
+    }
+
+    /// `path` bind-mounted onto itself and made shared, as every directory is
+    /// on a host where systemd made / shared.
+    fn shared_bind(path: &Path) -> HostMount {
+        mount(
+            Some(path),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap_or_else(|e| panic!("bind-mount {} onto itself: {e}", path.display()));
+        let guard = HostMount(path.to_owned());
+        mount(
+            None::<&str>,
+            path,
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .unwrap_or_else(|e| panic!("make {} shared: {e}", path.display()));
+        guard
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        // Also removes whatever a runtime left stacked on or below the mount.
+        while !mounts_mentioning(&self.0).is_empty() {
+            if let Err(e) = umount2(&self.0, MntFlags::MNT_DETACH) {
+                eprintln!("cannot unmount {}: {e}", self.0.display());
+                break;
+            }
+        }
+    }
+}
 
 /// Shell snippet printing "PATH writable" or "PATH readonly" for a path to touch.
 fn probe_write(path: &str) -> String {
@@ -220,4 +277,163 @@ fn symlinked_mount_destination_stays_in_rootfs() {
         "the runtime created something on the host"
     );
     assert!(mounts_mentioning(&host_target).is_empty());
+}
+
+#[test]
+fn no_pivot() {
+    let Some(rt) = Runtime::new("mnt-no-pivot") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.sh("awk '$5 == \"/\" { print $4 }' /proc/self/mountinfo; cat /etc/passwd | head -1");
+    let out = rt.run(&bundle, &rt.new_id(), &["--no-pivot"]);
+    // One root mount, and it is the bundle's rootfs.
+    assert_eq!(
+        out.ok().lines(),
+        [
+            bundle.rootfs().to_str().unwrap(),
+            "root:x:0:0:root:/root:/bin/sh"
+        ],
+        "{out}"
+    );
+}
+
+/// The per-mount fields of a mountinfo line (before " - ").
+fn per_mount_fields(line: &str) -> Vec<&str> {
+    line.split(" - ")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn rootfs_propagation_private_on_shared_host() {
+    let Some(rt) = Runtime::new("mnt-propagation") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let _shared = HostMount::shared_bind(bundle.path());
+    bundle
+        .set("/linux/rootfsPropagation", "private")
+        .sh("awk '$5 == \"/\"' /proc/self/mountinfo");
+    let out = rt.run(&bundle, &rt.new_id(), &[]);
+    // Nothing the runtime mounted for the container appeared on the host.
+    let leaked = mounts_mentioning(&bundle.rootfs());
+    assert!(
+        leaked.is_empty(),
+        "container mounts on the host: {leaked:#?}\n{out}"
+    );
+    let lines = out.ok().lines();
+    assert_eq!(lines.len(), 1, "expected one mount at /:\n{out}");
+    // Private: neither "shared:N" (it would propagate to the host) nor
+    // "master:N" (the default rslave, receiving the host's mounts).
+    let tags = &per_mount_fields(lines[0])[6..];
+    assert!(tags.is_empty(), "the container's / is not private: {out}");
+}
+
+#[test]
+fn rootfs_propagation_modes() {
+    let Some(rt) = Runtime::new("mnt-propagation-modes") else {
+        return;
+    };
+    let failed: Vec<String> = [
+        "private", "rprivate", "slave", "rslave", "shared", "rshared",
+    ]
+    .into_iter()
+    .filter_map(|mode| {
+        let mut bundle = rt.bundle();
+        bundle.set("/linux/rootfsPropagation", mode).sh("echo up");
+        let out = rt.run(&bundle, &rt.new_id(), &[]);
+        (out.out() != "up").then(|| format!("rootfsPropagation {mode}:\n{out}"))
+    })
+    .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[test]
+fn recursive_readonly_bind() {
+    let Some(rt) = Runtime::new("mnt-rro") else {
+        return;
+    };
+    let volume = rt.dir("volume");
+    fs::create_dir(volume.join("sub")).unwrap();
+    let _sub = HostMount::tmpfs(&volume.join("sub"));
+    fs::write(volume.join("sub/marker"), "on the sub-mount\n").unwrap();
+
+    let mut bundle = rt.bundle();
+    bundle.mount("/vol", "bind", volume.to_str().unwrap(), &["rbind", "rro"]);
+    bundle.sh(&format!(
+        "cat /vol/sub/marker; {}; {}",
+        probe_write("/vol/top"),
+        probe_write("/vol/sub/inner")
+    ));
+    assert_eq!(
+        rt.run_ok(&bundle).lines(),
+        [
+            "on the sub-mount",
+            "/vol/top readonly",
+            "/vol/sub/inner readonly"
+        ]
+    );
+}
+
+#[test]
+fn cgroup_mount_shows_own_cgroups_read_only() {
+    let Some(rt) = Runtime::new("mnt-cgroup") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let has_cgroup_mount = bundle.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/sys/fs/cgroup" && m["type"] == "cgroup");
+    assert!(has_cgroup_mount, "the default spec mounts /sys/fs/cgroup");
+    // Read-only checks only: never write to a cgroup filesystem.
+    bundle.sh(
+        "awk '$5 == \"/sys/fs/cgroup/memory\"' /proc/self/mountinfo; \
+         grep '^[0-9]*:memory:' /proc/self/cgroup",
+    );
+    let out = rt.run_ok(&bundle);
+    let lines = out.lines();
+    assert_eq!(
+        lines.len(),
+        2,
+        "no memory hierarchy at /sys/fs/cgroup/memory:\n{out}"
+    );
+    let (per_mount, per_sb) = lines[0].split_once(" - ").unwrap();
+    let fields: Vec<&str> = per_mount.split_whitespace().collect();
+    assert_eq!(per_sb.split_whitespace().next(), Some("cgroup"), "{out}");
+    assert!(
+        fields[5].split(',').any(|o| o == "ro"),
+        "not read-only: {out}"
+    );
+    // The mount shows the container's own cgroup, not the hierarchy's root.
+    let own = lines[1].splitn(3, ':').nth(2).unwrap();
+    assert_eq!(fields[3], own, "{out}");
+}
+
+#[test]
+fn default_masked_proc_acpi() {
+    let Some(rt) = Runtime::new("mnt-masked-acpi") else {
+        return;
+    };
+    if !Path::new("/proc/acpi").is_dir() {
+        return hull_integration::skip("the host has no /proc/acpi");
+    }
+    let mut bundle = rt.bundle();
+    let masked = bundle.config["linux"]["maskedPaths"].clone();
+    assert!(
+        masked.as_array().unwrap().iter().any(|p| p == "/proc/acpi"),
+        "the default spec masks /proc/acpi: {masked}"
+    );
+    bundle.sh(&format!(
+        "awk '$5 == \"/proc/acpi\" {{ print $6 }}' /proc/self/mountinfo | cut -d, -f1; ls -A /proc/acpi | wc -l; {}",
+        probe_write("/proc/acpi/x")
+    ));
+    assert_eq!(
+        rt.run_ok(&bundle).lines(),
+        ["ro", "0", "/proc/acpi/x readonly"]
+    );
 }

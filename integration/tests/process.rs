@@ -178,3 +178,48 @@ fn capabilities_are_limited() {
     }
     assert_eq!(out.lines().count(), 3, "{out}");
 }
+
+#[test]
+fn io_priority() {
+    let Some(rt) = Runtime::new("proc-ioprio") else {
+        return;
+    };
+    if !is_hull() {
+        return skip("runc 1.1 ignores process.ioPriority (new in runc 1.2)");
+    }
+    let mut bundle = rt.bundle();
+    bundle.set(
+        "/process/ioPriority",
+        json!({ "class": "IOPRIO_CLASS_IDLE", "priority": 0 }),
+    );
+    // busybox ionice prints the class of the shell (pid $$), not of itself.
+    assert_eq!(output_of(&rt, &mut bundle, "ionice -p $$"), "idle");
+
+    let mut bundle = rt.bundle();
+    bundle.set(
+        "/process/ioPriority",
+        json!({ "class": "IOPRIO_CLASS_BE", "priority": 6 }),
+    );
+    assert_eq!(
+        output_of(&rt, &mut bundle, "ionice -p $$"),
+        "best-effort: prio 6"
+    );
+}
+
+#[test]
+fn scheduler_policy() {
+    let Some(rt) = Runtime::new("proc-sched") else {
+        return;
+    };
+    if !is_hull() {
+        return skip("runc 1.1 ignores process.scheduler (new in runc 1.2)");
+    }
+    let mut bundle = rt.bundle();
+    bundle.set("/process/scheduler", json!({ "policy": "SCHED_BATCH" }));
+    // Field 41 of /proc/PID/stat is the policy: SCHED_BATCH is 3 (SCHED_OTHER 0).
+    // awk reads its own stat; the policy is inherited from the container process.
+    assert_eq!(
+        output_of(&rt, &mut bundle, "awk '{ print $41 }' /proc/self/stat"),
+        "3"
+    );
+}

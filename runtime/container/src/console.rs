@@ -131,3 +131,23 @@ pub fn recv_fd(sock: &OwnedFd) -> Result<OwnedFd> {
     }
     Err(Error::msg("console socket peer sent no file descriptor"))
 }
+
+/// Give the process a new terminal: the master goes to the caller over
+/// `sock`, the slave becomes stdio and controlling terminal (and, for a
+/// container's init, /dev/console).
+pub fn attach_terminal(
+    p: &oci_spec::runtime::Process,
+    sock: &OwnedFd,
+    as_console: bool,
+) -> Result<()> {
+    let size = p.console_size();
+    let pty = open_pty(
+        size.map(|s| s.width() as u16).unwrap_or(0),
+        size.map(|s| s.height() as u16).unwrap_or(0),
+    )?;
+    if as_console && !pty.slave_path.is_empty() {
+        crate::rootfs::bind_console(&pty.slave_path)?;
+    }
+    send_fd(sock, &pty.master, "/dev/ptmx")?;
+    become_controlling(&pty.slave)
+}

@@ -184,18 +184,25 @@ impl Container {
                 String::from_utf8_lossy(&reason)
             );
         }
-        if let Some(list) = self
-            .record
-            .hooks
-            .as_ref()
-            .and_then(|h| h.poststart().as_ref())
-        {
-            let st = self.hook_state(Status::Running);
-            if let Err(e) = hooks::run_all(Point::Poststart, list, &st) {
+        self.run_hooks_after_create(Point::Poststart, Status::Running);
+        Ok(())
+    }
+
+    /// poststart and poststop hooks: by the runtime spec a failure there is
+    /// only a warning, and the lifecycle goes on.
+    fn run_hooks_after_create(&self, point: Point, status: Status) {
+        let Some(h) = self.record.hooks.as_ref() else {
+            return;
+        };
+        let list = match point {
+            Point::Poststart => h.poststart(),
+            _ => h.poststop(),
+        };
+        if let Some(list) = list.as_ref() {
+            if let Err(e) = hooks::run_all(point, list, &self.hook_state(status)) {
                 crate::log::warn(e.to_string());
             }
         }
-        Ok(())
     }
 
     fn hook_state(&self, status: Status) -> String {
@@ -299,17 +306,7 @@ impl Container {
 
     /// poststop hooks (failures are warnings) and removal of the state.
     fn destroy(&self) -> Result<()> {
-        if let Some(list) = self
-            .record
-            .hooks
-            .as_ref()
-            .and_then(|h| h.poststop().as_ref())
-        {
-            let st = self.hook_state(Status::Stopped);
-            if let Err(e) = hooks::run_all(Point::Poststop, list, &st) {
-                crate::log::warn(e.to_string());
-            }
-        }
+        self.run_hooks_after_create(Point::Poststop, Status::Stopped);
         self.dir.remove()
     }
 
@@ -388,39 +385,16 @@ fn exec_child(
         let p = &opts.process;
         if p.terminal().unwrap_or(false) {
             let sock = console_socket.ok_or_else(|| Error::msg("no console socket"))?;
-            let size = p.console_size();
-            let pty = crate::console::open_pty(
-                size.map(|s| s.width() as u16).unwrap_or(0),
-                size.map(|s| s.height() as u16).unwrap_or(0),
-            )?;
-            crate::console::send_fd(sock, &pty.master, "/dev/ptmx")?;
-            crate::console::become_controlling(&pty.slave)?;
+            crate::console::attach_terminal(p, sock, false)?;
         }
-        crate::process::apply_privileged(p)?;
-        let setgroups = std::fs::read_to_string("/proc/self/setgroups")
-            .map(|s| s.trim() != "deny")
-            .unwrap_or(true);
-        let capabilities = crate::capabilities::CapabilityPlan::from_process(p)?;
-        if let Some(c) = &capabilities {
-            c.before_user_switch()?;
-        }
-        crate::process::switch_user(p, setgroups)?;
-        if let Some(c) = &capabilities {
-            c.after_user_switch()?;
-        }
-        crate::process::umask_and_cwd(p)?;
-        if p.no_new_privileges().unwrap_or(false) {
-            crate::process::set_no_new_privs()?;
-        }
-        let env = crate::process::environment(p);
-        let args = p.args().clone().unwrap_or_default();
-        if args.is_empty() {
-            bail!("no command given to exec");
-        }
-        let exe = crate::process::find_executable(&args[0], &env)?;
+        let program = crate::process::prepare(p)?;
         crate::process::close_fds_on_exec(opts.preserve_fds)?;
         crate::log::close();
-        Err(crate::process::exec(&exe, &args, &env))
+        Err(crate::process::exec(
+            &program.exe,
+            &program.args,
+            &program.env,
+        ))
     })();
     if let Err(e) = res {
         let _ = ch.send(&ToParent::Failed(e.to_string()));

@@ -146,22 +146,7 @@ fn init_container(ctx: &InitContext, ch: &Channel) -> Result<()> {
     }
     rootfs::apply_sysctl(spec)?;
     rootfs::finalize(spec)?;
-    process::apply_privileged(process)?;
-    let capabilities = crate::capabilities::CapabilityPlan::from_process(process)?;
-    if let Some(c) = &capabilities {
-        c.before_user_switch()?;
-    }
-    process::switch_user(process, setgroups_allowed())?;
-    if let Some(c) = &capabilities {
-        c.after_user_switch()?;
-    }
-    process::umask_and_cwd(process)?;
-    if process.no_new_privileges().unwrap_or(false) {
-        process::set_no_new_privs()?;
-    }
-    let env = process::environment(process);
-    let args = process.args().clone().unwrap_or_default();
-    let exe = process::find_executable(&args[0], &env)?;
+    let program = process::prepare(process)?;
     ch.send(&ToParent::Ready)?;
 
     let conn = wait_for_start(&ctx.start_listener)?;
@@ -185,7 +170,7 @@ fn init_container(ctx: &InitContext, ch: &Channel) -> Result<()> {
     crate::log::close();
     // On success the start connection closes with exec (it is close-on-exec):
     // `start` reads EOF. On failure it reads the reason.
-    report(process::exec(&exe, &args, &env))
+    report(process::exec(&program.exe, &program.args, &program.env))
 }
 
 /// A fresh session keyring, so the container cannot read the caller's keys.
@@ -209,27 +194,12 @@ fn join_new_session_keyring(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true)
-}
-
 fn setup_terminal(ctx: &InitContext, process: &oci_spec::runtime::Process) -> Result<()> {
     let sock = ctx
         .console_socket
         .as_ref()
         .ok_or_else(|| Error::msg("process.terminal is true but no --console-socket was given"))?;
-    let size = process.console_size();
-    let pty = console::open_pty(
-        size.map(|s| s.width() as u16).unwrap_or(0),
-        size.map(|s| s.height() as u16).unwrap_or(0),
-    )?;
-    if !pty.slave_path.is_empty() {
-        rootfs::bind_console(&pty.slave_path)?;
-    }
-    console::send_fd(sock, &pty.master, "/dev/ptmx")?;
-    console::become_controlling(&pty.slave)
+    console::attach_terminal(process, sock, true)
 }
 
 /// Block until `start` connects and sends its byte.

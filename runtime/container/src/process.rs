@@ -261,6 +261,47 @@ pub fn close_fds_on_exec(preserve: i32) -> Result<()> {
     Ok(())
 }
 
+/// The container's program, resolved and ready for execve.
+pub struct Program {
+    pub exe: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// Everything between "inside the container's namespaces and root" and
+/// execve, shared by init and exec: limits and priorities, capabilities
+/// around the user switch, umask and cwd, no_new_privs, and the program's
+/// lookup in the container's PATH.
+pub fn prepare(p: &Process) -> Result<Program> {
+    apply_privileged(p)?;
+    let capabilities = crate::capabilities::CapabilityPlan::from_process(p)?;
+    if let Some(c) = &capabilities {
+        c.before_user_switch()?;
+    }
+    switch_user(p, setgroups_allowed())?;
+    if let Some(c) = &capabilities {
+        c.after_user_switch()?;
+    }
+    umask_and_cwd(p)?;
+    if p.no_new_privileges().unwrap_or(false) {
+        set_no_new_privs()?;
+    }
+    let env = environment(p);
+    let args = p.args().clone().unwrap_or_default();
+    let Some(name) = args.first() else {
+        bail!("process.args is empty: nothing to run");
+    };
+    let exe = find_executable(name, &env)?;
+    Ok(Program { exe, args, env })
+}
+
+/// Whether this process may call setgroups (not in a rootless user namespace).
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
 /// Replace this process with the container's program. Returns only on error.
 pub fn exec(path: &Path, args: &[String], env: &[String]) -> Error {
     let Ok(cpath) = CString::new(path.as_os_str().as_encoded_bytes()) else {

@@ -37,11 +37,14 @@ fn none() -> Option<&'static str> {
     None
 }
 
-/// Mount propagation and the rootfs bind, then every mount and /dev.
-pub fn prepare(spec: &Spec, plan: &Plan) -> Result<OwnedFd> {
-    let linux = spec.linux().as_ref();
-    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+/// linux.rootfsPropagation as mount flags (`None`: the default, rslave).
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    let value = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref());
+    Ok(Some(match value {
+        None | Some("") => return Ok(None),
         Some("private") => MsFlags::MS_PRIVATE,
         Some("rprivate") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         Some("slave") => MsFlags::MS_SLAVE,
@@ -55,12 +58,24 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<OwnedFd> {
                 "config.json: unknown linux.rootfsPropagation {other:?}: use private, slave, shared or unbindable (r-prefixed for recursive)"
             )))
         }
-    };
-    // Host mounts must never receive what the container mounts: make / a
-    // slave (or what the config asks) of the host before touching anything.
-    mount(none(), "/", none(), prop, none()).ctx(|| "setting mount propagation of /")?;
-    // pivot_root needs the new root to be a mount point, and its parent must
-    // not be shared.
+    }))
+}
+
+/// Mount propagation and the rootfs bind, then every mount and /dev.
+pub fn prepare(spec: &Spec, plan: &Plan) -> Result<OwnedFd> {
+    root_propagation(spec)?;
+    // Nothing the container mounts may reach the host: every mount becomes a
+    // slave of the host's first (so nothing is shared, which pivot_root also
+    // requires). The requested propagation is applied to / after pivot_root.
+    mount(
+        none(),
+        "/",
+        none(),
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        none(),
+    )
+    .ctx(|| "making / a recursive slave")?;
+    // pivot_root needs the new root to be a mount point.
     mount(
         Some(&plan.rootfs),
         &plan.rootfs,
@@ -69,13 +84,6 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<OwnedFd> {
         none(),
     )
     .ctx(|| format!("bind-mounting rootfs {}", plan.rootfs.display()))?;
-    if prop.contains(MsFlags::MS_SHARED) || prop.contains(MsFlags::MS_PRIVATE) {
-        // Keep the requested propagation on the rootfs mount too.
-        mount(none(), &plan.rootfs, none(), prop, none()).ctx(|| "setting rootfs propagation")?;
-    } else {
-        mount(none(), &plan.rootfs, none(), MsFlags::MS_PRIVATE, none())
-            .ctx(|| "making the rootfs mount private")?;
-    }
     let root = inroot::open_root(&plan.rootfs)?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         mount_entry(&root, m, plan).ctx(|| format!("mounting {}", m.destination().display()))?;
@@ -582,9 +590,14 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir("/").ctx(|| "chdir /")
 }
 
-/// maskedPaths, readonlyPaths, and a read-only root: after pivot_root, so
-/// paths resolve inside the container's root.
+/// rootfsPropagation, maskedPaths, readonlyPaths, and a read-only root:
+/// after pivot_root, so they apply to the container's own / and paths
+/// resolve inside it.
 pub fn finalize(spec: &Spec) -> Result<()> {
+    if let Some(flags) = root_propagation(spec)? {
+        mount(none(), "/", none(), flags, none())
+            .ctx(|| "applying linux.rootfsPropagation to /")?;
+    }
     let linux = spec.linux().as_ref();
     for p in linux
         .and_then(|l| l.readonly_paths().as_deref())

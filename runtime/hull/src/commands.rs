@@ -27,6 +27,14 @@ pub fn run(cli: Cli) -> std::result::Result<i32, Failure> {
     let root = std::path::absolute(&cli.root)
         .map_err(|e| Error::io(format!("--root {}", cli.root.display()), e))?;
     let root = root.as_path();
+    // Commands that put a process into a container first re-execute hull from
+    // a sealed copy (CVE-2019-5736), before they create anything.
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        reexec::ensure_sealed()?;
+    }
     match cli.command {
         Command::Create(args) => create(root, &args, false).map(|_| 0).map_err(Failure::from),
         Command::Run(args) => run_container(root, &args).map_err(Failure::from),
@@ -87,7 +95,6 @@ fn create(root: &Path, args: &CreateArgs, foreground: bool) -> Result<Container>
     if args.preserve_fds < 0 {
         bail!("--preserve-fds must not be negative");
     }
-    reexec::ensure_sealed()?;
     Container::create(root, &args.id, &create_options(args, foreground))
 }
 
@@ -361,7 +368,6 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
     if args.preserve_fds < 0 {
         bail!("--preserve-fds must not be negative");
     }
-    reexec::ensure_sealed()?;
     let c = Container::load(root, &args.id)?;
     if c.status() == hull_container::state::Status::Paused && !args.ignore_paused {
         bail!(
