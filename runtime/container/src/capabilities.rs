@@ -10,7 +10,7 @@ use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::{Capabilities, Process};
 use std::str::FromStr;
 
-fn to_caps(set: Option<&Capabilities>) -> Result<CapsHashSet> {
+fn to_caps(set: Option<&Capabilities>, supported: &CapsHashSet) -> Result<CapsHashSet> {
     let mut out = CapsHashSet::new();
     for c in set.into_iter().flatten() {
         let name = serde_json::to_value(c)
@@ -20,7 +20,7 @@ fn to_caps(set: Option<&Capabilities>) -> Result<CapsHashSet> {
         match Capability::from_str(&name) {
             Ok(cap) => {
                 // Capabilities newer than the running kernel cannot be granted.
-                if caps::runtime::thread_all_supported().contains(&cap) {
+                if supported.contains(&cap) {
                     out.insert(cap);
                 }
             }
@@ -36,6 +36,7 @@ fn to_caps(set: Option<&Capabilities>) -> Result<CapsHashSet> {
 
 /// The capability sets of a process, resolved against the running kernel.
 pub struct CapabilityPlan {
+    supported: CapsHashSet,
     bounding: CapsHashSet,
     effective: CapsHashSet,
     permitted: CapsHashSet,
@@ -49,19 +50,23 @@ impl CapabilityPlan {
         let Some(c) = p.capabilities() else {
             return Ok(None);
         };
+        // One read of cap_last_cap, not a probe per capability (hot path).
+        let supported = caps::runtime::procfs_all_supported(None)
+            .unwrap_or_else(|_| caps::runtime::thread_all_supported());
         Ok(Some(CapabilityPlan {
-            bounding: to_caps(c.bounding().as_ref())?,
-            effective: to_caps(c.effective().as_ref())?,
-            permitted: to_caps(c.permitted().as_ref())?,
-            inheritable: to_caps(c.inheritable().as_ref())?,
-            ambient: to_caps(c.ambient().as_ref())?,
+            bounding: to_caps(c.bounding().as_ref(), &supported)?,
+            effective: to_caps(c.effective().as_ref(), &supported)?,
+            permitted: to_caps(c.permitted().as_ref(), &supported)?,
+            inheritable: to_caps(c.inheritable().as_ref(), &supported)?,
+            ambient: to_caps(c.ambient().as_ref(), &supported)?,
+            supported,
         }))
     }
 
     /// Before the user switch: shrink the bounding set and keep capabilities
     /// across setuid.
     pub fn before_user_switch(&self) -> Result<()> {
-        for cap in caps::runtime::thread_all_supported() {
+        for cap in self.supported.iter().copied() {
             if !self.bounding.contains(&cap) {
                 caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
                     Error::msg(format!("dropping {cap} from the bounding set: {e}"))
@@ -82,7 +87,7 @@ impl CapabilityPlan {
         capset(&self.effective, &self.permitted, &self.inheritable)?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| Error::msg(format!("clearing ambient capabilities: {e}")))?;
-        for cap in &self.ambient {
+        for cap in self.ambient.intersection(&self.inheritable) {
             // An ambient capability must be permitted and inheritable; the
             // kernel refuses the others, which runc also skips quietly.
             if caps::raise(None, CapSet::Ambient, *cap).is_err() {

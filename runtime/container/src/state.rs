@@ -184,7 +184,11 @@ impl StateDir {
     }
 }
 
-/// Write `data` to a temporary file beside `path`, fsync it, then rename.
+/// Write `data` to a temporary file beside `path`, then rename it over.
+///
+/// Readers never see a partial file. There is no fsync: runtime state lives
+/// on a tmpfs (/run) and describes processes that do not survive a reboot,
+/// so durability buys nothing and an fsync would cost every `create`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_file_name(format!(
@@ -195,7 +199,6 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = res {
