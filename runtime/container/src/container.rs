@@ -344,6 +344,7 @@ impl Container {
             bail!("cannot exec in a stopped container {:?}", self.id());
         }
         let (parent_ch, child_ch) = Channel::pair()?;
+        crate::process::set_non_dumpable()?;
         let for_children = ForChildren::enter(&joins)?;
         let oom = crate::process::OomScoreAdj::set_for_children(&opts.process)?;
         // SAFETY: single-threaded runtime; the child only runs our code until exec.
@@ -649,6 +650,7 @@ fn spawn_init(
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     }
     let (parent_ch, child_ch) = Channel::pair()?;
+    crate::process::set_non_dumpable()?;
     nix::unistd::chdir(&bundle.dir).ctx(|| format!("chdir to bundle {}", bundle.dir.display()))?;
     let process = bundle
         .spec

@@ -322,6 +322,18 @@ pub fn umask_and_cwd(p: &Process) -> Result<()> {
     nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to process.cwd {}", p.cwd().display()))
 }
 
+/// Make this process (and what it clones) non-dumpable until execve: a
+/// process already inside the container must not ptrace or open /proc/PID/
+/// files of the runtime's child while it still holds host resources
+/// (CVE-2016-9962). execve of the container's program resets it.
+pub fn set_non_dumpable() -> Result<()> {
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0).
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "making the runtime non-dumpable");
+    }
+    Ok(())
+}
+
 pub fn set_no_new_privs() -> Result<()> {
     // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1).
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
