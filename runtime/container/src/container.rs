@@ -630,6 +630,7 @@ fn spawn_init(
         plan: rootfs::Plan {
             rootfs: bundle.rootfs.clone(),
             in_new_userns: ns.is_new(Kind::User),
+            new_cgroupns: ns.is_new(Kind::Cgroup),
             no_pivot: opts.no_pivot,
             cgroups,
         },

@@ -29,6 +29,7 @@ pub struct CgroupBind {
 pub struct Plan {
     pub rootfs: PathBuf,
     pub in_new_userns: bool,
+    pub new_cgroupns: bool,
     pub no_pivot: bool,
     pub cgroups: Vec<CgroupBind>,
 }
@@ -311,6 +312,19 @@ fn finish_entry(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<()> 
 /// hierarchy, bind-mounted from the host (on a v1 or hybrid host under a
 /// tmpfs with one directory per hierarchy).
 fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions, plan: &Plan) -> Result<()> {
+    // In a user namespace without a cgroup namespace the binds are the host's
+    // own hierarchies: never writable there (CVE-2023-25809).
+    let forced_ro;
+    let opts = if plan.in_new_userns && !plan.new_cgroupns {
+        forced_ro = MountOptions {
+            flags: opts.flags | MsFlags::MS_RDONLY,
+            cleared: opts.cleared & !MsFlags::MS_RDONLY,
+            ..opts.clone()
+        };
+        &forced_ro
+    } else {
+        opts
+    };
     let base_flags = opts.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     let pure_v2 = plan.cgroups.len() == 1 && plan.cgroups[0].name.is_empty();
     if !pure_v2 {
@@ -661,6 +675,14 @@ pub fn apply_sysctl(spec: &Spec) -> Result<()> {
     let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
+    // The image or a mount could have put something else at /proc
+    // (CVE-2019-16884): write only into a real procfs.
+    let st = nix::sys::statfs::statfs("/proc/sys").ctx(|| "statfs /proc/sys")?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(Error::msg(
+            "linux.sysctl: /proc/sys in the container is not procfs (a mount covers it): refusing to write sysctls",
+        ));
+    }
     for (key, value) in map {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         std::fs::write(&path, value).ctx(|| format!("setting sysctl {key}={value}"))?;
