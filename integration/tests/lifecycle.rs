@@ -268,3 +268,51 @@ fn annotations_in_state() {
     assert_eq!(state["annotations"]["org.hull.test"], "yes", "{state}");
     assert_eq!(state["annotations"]["com.example.key"], "value", "{state}");
 }
+
+/// A foreground `run` forwards the signals it receives to the container's
+/// process and exits with that process's status.
+#[test]
+fn run_forwards_signals_and_returns_status() {
+    let Some(rt) = Runtime::new("life-signal") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    // pid 1 of a pid namespace ignores signals it has no handler for: trap TERM.
+    bundle.sh("trap 'exit 42' TERM; echo ready > /dev/shm/ready; while true; do sleep 0.1; done");
+    bundle.save();
+    let id = rt.new_id();
+    let mut child = std::process::Command::new(hull_integration::runtime_bin())
+        .arg("--root")
+        .arg(rt.root())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn run");
+    rt.track_pid(child.id() as i32);
+    let running = hull_integration::host::wait_until(std::time::Duration::from_secs(20), || {
+        rt.cmd(&["state", id.as_str()])
+            .out()
+            .contains("\"running\"")
+    });
+    assert!(running, "container did not reach running");
+    // The trap is installed before the marker appears: wait for it inside.
+    let ready = hull_integration::host::wait_until(std::time::Duration::from_secs(20), || {
+        rt.exec(&id, &[], &["cat", "/dev/shm/ready"]).out() == "ready"
+    });
+    assert!(ready, "container never got ready");
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait for run");
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "run did not return the container's status"
+    );
+    assert!(
+        rt.root_entries().is_empty(),
+        "foreground run left state behind"
+    );
+}
