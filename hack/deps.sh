@@ -15,6 +15,8 @@ HULL_DEB_PACKAGES=(
     procps          # ps(1) for `hull ps`
     containerd      # real-client integration test (ctr --runc-binary hull)
     build-essential # cc/linker for cargo
+    libseccomp-dev  # reference libseccomp for hull-seccomp's differential test (dlopened by the test only)
+    seccomp         # scmp_sys_resolver for runtime/seccomp/gen-syscall-tables.sh
 )
 
 # Install whatever is missing; apt-get update runs at most once, and not at

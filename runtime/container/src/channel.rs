@@ -29,6 +29,9 @@ pub enum ToParent {
 pub enum ToChild {
     IdsMapped,
     HooksDone,
+    /// The child's pid in the runtime's pid namespace (for the seccomp
+    /// agent), sent only when the child needs it.
+    HostPid(i32),
 }
 
 pub struct Channel {
@@ -75,5 +78,58 @@ impl Channel {
 
     pub fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+}
+
+/// The child's view of the runtime: replies it waits for, and the host pid,
+/// which can arrive before any of them.
+pub struct Parent<'a> {
+    ch: &'a Channel,
+    host_pid: std::cell::Cell<Option<i32>>,
+}
+
+impl<'a> Parent<'a> {
+    pub fn new(ch: &'a Channel) -> Self {
+        Parent {
+            ch,
+            host_pid: std::cell::Cell::new(None),
+        }
+    }
+
+    pub fn send(&self, msg: &ToParent) -> Result<()> {
+        self.ch.send(msg)
+    }
+
+    /// The next reply other than `HostPid`.
+    pub fn expect(&self, what: &str) -> Result<ToChild> {
+        loop {
+            match self.ch.recv::<ToChild>()? {
+                Some(ToChild::HostPid(p)) => self.host_pid.set(Some(p)),
+                Some(m) => return Ok(m),
+                None => {
+                    return Err(Error::msg(format!(
+                        "the runtime went away while the container waited for {what}"
+                    )))
+                }
+            }
+        }
+    }
+
+    pub fn host_pid(&self) -> Result<i32> {
+        if let Some(p) = self.host_pid.get() {
+            return Ok(p);
+        }
+        match self.ch.recv::<ToChild>()? {
+            Some(ToChild::HostPid(p)) => {
+                self.host_pid.set(Some(p));
+                Ok(p)
+            }
+            Some(m) => Err(Error::msg(format!(
+                "unexpected message {m:?} while waiting for the host pid"
+            ))),
+            None => Err(Error::msg(
+                "the runtime went away while the container waited for its host pid",
+            )),
+        }
     }
 }

@@ -119,22 +119,18 @@ impl Container {
             .unwrap_or_default()
             .iter()
             .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
-        let cgroups = if wants_cgroup_mount {
-            rootfs::cgroup_binds()?
-        } else {
-            Vec::new()
+        let host_side = HostSide {
+            console_socket,
+            cgroups: if wants_cgroup_mount {
+                rootfs::cgroup_binds()?
+            } else {
+                Vec::new()
+            },
+            seccomp: crate::seccomp::Seccomp::prepare(&bundle.spec)?,
         };
         dir.create(root, id)?;
         let mut spawned = Spawned::default();
-        match spawn_init(
-            id,
-            &dir,
-            &bundle,
-            opts,
-            console_socket,
-            cgroups,
-            &mut spawned,
-        ) {
+        match spawn_init(id, &dir, &bundle, opts, host_side, &mut spawned) {
             Ok(record) => {
                 if let Some(p) = &pid_file {
                     if let Err(e) = state::write_atomic(p, record.pid.to_string().as_bytes()) {
@@ -324,6 +320,7 @@ impl Container {
         if terminal && opts.console_socket.is_none() {
             bail!("a terminal was requested (-t): pass --console-socket to receive it");
         }
+        crate::lsm::check(&opts.process)?;
         let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
         let console_socket = opts
             .console_socket
@@ -343,20 +340,34 @@ impl Container {
         if !self.record.init_alive() {
             bail!("cannot exec in a stopped container {:?}", self.id());
         }
+        // The container's own seccomp profile applies to exec'd processes too.
+        let seccomp = crate::seccomp::Seccomp::prepare(&self.config()?)?;
         let (parent_ch, child_ch) = Channel::pair()?;
         crate::process::set_non_dumpable()?;
         let for_children = ForChildren::enter(&joins)?;
         let oom = crate::process::OomScoreAdj::set_for_children(&opts.process)?;
+        let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
+        let child_ctx = ExecChild {
+            container: self,
+            joins,
+            opts,
+            console_socket,
+            seccomp,
+        };
         // SAFETY: single-threaded runtime; the child only runs our code until exec.
         let child = unsafe { clone_process(0) };
         if child == Ok(0) {
             drop(parent_ch);
-            exec_child(&joins, opts, console_socket.as_ref(), &child_ch);
+            child_ctx.main(&child_ch);
         }
         oom.restore();
         for_children.restore()?;
         let child = child.ctx(|| "clone for exec")?;
         drop(child_ch);
+        drop(child_ctx);
+        if needs_host_pid {
+            parent_ch.send(&ToChild::HostPid(child))?;
+        }
         match parent_ch.recv::<ToParent>()? {
             None => {}
             Some(ToParent::Failed(msg)) => {
@@ -372,36 +383,66 @@ impl Container {
     }
 }
 
-/// The exec'd process: enter the container's namespaces, set up and exec.
-fn exec_child(
-    joins: &[(Kind, OwnedFd)],
-    opts: &ExecOptions,
-    console_socket: Option<&OwnedFd>,
-    ch: &Channel,
-) -> ! {
-    let res = (|| -> Result<()> {
-        for (kind, fd) in joins.iter().filter(|(k, _)| !k.affects_children_only()) {
+/// What the exec'd process needs, prepared by the runtime before clone.
+struct ExecChild<'a> {
+    container: &'a Container,
+    joins: Vec<(Kind, OwnedFd)>,
+    opts: &'a ExecOptions,
+    console_socket: Option<OwnedFd>,
+    seccomp: Option<crate::seccomp::Seccomp>,
+}
+
+impl ExecChild<'_> {
+    /// The exec'd process: enter the container's namespaces, set up and exec.
+    fn main(&self, ch: &Channel) -> ! {
+        if let Err(e) = self.run(&crate::channel::Parent::new(ch)) {
+            let _ = ch.send(&ToParent::Failed(e.to_string()));
+        }
+        // SAFETY: leave the cloned child without running the parent's destructors.
+        unsafe { libc::_exit(255) }
+    }
+
+    fn run(&self, parent: &crate::channel::Parent) -> Result<()> {
+        for (kind, fd) in self
+            .joins
+            .iter()
+            .filter(|(k, _)| !k.affects_children_only())
+        {
             namespaces::enter(fd, *kind)?;
         }
-        let p = &opts.process;
+        let p = &self.opts.process;
         if p.terminal().unwrap_or(false) {
-            let sock = console_socket.ok_or_else(|| Error::msg("no console socket"))?;
+            let sock = self
+                .console_socket
+                .as_ref()
+                .ok_or_else(|| Error::msg("no console socket"))?;
             crate::console::attach_terminal(p, sock, false)?;
         }
-        let program = crate::process::prepare(p)?;
-        crate::process::close_fds_on_exec(opts.preserve_fds)?;
+        let load_seccomp = || -> Result<()> {
+            let Some(sc) = &self.seccomp else {
+                return Ok(());
+            };
+            let host_pid = if sc.needs_host_pid() {
+                parent.host_pid()?
+            } else {
+                0
+            };
+            sc.install(host_pid, &self.container.hook_state(Status::Running))
+        };
+        let early: Option<&dyn Fn() -> Result<()>> =
+            self.seccomp.as_ref().map(|_| &load_seccomp as _);
+        let program = crate::process::prepare(p, early)?;
+        crate::process::close_fds_on_exec(self.opts.preserve_fds)?;
+        if crate::process::seccomp_late(p) {
+            load_seccomp()?;
+        }
         crate::log::close();
         Err(crate::process::exec(
             &program.exe,
             &program.args,
             &program.env,
         ))
-    })();
-    if let Err(e) = res {
-        let _ = ch.send(&ToParent::Failed(e.to_string()));
     }
-    // SAFETY: leave the cloned child without running the parent's destructors.
-    unsafe { libc::_exit(255) }
 }
 
 /// What `create` has started so far, to undo it on failure.
@@ -587,15 +628,28 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// What `create` prepares on the host side before the state directory exists
+/// (so failures there leave nothing behind).
+struct HostSide {
+    console_socket: Option<OwnedFd>,
+    cgroups: Vec<rootfs::CgroupBind>,
+    seccomp: Option<crate::seccomp::Seccomp>,
+}
+
 fn spawn_init(
     id: &str,
     dir: &StateDir,
     bundle: &Bundle,
     opts: &CreateOptions,
-    console_socket: Option<OwnedFd>,
-    cgroups: Vec<rootfs::CgroupBind>,
+    host_side: HostSide,
     spawned: &mut Spawned,
 ) -> Result<Record> {
+    let HostSide {
+        console_socket,
+        cgroups,
+        seccomp,
+    } = host_side;
+    let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
     let ns = &bundle.namespaces;
     let start_listener = listen_in_dir(&dir.dir, state::START_SOCKET)?;
     let mut joins: Vec<(Kind, OwnedFd)> = Vec::new();
@@ -640,6 +694,7 @@ fn spawn_init(
         start_listener,
         preserve_fds: opts.preserve_fds,
         new_keyring: !opts.no_new_keyring,
+        seccomp,
     };
     let flags = if created_by_clone {
         (ns.new_flags() - Kind::Time.flag()).bits()
@@ -672,6 +727,9 @@ fn spawn_init(
     drop(ctx);
     spawned.child = Some(child);
     let mut init_pid = child;
+    if needs_host_pid && created_by_clone {
+        parent_ch.send(&ToChild::HostPid(child))?;
+    }
     let annotations = bundle.spec.annotations().clone().unwrap_or_default();
     loop {
         let msg = parent_ch.recv::<ToParent>()?;
@@ -685,6 +743,9 @@ fn spawn_init(
                 spawned.init = Some(p);
                 let _ = waitpid(Pid::from_raw(child), None);
                 spawned.child = None;
+                if needs_host_pid {
+                    parent_ch.send(&ToChild::HostPid(p))?;
+                }
             }
             Some(ToParent::RunHooks) => {
                 let st = hook_state(id, Status::Creating, init_pid, &bundle.dir, &annotations);

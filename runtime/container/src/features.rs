@@ -3,6 +3,25 @@
 
 use serde_json::{json, Value};
 
+const SECCOMP_FLAGS: [(&str, u32); 4] = [
+    (
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        hull_seccomp::SECCOMP_FILTER_FLAG_TSYNC,
+    ),
+    (
+        "SECCOMP_FILTER_FLAG_LOG",
+        hull_seccomp::SECCOMP_FILTER_FLAG_LOG,
+    ),
+    (
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        hull_seccomp::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+    ),
+    (
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        hull_seccomp::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+    ),
+];
+
 pub fn features() -> Value {
     json!({
         "ociVersionMin": crate::spec::OCI_VERSION_MIN,
@@ -12,7 +31,22 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false},
-            "seccomp": {"enabled": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                              "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64",
+                          "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+                "knownFlags": SECCOMP_FLAGS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+                // Probed on the running kernel, as runc reports them.
+                "supportedFlags": SECCOMP_FLAGS
+                    .iter()
+                    .filter(|(_, bit)| hull_seccomp::check_flags(*bit).is_ok())
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+            },
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},

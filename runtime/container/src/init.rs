@@ -6,7 +6,7 @@
 //! from [`InitContext`] directly and only talks to the parent for the steps
 //! that need it: uid/gid maps, createRuntime hooks, and "ready".
 
-use crate::channel::{Channel, ToChild, ToParent};
+use crate::channel::{Channel, Parent, ToParent};
 use crate::console;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
@@ -35,26 +35,19 @@ pub struct InitContext<'a> {
     pub preserve_fds: i32,
     /// Give the container a session keyring of its own (not the caller's).
     pub new_keyring: bool,
+    pub seccomp: Option<crate::seccomp::Seccomp>,
 }
 
 /// Entry point of the cloned child. Never returns.
 pub fn child_main(ctx: &InitContext, ch: &Channel) -> ! {
-    if let Err(e) = run(ctx, ch) {
+    if let Err(e) = run(ctx, &Parent::new(ch)) {
         let _ = ch.send(&ToParent::Failed(e.to_string()));
     }
     // SAFETY: leaving the cloned child without running the parent's destructors.
     unsafe { libc::_exit(1) }
 }
 
-fn expect(ch: &Channel, what: &str) -> Result<ToChild> {
-    ch.recv::<ToChild>()?.ok_or_else(|| {
-        Error::msg(format!(
-            "the runtime went away while the container waited for {what}"
-        ))
-    })
-}
-
-fn run(ctx: &InitContext, ch: &Channel) -> Result<()> {
+fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
     let ns = &ctx.bundle.namespaces;
     if !ctx.created_by_clone {
         for (kind, fd) in &ctx.joins {
@@ -66,7 +59,7 @@ fn run(ctx: &InitContext, ch: &Channel) -> Result<()> {
     }
     if ns.is_new(Kind::User) {
         ch.send(&ToParent::MapIds)?;
-        expect(ch, "uid/gid maps")?;
+        ch.expect("uid/gid maps")?;
         become_userns_root()?;
     }
     if !ctx.created_by_clone {
@@ -102,7 +95,7 @@ fn become_userns_root() -> Result<()> {
         .ctx(|| "becoming uid 0 in the user namespace (map container uid 0)")
 }
 
-fn init_container(ctx: &InitContext, ch: &Channel) -> Result<()> {
+fn init_container(ctx: &InitContext, ch: &Parent) -> Result<()> {
     let spec = &ctx.bundle.spec;
     let process = spec
         .process()
@@ -132,7 +125,7 @@ fn init_container(ctx: &InitContext, ch: &Channel) -> Result<()> {
     });
     if runtime_hooks {
         ch.send(&ToParent::RunHooks)?;
-        expect(ch, "createRuntime hooks")?;
+        ch.expect("createRuntime hooks")?;
     }
     let pid = nix::unistd::getpid().as_raw();
     let annotations = spec.annotations().clone().unwrap_or_default();
@@ -146,7 +139,23 @@ fn init_container(ctx: &InitContext, ch: &Channel) -> Result<()> {
     }
     rootfs::apply_sysctl(spec)?;
     rootfs::finalize(spec)?;
-    let program = process::prepare(process)?;
+    let load_seccomp = |status: Status| -> Result<()> {
+        let Some(sc) = &ctx.seccomp else {
+            return Ok(());
+        };
+        let host_pid = if sc.needs_host_pid() {
+            ch.host_pid()?
+        } else {
+            pid
+        };
+        sc.install(
+            host_pid,
+            &hook_state(ctx.id, status, host_pid, &ctx.bundle.dir, &annotations),
+        )
+    };
+    let early = || load_seccomp(Status::Creating);
+    let early: Option<&dyn Fn() -> Result<()>> = ctx.seccomp.as_ref().map(|_| &early as _);
+    let program = process::prepare(process, early)?;
     ch.send(&ToParent::Ready)?;
 
     let conn = wait_for_start(&ctx.start_listener)?;
@@ -166,6 +175,12 @@ fn init_container(ctx: &InitContext, ch: &Channel) -> Result<()> {
         .unwrap_or(0);
     if let Err(e) = process::close_fds_on_exec(ctx.preserve_fds + listen_fds) {
         return report(e);
+    }
+    // With no_new_privs the filter goes in last: nothing of hull's own runs under it.
+    if process::seccomp_late(process) {
+        if let Err(e) = load_seccomp(Status::Created) {
+            return report(e);
+        }
     }
     crate::log::close();
     // On success the start connection closes with exec (it is close-on-exec):

@@ -272,8 +272,15 @@ pub struct Program {
 /// execve, shared by init and exec: limits and priorities, capabilities
 /// around the user switch, umask and cwd, no_new_privs, and the program's
 /// lookup in the container's PATH.
-pub fn prepare(p: &Process) -> Result<Program> {
+///
+/// `seccomp` loads the filter. Without no_new_privs, loading needs
+/// CAP_SYS_ADMIN, so it happens here, before capabilities are dropped; with
+/// no_new_privs the caller loads it just before execve ([`seccomp_late`]).
+pub fn prepare(p: &Process, seccomp: Option<&dyn Fn() -> Result<()>>) -> Result<Program> {
     apply_privileged(p)?;
+    if let (false, Some(load)) = (seccomp_late(p), seccomp) {
+        load()?;
+    }
     let capabilities = crate::capabilities::CapabilityPlan::from_process(p)?;
     if let Some(c) = &capabilities {
         c.before_user_switch()?;
@@ -292,7 +299,14 @@ pub fn prepare(p: &Process) -> Result<Program> {
         bail!("process.args is empty: nothing to run");
     };
     let exe = find_executable(name, &env)?;
+    crate::lsm::apply_on_exec(p)?;
     Ok(Program { exe, args, env })
+}
+
+/// Whether the seccomp filter is loaded right before execve (no_new_privs
+/// set) rather than in [`prepare`].
+pub fn seccomp_late(p: &Process) -> bool {
+    p.no_new_privileges().unwrap_or(false)
 }
 
 /// Whether this process may call setgroups (not in a rootless user namespace).

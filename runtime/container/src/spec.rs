@@ -118,6 +118,7 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
             "config.json: process.args must not be empty: give the command to run, e.g. [\"sh\"]"
         );
     }
+    crate::lsm::check(process)?;
     if !process.cwd().is_absolute() {
         bail!(
             "config.json: process.cwd {:?} must be an absolute path",

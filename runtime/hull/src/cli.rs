@@ -173,6 +173,9 @@ pub struct ExecArgs {
     /// Set no_new_privs for the process
     #[arg(long)]
     pub no_new_privs: bool,
+    /// Add a capability (bounding, effective, permitted), e.g. CAP_NET_ADMIN
+    #[arg(short, long, value_name = "CAP")]
+    pub cap: Vec<String>,
     /// Pass N more fds (from 3) to the process
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: i32,

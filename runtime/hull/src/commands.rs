@@ -295,16 +295,31 @@ fn ps(root: &Path, id: &str, format: Format, ps_args: &[String]) -> Result<()> {
 /// The process for `exec`: from --process, or the container's own process
 /// with the command and flags applied, as runc builds it.
 fn exec_process(c: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Process> {
+    let container_process = c.config()?.process().clone().ok_or_else(|| {
+        Error::msg(format!(
+            "container {:?} has no process in its config",
+            c.id()
+        ))
+    })?;
     let mut p = match &args.process {
         Some(file) => {
             let text =
                 std::fs::read(file).ctx(|| format!("reading process file {}", file.display()))?;
-            serde_json::from_slice(&text).map_err(|e| {
+            let mut p: oci_spec::runtime::Process = serde_json::from_slice(&text).map_err(|e| {
                 Error::msg(format!(
                     "process file {}: invalid process JSON: {e}",
                     file.display()
                 ))
-            })?
+            })?;
+            // What the file leaves out comes from the container, as with runc:
+            // an exec'd process never gets more privileges than the container's.
+            if p.capabilities().is_none() {
+                p.set_capabilities(container_process.capabilities().clone());
+            }
+            if p.no_new_privileges().is_none() {
+                p.set_no_new_privileges(container_process.no_new_privileges());
+            }
+            p
         }
         None => {
             if args.command.is_empty() {
@@ -312,7 +327,7 @@ fn exec_process(c: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Pro
                     "exec needs a command: hull exec [options] <container-id> <command> [args...]"
                 );
             }
-            let mut p = c.config()?.process().clone().unwrap_or_default();
+            let mut p = container_process;
             p.set_args(Some(args.command.clone()));
             p.set_terminal(Some(false));
             p
@@ -341,10 +356,52 @@ fn exec_process(c: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Pro
     if args.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
-    if args.apparmor.is_some() || args.process_label.is_some() {
-        bail!("--apparmor and --process-label need AppArmor or SELinux, and this host has neither");
+    if let Some(profile) = &args.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &args.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
+    if !args.cap.is_empty() {
+        add_capabilities(&mut p, &args.cap)?;
     }
     Ok(p)
+}
+
+/// `exec --cap`: add to the bounding, effective and permitted sets. Never to
+/// inheritable or ambient (CVE-2022-29162: a program exec'd from the process
+/// must not gain them through file capabilities).
+fn add_capabilities(p: &mut oci_spec::runtime::Process, names: &[String]) -> Result<()> {
+    use oci_spec::runtime::{Capabilities, Capability};
+    // Not LinuxCapabilities::default(): that fills inheritable and ambient.
+    let mut caps = p
+        .capabilities()
+        .clone()
+        .unwrap_or_else(|| serde_json::from_str("{}").unwrap_or_default());
+    let add = |set: &Option<Capabilities>, cap: Capability| {
+        let mut set = set.clone().unwrap_or_default();
+        set.insert(cap);
+        Some(set)
+    };
+    for name in names {
+        let upper = name.to_ascii_uppercase();
+        let full = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        let cap: Capability =
+            serde_json::from_value(serde_json::Value::String(full)).map_err(|_| {
+                Error::msg(format!(
+                    "unknown capability {name:?} for --cap: use a name like CAP_NET_ADMIN"
+                ))
+            })?;
+        caps.set_bounding(add(caps.bounding(), cap));
+        caps.set_effective(add(caps.effective(), cap));
+        caps.set_permitted(add(caps.permitted(), cap));
+    }
+    p.set_capabilities(Some(caps));
+    Ok(())
 }
 
 fn parse_user(u: &str) -> Result<(u32, Option<u32>)> {

@@ -56,10 +56,6 @@ impl Asm {
         self.items.push(Item::Cond { code, k, t, f });
     }
 
-    pub fn ja(&mut self, target: Label) {
-        self.items.push(Item::Ja(target));
-    }
-
     /// Lays the program out, adding trampolines until every jump fits.
     pub fn finish(mut self) -> Result<Vec<Insn>, BackwardJump> {
         loop {
@@ -166,7 +162,10 @@ mod tests {
         let prog = asm.finish().unwrap();
         assert_eq!(prog.len(), 604);
         assert_eq!(bpf::validate(&prog), Ok(()));
-        let data = |nr| SeccompData { nr, ..Default::default() };
+        let data = |nr| SeccompData {
+            nr,
+            ..Default::default()
+        };
         assert_eq!(bpf::run(&prog, &data(1)), 3);
         assert_eq!(bpf::run(&prog, &data(0)), 2);
     }

@@ -21,7 +21,12 @@ pub struct Insn {
 impl Insn {
     /// A non-jumping instruction.
     pub const fn stmt(code: u16, k: u32) -> Self {
-        Self { code, jt: 0, jf: 0, k }
+        Self {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
     }
 
     /// A conditional jump with relative offsets.

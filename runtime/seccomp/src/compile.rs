@@ -104,7 +104,12 @@ pub fn compile_for(spec: &LinuxSeccomp, native: Arch) -> Result<Compiled, Error>
         }
     }
     let program = generate(&rules, default)?;
-    let flags = filter_flags(spec) | if needs_listener { SECCOMP_FILTER_FLAG_NEW_LISTENER } else { 0 };
+    let flags = filter_flags(spec)
+        | if needs_listener {
+            SECCOMP_FILTER_FLAG_NEW_LISTENER
+        } else {
+            0
+        };
     Ok(Compiled {
         filter: Filter {
             program,
@@ -116,11 +121,19 @@ pub fn compile_for(spec: &LinuxSeccomp, native: Arch) -> Result<Compiled, Error>
     })
 }
 
-/// The `SECCOMP_RET_*` value of an OCI action.
+/// libseccomp refuses ERRNO data at or above this (the kernel would clamp
+/// it to 4095 anyway); runc inherits the refusal, so do we.
+const MAX_ERRNO: u32 = 4095;
+
+/// The `SECCOMP_RET_*` value of an OCI action. Like runc (which passes
+/// `errnoRet` through an `int16`) only the low 16 bits of `errnoRet` count.
 fn action_value(action: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<u32, Error> {
     use LinuxSeccompAction as A;
     let data = |errno: Option<u32>| errno.unwrap_or(libc::EPERM as u32) & 0xffff;
     let value = match action {
+        A::ScmpActErrno if data(errno_ret) >= MAX_ERRNO => {
+            return Err(Error::ErrnoOutOfRange(errno_ret.unwrap_or_default()))
+        }
         A::ScmpActErrno => return Ok(SECCOMP_RET_ERRNO | data(errno_ret)),
         A::ScmpActTrace => return Ok(SECCOMP_RET_TRACE | data(errno_ret)),
         A::ScmpActKill | A::ScmpActKillThread => SECCOMP_RET_KILL_THREAD,
@@ -316,7 +329,6 @@ fn generate(
 ) -> Result<Vec<Insn>, Error> {
     let blocks = blocks(rules);
     let mut asm = Asm::default();
-    let bad_arch = asm.label();
     let entries: Vec<Label> = blocks.iter().map(|_| asm.label()).collect();
     asm.stmt(load(4));
     for (block, entry) in blocks.iter().zip(&entries) {
@@ -324,11 +336,10 @@ fn generate(
         asm.cond(BPF_JMP | BPF_JEQ | BPF_K, block.audit, *entry, next);
         asm.bind(next);
     }
-    asm.bind(bad_arch);
     asm.stmt(ret(BAD_ARCH_ACTION));
     for (block, entry) in blocks.iter().zip(&entries) {
         asm.bind(*entry);
-        emit_block(&mut asm, block, default, bad_arch);
+        emit_block(&mut asm, block, default);
     }
     let program = asm.finish().map_err(|_| Error::Internal("backward jump"))?;
     if program.len() > MAX_INSNS {
@@ -337,9 +348,9 @@ fn generate(
     Ok(program)
 }
 
-fn emit_block(asm: &mut Asm, block: &Block<'_>, default: u32, bad_arch: Label) {
+fn emit_block(asm: &mut Asm, block: &Block<'_>, default: u32) {
     asm.stmt(load(0));
-    emit_x32_check(asm, block.x32_check, bad_arch);
+    emit_x32_check(asm, block.x32_check);
     let mut by_action: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for (nr, _, rules) in &block.syscalls {
         if let SyscallRules::Always(action) = rules {
@@ -365,18 +376,20 @@ fn emit_block(asm: &mut Asm, block: &Block<'_>, default: u32, bad_arch: Label) {
     asm.stmt(ret(default));
 }
 
-fn emit_x32_check(asm: &mut Asm, check: X32Check, bad_arch: Label) {
-    let ok = asm.label();
+fn emit_x32_check(asm: &mut Asm, check: X32Check) {
+    let (ok, bad) = (asm.label(), asm.label());
     match check {
-        X32Check::None => {}
+        X32Check::None => return,
         X32Check::RejectX32 => {
             let probe = asm.label();
             asm.cond(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, probe, ok);
             asm.bind(probe);
-            asm.cond(BPF_JMP | BPF_JEQ | BPF_K, u32::MAX, ok, bad_arch);
+            asm.cond(BPF_JMP | BPF_JEQ | BPF_K, u32::MAX, ok, bad);
         }
-        X32Check::RequireX32 => asm.cond(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, ok, bad_arch),
+        X32Check::RequireX32 => asm.cond(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, ok, bad),
     }
+    asm.bind(bad);
+    asm.stmt(ret(BAD_ARCH_ACTION));
     asm.bind(ok);
 }
 
@@ -384,7 +397,11 @@ fn emit_x32_check(asm: &mut Asm, check: X32Check, bad_arch: Label) {
 fn emit_group(asm: &mut Asm, nrs: &[u32], action: u32) {
     let (hit, after) = (asm.label(), asm.label());
     for (i, nr) in nrs.iter().enumerate() {
-        let miss = if i + 1 == nrs.len() { after } else { asm.label() };
+        let miss = if i + 1 == nrs.len() {
+            after
+        } else {
+            asm.label()
+        };
         asm.cond(BPF_JMP | BPF_JEQ | BPF_K, *nr, hit, miss);
         if miss != after {
             asm.bind(miss);
@@ -412,7 +429,9 @@ fn emit_tree(asm: &mut Asm, arch: Arch, level: &[Node], default: u32) {
 }
 
 /// Emits one ordered list of alternatives; `fall` is where evaluation
-/// continues when none of them decides. `entry` is already bound.
+/// continues when none of them decides. `entry` is already bound. Each
+/// node's subtrees follow it directly, before the next sibling, so that
+/// every fall-through jumps forward.
 fn emit_level(
     asm: &mut Asm,
     arch: Arch,
@@ -424,43 +443,55 @@ fn emit_level(
     let labels: Vec<Label> = (0..level.len())
         .map(|i| if i == 0 { entry } else { asm.label() })
         .collect();
-    let mut pending: Vec<(Label, &[Node], Label)> = Vec::new();
     for (i, node) in level.iter().enumerate() {
         let next = labels.get(i + 1).copied().unwrap_or(fall);
         if i > 0 {
             asm.bind(labels[i]);
         }
-        let offset = if node.hi {
-            arch.arg_hi_offset(node.index)
-        } else {
-            arch.arg_lo_offset(node.index)
-        };
-        asm.stmt(load(offset));
-        if node.mask != u32::MAX {
-            asm.stmt(Insn::stmt(BPF_ALU | BPF_AND | BPF_K, node.mask));
-        }
-        let mut target = |branch: &'_ Branch| -> Label {
-            match branch {
-                Branch::Fall => next,
-                Branch::Act(action) => *actions.entry(*action).or_insert_with(|| asm.label()),
-                Branch::Level(sub) => {
-                    let label = asm.label();
-                    pending.push((label, sub.as_slice(), next));
-                    label
-                }
-            }
-        };
-        let (t, f) = (target(&node.t), target(&node.f));
-        let op = match node.test {
-            Test::Eq | Test::MaskedEq => BPF_JEQ,
-            Test::Gt => BPF_JGT,
-            Test::Ge => BPF_JGE,
-        };
-        asm.cond(BPF_JMP | op | BPF_K, node.datum, t, f);
+        emit_node(asm, arch, node, next, actions);
     }
-    for (label, sub, fall) in pending {
+}
+
+/// One comparison, then whichever of its branches are subtrees.
+fn emit_node(
+    asm: &mut Asm,
+    arch: Arch,
+    node: &Node,
+    next: Label,
+    actions: &mut BTreeMap<u32, Label>,
+) {
+    let offset = if node.hi {
+        arch.arg_hi_offset(node.index)
+    } else {
+        arch.arg_lo_offset(node.index)
+    };
+    asm.stmt(load(offset));
+    if node.mask != u32::MAX {
+        asm.stmt(Insn::stmt(BPF_ALU | BPF_AND | BPF_K, node.mask));
+    }
+    let mut subtrees: Vec<(Label, &[Node])> = Vec::new();
+    let mut target = |asm: &mut Asm, branch: &'_ Branch| -> Label {
+        match branch {
+            Branch::Fall => next,
+            Branch::Act(action) => *actions.entry(*action).or_insert_with(|| asm.label()),
+            Branch::Level(_) => asm.label(),
+        }
+    };
+    let (t, f) = (target(asm, &node.t), target(asm, &node.f));
+    for (label, branch) in [(t, &node.t), (f, &node.f)] {
+        if let Branch::Level(sub) = branch {
+            subtrees.push((label, sub.as_slice()));
+        }
+    }
+    let op = match node.test {
+        Test::Eq | Test::MaskedEq => BPF_JEQ,
+        Test::Gt => BPF_JGT,
+        Test::Ge => BPF_JGE,
+    };
+    asm.cond(BPF_JMP | op | BPF_K, node.datum, t, f);
+    for (label, sub) in subtrees {
         asm.bind(label);
-        emit_level(asm, arch, label, sub, fall, actions);
+        emit_level(asm, arch, label, sub, next, actions);
     }
 }
 

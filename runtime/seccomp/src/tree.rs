@@ -418,21 +418,41 @@ mod tests {
         acc.ok_or(Conflict)
     }
 
+    /// Operator, datum, and (argument, matches?) probes.
+    type Case = (Op, u64, &'static [(u64, bool)]);
+
     #[test]
     fn every_operator_on_64_bit_words() {
-        let cases: [(Op, u64, &[(u64, bool)]); 6] = [
+        let cases: [Case; 6] = [
             (Op::Eq, 5, &[(5, true), (4, false), (5 | 1 << 32, false)]),
             (Op::Ne, 5, &[(5, false), (6, true), (5 | 1 << 32, true)]),
-            (Op::Gt, 1 << 32, &[(1 << 32, false), ((1 << 32) + 1, true), (u64::MAX, true), (7, false)]),
+            (
+                Op::Gt,
+                1 << 32,
+                &[
+                    (1 << 32, false),
+                    ((1 << 32) + 1, true),
+                    (u64::MAX, true),
+                    (7, false),
+                ],
+            ),
             (Op::Ge, 1 << 32, &[(1 << 32, true), ((1 << 32) - 1, false)]),
-            (Op::Lt, 1 << 32, &[((1 << 32) - 1, true), (1 << 32, false), (0, true)]),
+            (
+                Op::Lt,
+                1 << 32,
+                &[((1 << 32) - 1, true), (1 << 32, false), (0, true)],
+            ),
             (Op::Le, 1 << 32, &[(1 << 32, true), ((1 << 32) + 1, false)]),
         ];
         for (op, datum, probes) in cases {
             let rules = build(&[(&[c(0, op, datum)], 7)], true).unwrap();
             for (arg, hit) in probes {
                 let want = if *hit { 7 } else { 0 };
-                assert_eq!(run(&rules, [*arg, 0, 0, 0, 0, 0], 0), want, "{op:?} {datum} vs {arg}");
+                assert_eq!(
+                    run(&rules, [*arg, 0, 0, 0, 0, 0], 0),
+                    want,
+                    "{op:?} {datum} vs {arg}"
+                );
             }
         }
     }
@@ -461,14 +481,23 @@ mod tests {
 
     #[test]
     fn same_conditions_different_actions_conflict() {
-        assert_eq!(build(&[(&[c(0, Op::Eq, 1)], 5), (&[c(0, Op::Eq, 1)], 6)], true), Err(Conflict));
+        assert_eq!(
+            build(&[(&[c(0, Op::Eq, 1)], 5), (&[c(0, Op::Eq, 1)], 6)], true),
+            Err(Conflict)
+        );
         let shorter_later = build(
-            &[(&[c(0, Op::Eq, 1), c(1, Op::Eq, 2)], 5), (&[c(0, Op::Eq, 1)], 6)],
+            &[
+                (&[c(0, Op::Eq, 1), c(1, Op::Eq, 2)], 5),
+                (&[c(0, Op::Eq, 1)], 6),
+            ],
             true,
         );
         assert_eq!(shorter_later, Err(Conflict));
         let shorter_first = build(
-            &[(&[c(0, Op::Eq, 1)], 6), (&[c(0, Op::Eq, 1), c(1, Op::Eq, 2)], 5)],
+            &[
+                (&[c(0, Op::Eq, 1)], 6),
+                (&[c(0, Op::Eq, 1), c(1, Op::Eq, 2)], 5),
+            ],
             true,
         )
         .unwrap();
