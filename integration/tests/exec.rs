@@ -131,3 +131,53 @@ fn exec_in_stopped_container_fails() {
     rt.wait_for_status(&id, "stopped");
     rt.exec(&id, &[], &["true"]).failed();
 }
+
+/// `exec --cap` adds a capability to the bounding, effective and permitted
+/// sets of that one process, never to inheritable or ambient.
+#[test]
+fn exec_cap_adds_a_capability() {
+    let Some((rt, id)) = running_container("exec-cap") else {
+        return;
+    };
+    if !hull_integration::is_hull() {
+        return hull_integration::skip("runc 1.1 also adds --cap to the ambient set");
+    }
+    let caps = |flags: &[&str]| -> Vec<u64> {
+        let out = rt.exec(
+            &id,
+            flags,
+            &[
+                "sh",
+                "-c",
+                "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status",
+            ],
+        );
+        out.ok()
+            .lines()
+            .iter()
+            .map(|l| {
+                u64::from_str_radix(l.split_whitespace().nth(1).unwrap_or("0"), 16).unwrap_or(0)
+            })
+            .collect()
+    };
+    const SYS_ADMIN: u64 = 1 << 21;
+    let plain = caps(&[]);
+    let added = caps(&["--cap", "CAP_SYS_ADMIN"]);
+    // Order in /proc/self/status: CapInh, CapPrm, CapEff, CapBnd, CapAmb.
+    assert_eq!(
+        plain[1] & SYS_ADMIN,
+        0,
+        "container config grants CAP_SYS_ADMIN already"
+    );
+    for (i, set) in ["permitted", "effective", "bounding"].iter().enumerate() {
+        assert_ne!(
+            added[i + 1] & SYS_ADMIN,
+            0,
+            "--cap missing from {set}: {added:x?}"
+        );
+    }
+    assert_eq!(added[0], 0, "inheritable must stay empty: {added:x?}");
+    assert_eq!(added[4], 0, "ambient must stay empty: {added:x?}");
+    rt.exec(&id, &["--cap", "CAP_NOT_A_THING"], &["true"])
+        .fails_mentioning("CAP_NOT_A_THING");
+}
