@@ -169,10 +169,7 @@ fn init_container(ctx: &InitContext, ch: &Parent) -> Result<()> {
             return report(e);
         }
     }
-    let listen_fds = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-        .unwrap_or(0);
+    let listen_fds = process::listen_fds();
     if let Err(e) = process::close_fds_on_exec(ctx.preserve_fds + listen_fds) {
         return report(e);
     }

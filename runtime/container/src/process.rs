@@ -189,7 +189,20 @@ pub fn environment(p: &Process) -> Vec<String> {
 }
 
 fn home_of(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The image's /etc/passwd could be a FIFO or a device meant to hang or
+    // flood the runtime: read only a regular file, and only so much of it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/etc/passwd")
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut passwd = String::new();
+    file.take(4 << 20).read_to_string(&mut passwd).ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
@@ -236,6 +249,35 @@ fn cstrings<S: AsRef<str>>(items: &[S]) -> Result<Vec<CString>> {
                 .map_err(|_| Error::msg(format!("{:?} contains a NUL byte", s.as_ref())))
         })
         .collect()
+}
+
+/// Close every fd the caller leaked to hull (not stdio, not the `preserve`
+/// fds after it), before hull opens any of its own. Marking them
+/// close-on-exec is not enough: until execve they stay usable for path
+/// lookups such as a cwd of /proc/self/fd/N (CVE-2024-21626).
+pub fn close_inherited_fds(preserve: i32) -> Result<()> {
+    // SAFETY: close_range on fds this process has not opened itself.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + preserve as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "closing inherited file descriptors");
+    }
+    Ok(())
+}
+
+/// The number of fds after stdio that socket activation passes on.
+pub fn listen_fds() -> i32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(0)
 }
 
 /// Mark every fd from `3 + preserve` upwards close-on-exec, so nothing but
@@ -333,7 +375,16 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> Error {
 pub fn umask_and_cwd(p: &Process) -> Result<()> {
     let mask = p.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to process.cwd {}", p.cwd().display()))
+    nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to process.cwd {}", p.cwd().display()))?;
+    // A cwd reached through a magic link (/proc/self/fd/N) can lie outside
+    // the container's root; the kernel then reports it unreachable.
+    match nix::unistd::getcwd() {
+        Ok(dir) if dir.is_absolute() => Ok(()),
+        _ => Err(Error::msg(format!(
+            "process.cwd {} is outside the container's root filesystem",
+            p.cwd().display()
+        ))),
+    }
 }
 
 /// Make this process (and what it clones) non-dumpable until execve: a

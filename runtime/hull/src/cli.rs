@@ -106,6 +106,19 @@ pub enum Command {
     Features,
 }
 
+impl Command {
+    /// For commands that start a process in a container: how many fds after
+    /// stdio it is to receive (`--preserve-fds`).
+    pub fn preserved_fds(&self) -> Option<i32> {
+        match self {
+            Command::Create(a) => Some(a.preserve_fds),
+            Command::Run(a) => Some(a.create.preserve_fds),
+            Command::Exec(a) => Some(a.preserve_fds),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct CreateArgs {
     /// Bundle directory (holding config.json)

@@ -19,6 +19,15 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // Before hull opens anything itself: fds the caller leaked must not
+    // reach the container, not even during setup (CVE-2024-21626).
+    if let Some(n) = cli.command.preserved_fds() {
+        let keep = n.max(0) + hull_container::process::listen_fds();
+        if let Err(e) = hull_container::process::close_inherited_fds(keep) {
+            eprintln!("hull: {e}");
+            std::process::exit(1);
+        }
+    }
     let format = match cli.log_format {
         cli::LogFormat::Text => log::Format::Text,
         cli::LogFormat::Json => log::Format::Json,
