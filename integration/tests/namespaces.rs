@@ -209,3 +209,18 @@ fn time_namespace_offsets() {
         "uptime {inside} vs host {host_uptime}"
     );
 }
+
+/// A new network namespace has a working loopback: servers and clients in
+/// the container can talk over 127.0.0.1 (runc brings `lo` up too).
+#[test]
+fn new_network_namespace_has_loopback_up() {
+    let Some(rt) = Runtime::new("ns-loopback") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.sh(
+        "ip -o link show lo | grep -q 'UP' && echo lo-up; \
+         nc -l -p 7777 > /dev/shm/got & sleep 0.2; echo ping | nc -w 1 127.0.0.1 7777; wait; cat /dev/shm/got",
+    );
+    assert_eq!(rt.run_ok(&bundle).lines(), ["lo-up", "ping"]);
+}

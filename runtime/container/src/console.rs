@@ -2,27 +2,9 @@
 //! devpts), whose master is handed to the caller over `--console-socket`
 //! with SCM_RIGHTS, as runc's console-socket protocol defines.
 
-use crate::error::{Context, Error, Result};
-use nix::sys::socket::{self, ControlMessage, MsgFlags, UnixAddr};
-use std::io::IoSlice;
+use crate::error::{Context, Result};
+use crate::fdpass;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
-
-/// Connect to the caller's console socket (done by the runtime before the
-/// container's namespaces exist, so the path is the host's).
-pub fn connect(path: &Path) -> Result<OwnedFd> {
-    let fd = socket::socket(
-        socket::AddressFamily::Unix,
-        socket::SockType::Stream,
-        socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ctx(|| "creating a socket for --console-socket")?;
-    let addr = UnixAddr::new(path).ctx(|| format!("console socket path {}", path.display()))?;
-    socket::connect(fd.as_raw_fd(), &addr)
-        .ctx(|| format!("connecting to console socket {}", path.display()))?;
-    Ok(fd)
-}
 
 pub struct Pty {
     pub master: OwnedFd,
@@ -80,21 +62,6 @@ pub fn open_pty(width: u16, height: u16) -> Result<Pty> {
     })
 }
 
-/// Send `fd` over a connected unix socket, named like runc names it.
-pub fn send_fd(sock: &OwnedFd, fd: &OwnedFd, name: &str) -> Result<()> {
-    let fds = [fd.as_raw_fd()];
-    let iov = [IoSlice::new(name.as_bytes())];
-    socket::sendmsg::<UnixAddr>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .ctx(|| "sending the pty master over the console socket")?;
-    Ok(())
-}
-
 /// Make the slave the process's stdio and controlling terminal.
 pub fn become_controlling(slave: &OwnedFd) -> Result<()> {
     nix::unistd::setsid().ctx(|| "setsid")?;
@@ -107,29 +74,6 @@ pub fn become_controlling(slave: &OwnedFd) -> Result<()> {
         nix::unistd::dup2(slave.as_raw_fd(), target).ctx(|| "dup2 of the pty onto stdio")?;
     }
     Ok(())
-}
-
-/// Receive an fd sent with [`send_fd`] (used by tests and by `run -t`).
-pub fn recv_fd(sock: &OwnedFd) -> Result<OwnedFd> {
-    let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = socket::recvmsg::<UnixAddr>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .ctx(|| "receiving the pty master")?;
-    for c in msg.cmsgs().ctx(|| "reading control messages")? {
-        if let socket::ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel installed this descriptor for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
-            }
-        }
-    }
-    Err(Error::msg("console socket peer sent no file descriptor"))
 }
 
 /// Give the process a new terminal: the master goes to the caller over
@@ -148,6 +92,7 @@ pub fn attach_terminal(
     if as_console && !pty.slave_path.is_empty() {
         crate::rootfs::bind_console(&pty.slave_path)?;
     }
-    send_fd(sock, &pty.master, "/dev/ptmx")?;
+    fdpass::send_fd(sock, &pty.master, "/dev/ptmx")
+        .ctx(|| "sending the pty master over the console socket")?;
     become_controlling(&pty.slave)
 }

@@ -110,7 +110,7 @@ impl Container {
         let console_socket = opts
             .console_socket
             .as_deref()
-            .map(crate::console::connect)
+            .map(|p| crate::fdpass::connect(p, "console socket"))
             .transpose()?;
         let wants_cgroup_mount = bundle
             .spec
@@ -325,7 +325,7 @@ impl Container {
         let console_socket = opts
             .console_socket
             .as_deref()
-            .map(crate::console::connect)
+            .map(|p| crate::fdpass::connect(p, "console socket"))
             .transpose()?;
         let init = self.record.pid;
         let self_pid = std::process::id() as i32;

@@ -243,7 +243,7 @@ impl LocalConsole {
             .ctx(|| "accepting the console connection")?;
         // SAFETY: accept returned a new descriptor.
         let conn = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(conn) };
-        crate::console::recv_fd(&conn)
+        crate::fdpass::recv_fd(&conn).ctx(|| "receiving the container's pty")
     }
 }
 

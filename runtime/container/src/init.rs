@@ -116,6 +116,9 @@ fn init_container(ctx: &InitContext, ch: &Parent) -> Result<()> {
     if ctx.new_keyring {
         join_new_session_keyring(ctx.id)?;
     }
+    if ctx.bundle.namespaces.is_new(Kind::Net) {
+        bring_loopback_up()?;
+    }
     rootfs::prepare(spec, &ctx.plan)?;
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
@@ -183,6 +186,34 @@ fn init_container(ctx: &InitContext, ch: &Parent) -> Result<()> {
     // On success the start connection closes with exec (it is close-on-exec):
     // `start` reads EOF. On failure it reads the reason.
     report(process::exec(&program.exe, &program.args, &program.env))
+}
+
+/// A new network namespace starts with `lo` down; programs expect 127.0.0.1
+/// to work (runc brings it up too).
+fn bring_loopback_up() -> Result<()> {
+    // SAFETY: a plain datagram socket used only for interface ioctls.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "creating a socket to configure lo");
+    }
+    // SAFETY: we own the new descriptor.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "reading the flags of lo");
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "bringing up lo");
+        }
+    }
+    Ok(())
 }
 
 /// A fresh session keyring, so the container cannot read the caller's keys.

@@ -12,6 +12,7 @@ pub mod channel;
 pub mod console;
 pub mod container;
 pub mod error;
+pub mod fdpass;
 pub mod features;
 pub mod forward;
 pub mod hooks;

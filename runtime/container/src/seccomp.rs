@@ -21,7 +21,8 @@ struct Listener {
 }
 
 fn seccomp_error(e: hull_seccomp::Error) -> Error {
-    Error::msg(format!("linux.seccomp: {e}"))
+    // hull-seccomp's messages start with "seccomp: ".
+    Error::msg(format!("config.json: linux.{e}"))
 }
 
 impl Seccomp {
@@ -43,8 +44,10 @@ impl Seccomp {
                 Error::msg("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath: set it to the seccomp agent's unix socket")
             })?;
             Some(Listener {
-                socket: crate::console::connect(path)
-                    .map_err(|e| e.context("linux.seccomp.listenerPath"))?,
+                socket: crate::fdpass::connect(
+                    path,
+                    "seccomp agent socket (linux.seccomp.listenerPath)",
+                )?,
                 metadata: profile.listener_metadata().clone().unwrap_or_default(),
             })
         } else {
@@ -74,7 +77,7 @@ impl Seccomp {
                 "metadata": l.metadata,
                 "state": state,
             });
-            crate::console::send_fd(&l.socket, &fd, &msg.to_string())
+            crate::fdpass::send_fd(&l.socket, &fd, &msg.to_string())
                 .map_err(|e| e.context("handing the seccomp listener to listenerPath"))?;
         }
         Ok(())
