@@ -202,3 +202,22 @@ fn commands_on_unknown_container() {
             .fails_mentioning(mention(&id, "does not exist"));
     }
 }
+
+/// An LSM label the host cannot apply is refused up front: running the
+/// container unconfined would silently drop what the config asked for.
+#[test]
+fn lsm_label_without_lsm_on_host() {
+    let host_has = |path: &str| std::path::Path::new(path).exists();
+    if host_has("/sys/kernel/security/apparmor") || host_has("/sys/fs/selinux/enforce") {
+        return hull_integration::skip("this host runs AppArmor or SELinux");
+    }
+    if !hull_integration::is_hull() {
+        return hull_integration::skip("runc 1.1 ignores labels for LSMs the host lacks");
+    }
+    rejects("bad-apparmor", "AppArmor", |b| {
+        b.set("/process/apparmorProfile", "hull-test-profile");
+    });
+    rejects("bad-selinux", "SELinux", |b| {
+        b.set("/process/selinuxLabel", "system_u:system_r:container_t:s0");
+    });
+}
