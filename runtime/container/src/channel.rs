@@ -27,6 +27,8 @@ pub enum ToParent {
 /// Messages from the runtime to the child.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToChild {
+    /// The child is in the container's cgroups: it may go on.
+    CgroupJoined,
     IdsMapped,
     HooksDone,
     /// The child's pid in the runtime's pid namespace (for the seccomp

@@ -11,6 +11,7 @@
 //! connects.
 
 use crate::bail;
+use crate::cgroup::ContainerCgroup;
 use crate::channel::{Channel, ToChild, ToParent};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
@@ -36,6 +37,8 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// `--systemd-cgroup`: cgroupsPath is `slice:prefix:name` for systemd.
+    pub systemd_cgroup: bool,
     /// The caller waits for the container (foreground `run`): become a child
     /// subreaper so the init is ours to reap even after an intermediate fork.
     pub foreground: bool,
@@ -82,7 +85,69 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
-        self.record.status(&self.dir)
+        let status = self.record.status(&self.dir);
+        let frozen = || {
+            self.cgroup()
+                .and_then(|c| c.manager().state().ok())
+                .is_some_and(|s| s == hull_cgroups::FreezerState::Frozen)
+        };
+        if status == Status::Running && frozen() {
+            return Status::Paused;
+        }
+        status
+    }
+
+    /// The container's cgroups (containers from before cgroups have none).
+    pub fn cgroup(&self) -> Option<ContainerCgroup> {
+        let paths = self.record.cgroup.as_ref()?;
+        match ContainerCgroup::open(paths) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                crate::log::warn(format!("container {:?}: {e}", self.id()));
+                None
+            }
+        }
+    }
+
+    /// `pause`: freeze every process of the container.
+    pub fn pause(&self) -> Result<()> {
+        match self.status() {
+            Status::Running | Status::Created => {}
+            s => bail!("cannot pause container {:?}: it is {s}", self.id()),
+        }
+        let cg = self.cgroup().ok_or_else(|| {
+            Error::msg(format!(
+                "container {:?} has no cgroups to freeze",
+                self.id()
+            ))
+        })?;
+        cg.manager()
+            .freeze()
+            .map_err(|e| Error::msg(format!("pausing container {:?}: {e}", self.id())))
+    }
+
+    /// `resume`: thaw a paused container.
+    pub fn resume(&self) -> Result<()> {
+        if self.status() != Status::Paused {
+            bail!("cannot resume container {:?}: it is not paused", self.id());
+        }
+        let cg = self
+            .cgroup()
+            .ok_or_else(|| Error::msg(format!("container {:?} has no cgroups", self.id())))?;
+        cg.manager()
+            .thaw()
+            .map_err(|e| Error::msg(format!("resuming container {:?}: {e}", self.id())))
+    }
+
+    /// `update`: change the resource limits of a live container.
+    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        if self.status() == Status::Stopped {
+            bail!("cannot update container {:?}: it has stopped", self.id());
+        }
+        let cg = self
+            .cgroup()
+            .ok_or_else(|| Error::msg(format!("container {:?} has no cgroups", self.id())))?;
+        cg.set(resources)
     }
 
     pub fn oci_state(&self) -> OciState {
@@ -119,13 +184,15 @@ impl Container {
             .unwrap_or_default()
             .iter()
             .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
+        let cgroup = ContainerCgroup::plan(&bundle.spec, id, opts.systemd_cgroup)?;
         let host_side = HostSide {
             console_socket,
-            cgroups: if wants_cgroup_mount {
-                rootfs::cgroup_binds()?
+            cgroup_binds: if wants_cgroup_mount {
+                cgroup.binds()
             } else {
                 Vec::new()
             },
+            cgroup,
             seccomp: crate::seccomp::Seccomp::prepare(&bundle.spec)?,
         };
         dir.create(root, id)?;
@@ -218,6 +285,12 @@ impl Container {
             _ => bail!("container {:?} is not running", self.id()),
         }
         let sig = Signal::try_from(signal).ok();
+        if let (true, Some(cg), Some(sig)) = (all, self.cgroup(), sig) {
+            return cg
+                .manager()
+                .kill_all(sig)
+                .map_err(|e| Error::msg(format!("signalling container {:?}: {e}", self.id())));
+        }
         let pids = if all {
             self.pids()
         } else {
@@ -237,9 +310,13 @@ impl Container {
         Ok(())
     }
 
-    /// Processes of the container: every process in its pid namespace, or
-    /// just init when it shares the host's.
+    /// Processes of the container: those in its cgroup; without cgroups,
+    /// every process in its pid namespace, or just init when it shares the
+    /// host's.
     pub fn pids(&self) -> Vec<i32> {
+        if let Some(pids) = self.cgroup().and_then(|c| c.manager().pids().ok()) {
+            return pids;
+        }
         let init = self.record.pid;
         if !self.record.init_alive() {
             return Vec::new();
@@ -285,9 +362,19 @@ impl Container {
         if !self.record.init_alive() {
             return Ok(());
         }
-        // Killing a pid namespace's init kills everything in it.
-        for pid in self.pids() {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // Every process of the cgroup (or, without one, of the pid namespace,
+        // whose init's death kills the rest).
+        match self.cgroup() {
+            Some(cg) => {
+                if let Err(e) = cg.manager().kill_all(Signal::SIGKILL) {
+                    crate::log::warn(format!("killing container {:?}: {e}", self.id()));
+                }
+            }
+            None => {
+                for pid in self.pids() {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
         }
         if let Some(fd) = pidfd {
             wait_fd_readable(&fd, Duration::from_secs(10));
@@ -300,8 +387,14 @@ impl Container {
         Ok(())
     }
 
-    /// poststop hooks (failures are warnings) and removal of the state.
+    /// Remove the cgroups (killing stragglers: processes of a container
+    /// without a pid namespace can outlive its init), run poststop hooks
+    /// (failures are warnings) and remove the state.
     fn destroy(&self) -> Result<()> {
+        if let Some(cg) = self.cgroup() {
+            let _ = cg.manager().kill_all(Signal::SIGKILL);
+            cg.destroy()?;
+        }
         self.run_hooks_after_create(Point::Poststop, Status::Stopped);
         self.dir.remove()
     }
@@ -365,6 +458,10 @@ impl Container {
         let child = child.ctx(|| "clone for exec")?;
         drop(child_ch);
         drop(child_ctx);
+        if let Some(cg) = self.cgroup() {
+            cg.apply(child)?;
+        }
+        parent_ch.send(&ToChild::CgroupJoined)?;
         if needs_host_pid {
             parent_ch.send(&ToChild::HostPid(child))?;
         }
@@ -403,6 +500,7 @@ impl ExecChild<'_> {
     }
 
     fn run(&self, parent: &crate::channel::Parent) -> Result<()> {
+        parent.expect("its cgroup")?;
         for (kind, fd) in self
             .joins
             .iter()
@@ -448,6 +546,8 @@ impl ExecChild<'_> {
 /// What `create` has started so far, to undo it on failure.
 #[derive(Default)]
 struct Spawned {
+    /// The container's cgroups, once created.
+    cgroup: Option<ContainerCgroup>,
     /// Our direct child (init, or the intermediate process).
     child: Option<i32>,
     /// The container's init when it is not our direct child.
@@ -465,6 +565,11 @@ impl Spawned {
                 let _ = waitpid(Pid::from_raw(pid), None);
             } else if let Some(fd) = fd {
                 wait_fd_readable(&fd, Duration::from_secs(10));
+            }
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                crate::log::warn(format!("cleanup after failed create: {e}"));
             }
         }
         if let Err(e) = dir.remove() {
@@ -632,7 +737,9 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
 /// (so failures there leave nothing behind).
 struct HostSide {
     console_socket: Option<OwnedFd>,
-    cgroups: Vec<rootfs::CgroupBind>,
+    cgroup: ContainerCgroup,
+    /// What /sys/fs/cgroup shows inside, if the config mounts it.
+    cgroup_binds: Vec<rootfs::CgroupBind>,
     seccomp: Option<crate::seccomp::Seccomp>,
 }
 
@@ -646,9 +753,14 @@ fn spawn_init(
 ) -> Result<Record> {
     let HostSide {
         console_socket,
-        cgroups,
+        cgroup,
+        cgroup_binds,
         seccomp,
     } = host_side;
+    // Limits are in force before any process joins the cgroup.
+    cgroup.create_with_limits(&bundle.spec)?;
+    let cgroup_paths = cgroup.paths();
+    spawned.cgroup = Some(cgroup);
     let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
     let ns = &bundle.namespaces;
     let start_listener = listen_in_dir(&dir.dir, state::START_SOCKET)?;
@@ -686,7 +798,7 @@ fn spawn_init(
             in_new_userns: ns.is_new(Kind::User),
             new_cgroupns: ns.is_new(Kind::Cgroup),
             no_pivot: opts.no_pivot,
-            cgroups,
+            cgroups: cgroup_binds,
         },
         created_by_clone,
         joins: child_joins,
@@ -696,8 +808,9 @@ fn spawn_init(
         new_keyring: !opts.no_new_keyring,
         seccomp,
     };
+    // The cgroup namespace is created by the child once it is in its cgroup.
     let flags = if created_by_clone {
-        (ns.new_flags() - Kind::Time.flag()).bits()
+        (ns.new_flags() - Kind::Time.flag() - Kind::Cgroup.flag()).bits()
     } else {
         0
     };
@@ -727,6 +840,11 @@ fn spawn_init(
     drop(ctx);
     spawned.child = Some(child);
     let mut init_pid = child;
+    // Into the cgroup before the child does anything of the container's.
+    if let Some(cg) = &spawned.cgroup {
+        cg.apply(child)?;
+    }
+    parent_ch.send(&ToChild::CgroupJoined)?;
     if needs_host_pid && created_by_clone {
         parent_ch.send(&ToChild::HostPid(child))?;
     }
@@ -789,6 +907,7 @@ fn spawn_init(
         created: crate::timefmt::rfc3339_nano(SystemTime::now()),
         annotations,
         hooks: bundle.spec.hooks().clone(),
+        cgroup: Some(cgroup_paths),
     };
     dir.save_config(&bundle.raw)?;
     dir.save(&record)?;

@@ -49,6 +49,7 @@ pub fn child_main(ctx: &InitContext, ch: &Channel) -> ! {
 
 fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
     let ns = &ctx.bundle.namespaces;
+    ch.expect("its cgroup")?;
     if !ctx.created_by_clone {
         for (kind, fd) in &ctx.joins {
             crate::namespaces::enter(fd, *kind)?;
@@ -81,6 +82,10 @@ fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
                 nix::unistd::ForkResult::Child => {}
             }
         }
+    }
+    if ctx.created_by_clone && ns.is_new(Kind::Cgroup) {
+        // Rooted at the container's cgroup, which this process is in now.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "creating the cgroup namespace")?;
     }
     init_container(ctx, ch)
 }

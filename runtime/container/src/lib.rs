@@ -8,6 +8,7 @@
 //! [`state`] is what lives on disk between commands.
 
 pub mod capabilities;
+pub mod cgroup;
 pub mod channel;
 pub mod console;
 pub mod container;

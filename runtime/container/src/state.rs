@@ -62,6 +62,9 @@ pub struct Record {
     /// the full config is kept beside this file for exec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
+    /// Where the container's cgroups are, in every hierarchy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<hull_cgroups::CgroupPaths>,
 }
 
 /// runc's `state` JSON (field order and names as runc prints them).

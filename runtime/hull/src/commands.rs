@@ -1,6 +1,6 @@
 //! One function per `hull` command, each a few calls into hull-container.
 
-use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format, RunArgs};
+use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format, RunArgs, UpdateArgs};
 use hull_container::container::{list_ids, owner_of};
 use hull_container::error::Context;
 use hull_container::forward::{LocalConsole, SignalForwarder};
@@ -35,9 +35,28 @@ pub fn run(cli: Cli) -> std::result::Result<i32, Failure> {
     ) {
         reexec::ensure_sealed()?;
     }
+    let systemd = cli.systemd_cgroup;
     match cli.command {
-        Command::Create(args) => create(root, &args, false).map(|_| 0).map_err(Failure::from),
-        Command::Run(args) => run_container(root, &args).map_err(Failure::from),
+        Command::Create(args) => create(root, &args, false, systemd)
+            .map(|_| 0)
+            .map_err(Failure::from),
+        Command::Run(args) => run_container(root, &args, systemd).map_err(Failure::from),
+        Command::Pause { id } => Container::load(root, &id)
+            .and_then(|c| c.pause())
+            .map(|_| 0)
+            .map_err(Failure::from),
+        Command::Resume { id } => Container::load(root, &id)
+            .and_then(|c| c.resume())
+            .map(|_| 0)
+            .map_err(Failure::from),
+        Command::Update(args) => update(root, &args).map(|_| 0).map_err(Failure::from),
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => events(root, &id, stats, &interval)
+            .map(|_| 0)
+            .map_err(Failure::from),
         Command::Start { id } => Container::load(root, &id)
             .and_then(|c| c.start())
             .map(|_| 0)
@@ -79,7 +98,7 @@ fn print_json(v: &impl serde::Serialize, pretty: bool) -> Result<()> {
     writeln!(out, "{text}").ctx(|| "writing to stdout")
 }
 
-fn create_options(args: &CreateArgs, foreground: bool) -> CreateOptions {
+fn create_options(args: &CreateArgs, foreground: bool, systemd_cgroup: bool) -> CreateOptions {
     CreateOptions {
         bundle: args.bundle.clone(),
         console_socket: args.console_socket.clone(),
@@ -87,18 +106,19 @@ fn create_options(args: &CreateArgs, foreground: bool) -> CreateOptions {
         preserve_fds: args.preserve_fds,
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
+        systemd_cgroup,
         foreground,
     }
 }
 
-fn create(root: &Path, args: &CreateArgs, foreground: bool) -> Result<Container> {
+fn create(root: &Path, args: &CreateArgs, foreground: bool, systemd: bool) -> Result<Container> {
     if args.preserve_fds < 0 {
         bail!("--preserve-fds must not be negative");
     }
-    Container::create(root, &args.id, &create_options(args, foreground))
+    Container::create(root, &args.id, &create_options(args, foreground, systemd))
 }
 
-fn run_container(root: &Path, args: &RunArgs) -> Result<i32> {
+fn run_container(root: &Path, args: &RunArgs, systemd: bool) -> Result<i32> {
     // A foreground container with a terminal and no --console-socket gets
     // its PTY relayed to hull's own stdio, as with runc.
     let mut create_args = args.create.clone();
@@ -112,7 +132,7 @@ fn run_container(root: &Path, args: &RunArgs) -> Result<i32> {
     } else {
         None
     };
-    let c = create(root, &create_args, !args.detach)?;
+    let c = create(root, &create_args, !args.detach, systemd)?;
     if args.detach {
         c.start()?;
         return Ok(0);
@@ -445,6 +465,44 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     SignalForwarder::new()?.wait(pid, None)
+}
+
+/// `events`: a `stats` JSON line (once with --stats, else every interval),
+/// and an `oom` line each time the OOM killer hit the container.
+fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
+    let interval = crate::resources::parse_interval(interval)?;
+    let c = Container::load(root, id)?;
+    let cg = c
+        .cgroup()
+        .ok_or_else(|| Error::msg(format!("container {id:?} has no cgroups")))?;
+    let stats_line = || -> Result<serde_json::Value> {
+        let stats = cg
+            .manager()
+            .stats()
+            .map_err(|e| Error::msg(format!("reading stats of container {id:?}: {e}")))?;
+        Ok(serde_json::json!({"type": "stats", "id": id, "data": stats}))
+    };
+    if once {
+        return print_json(&stats_line()?, false);
+    }
+    let mut ooms = cg.manager().oom_events().unwrap_or(0);
+    loop {
+        if c.status() == hull_container::state::Status::Stopped {
+            return Ok(());
+        }
+        let now = cg.manager().oom_events().unwrap_or(ooms);
+        for _ in ooms..now {
+            print_json(&serde_json::json!({"type": "oom", "id": id}), false)?;
+        }
+        ooms = now;
+        print_json(&stats_line()?, false)?;
+        std::thread::sleep(interval);
+    }
+}
+
+fn update(root: &Path, args: &UpdateArgs) -> Result<()> {
+    let resources = crate::resources::from_update_args(args)?;
+    Container::load(root, &args.id)?.update(&resources)
 }
 
 #[cfg(test)]

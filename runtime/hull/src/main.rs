@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod resources;
 
 use clap::Parser;
 use hull_container::log;
