@@ -1,7 +1,9 @@
 //! Small host-side helpers: scratch directories, /proc inspection, process references.
 //!
-//! Nothing here touches host mounts or cgroups; it only reads /proc and manages
-//! files below the directories the harness created itself.
+//! Nothing here touches host mounts, and nothing changes a cgroup other than
+//! ones named after a test's own container ids (see [`remove_cgroup_dir`]); it
+//! reads /proc and /sys/fs/cgroup and manages files below the directories the
+//! harness created itself.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -174,6 +176,141 @@ fn start_time(pid: i32) -> Option<u64> {
 /// True while a process with this pid exists and is not a zombie.
 pub fn pid_alive(pid: i32) -> bool {
     matches!(process_state(pid), Some(s) if s != 'Z')
+}
+
+/// Where the host's cgroup hierarchies are mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Every directory below [`CGROUP_ROOT`] (in any hierarchy, at any depth)
+/// whose name is `name`: what a container named `name` left behind.
+/// Symlinks (e.g. `cpu -> cpu,cpuacct`) are not followed, so each cgroup is
+/// listed once.
+pub fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if !kind.is_dir() {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_name() == name {
+                found.push(path.clone());
+            }
+            walk(&path, name, found);
+        }
+    }
+    let mut found = Vec::new();
+    walk(Path::new(CGROUP_ROOT), name, &mut found);
+    found.sort();
+    found
+}
+
+/// Removes a leftover cgroup directory of a test's container (and any below
+/// it): thaws it, SIGKILLs the processes listed in its `cgroup.procs`, and
+/// removes the directories deepest first. Returns what could not be removed.
+/// Only ever called for directories named after a container id the test
+/// handed out.
+pub fn remove_cgroup_dir(dir: &Path) -> Result<(), String> {
+    let mut dirs = vec![dir.to_owned()];
+    let mut i = 0;
+    while i < dirs.len() {
+        if let Ok(entries) = fs::read_dir(&dirs[i]) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(e.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    for d in &dirs {
+        let _ = fs::write(d.join("freezer.state"), "THAWED");
+        let _ = fs::write(d.join("cgroup.freeze"), "0");
+        for pid in cgroup_procs(d) {
+            if let Some(p) = ProcessRef::capture(pid) {
+                p.kill();
+            }
+        }
+    }
+    let mut last_error = None;
+    let removed = wait_until(std::time::Duration::from_secs(5), || {
+        dirs.iter().rev().all(|d| match fs::remove_dir(d) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => {
+                last_error = Some(format!("rmdir {}: {e}", d.display()));
+                false
+            }
+        })
+    });
+    if removed {
+        Ok(())
+    } else {
+        Err(last_error.unwrap_or_default())
+    }
+}
+
+/// The pids listed in `DIR/cgroup.procs` (empty if unreadable).
+pub fn cgroup_procs(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// The host directory of the cgroup that process `pid` is in, in the
+/// hierarchy holding `controller` ("memory", "cpu", "pids", ...; "" for the
+/// cgroup v2 unified hierarchy), from /proc/PID/cgroup and this process's
+/// mountinfo. `None` if the host has no such hierarchy mounted or the
+/// process is gone.
+pub fn cgroup_dir(pid: i32, controller: &str) -> Option<PathBuf> {
+    let membership = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    for line in membership.lines() {
+        // hierarchy-id:controller-list:path
+        let mut parts = line.splitn(3, ':');
+        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = if controller.is_empty() {
+            list.is_empty()
+        } else {
+            list.split(',').any(|c| c == controller)
+        };
+        if !matches {
+            continue;
+        }
+        for m in mountinfo.lines() {
+            // id parent major:minor root mount-point options [optional...] - fstype source super-options
+            let fields: Vec<&str> = m.split_whitespace().collect();
+            let Some(dash) = fields.iter().position(|f| *f == "-") else {
+                continue;
+            };
+            if fields.len() < dash + 4 || fields.len() < 5 {
+                continue;
+            }
+            let (root, mount_point) = (fields[3], fields[4]);
+            let fstype = fields[dash + 1];
+            let supers = fields[dash + 3];
+            let same = if controller.is_empty() {
+                fstype == "cgroup2"
+            } else {
+                fstype == "cgroup" && supers.split(',').any(|o| o == controller)
+            };
+            if !same || !mount_point.starts_with(CGROUP_ROOT) {
+                continue;
+            }
+            let rel = path.strip_prefix(root).unwrap_or(path);
+            let rel = rel.trim_start_matches('/');
+            let dir = Path::new(&unescape_mountinfo(mount_point)).join(rel);
+            return Some(dir);
+        }
+    }
+    None
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes; returns the final value.

@@ -102,7 +102,8 @@ impl std::fmt::Display for Output {
 ///
 /// Dropping it force-deletes every container id it handed out, kills every
 /// process it recorded, checks that nothing is left mounted or running from its
-/// bundles, and removes its scratch directory.
+/// bundles and that no cgroup named after one of its ids remains (removing any
+/// it finds), and removes its scratch directory.
 pub struct Runtime {
     name: String,
     scratch: PathBuf,
@@ -433,6 +434,24 @@ impl Runtime {
         );
     }
 
+    /// The directories named after container `id` anywhere under
+    /// /sys/fs/cgroup (every hierarchy, any depth): empty once the runtime
+    /// removed the container's cgroups.
+    pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        host::cgroup_dirs_named(id)
+    }
+
+    /// Panics unless no directory named after container `id` is left under
+    /// /sys/fs/cgroup.
+    #[track_caller]
+    pub fn assert_no_cgroups(&self, id: &str, context: &str) {
+        let left = self.cgroup_dirs(id);
+        assert!(
+            left.is_empty(),
+            "cgroups of container {id} left behind {context}: {left:?}"
+        );
+    }
+
     /// Entries of the `--root` directory (empty if it does not exist).
     pub fn root_entries(&self) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(&self.root)
@@ -467,6 +486,25 @@ impl Runtime {
                 self.cmd_timeout(&["delete", "--force", id], Duration::from_secs(20), |_| {})
             {
                 problems.push(e);
+            }
+        }
+        // No cgroup named after one of the test's containers may outlive it.
+        for id in &ids {
+            let gone = host::wait_until(Duration::from_secs(2), || {
+                host::cgroup_dirs_named(id).is_empty()
+            });
+            if gone {
+                continue;
+            }
+            for dir in host::cgroup_dirs_named(id) {
+                let removed = match host::remove_cgroup_dir(&dir) {
+                    Ok(()) => "removed by the harness".to_owned(),
+                    Err(e) => format!("could not remove it: {e}"),
+                };
+                problems.push(format!(
+                    "cgroup of container {id} left behind: {} ({removed})",
+                    dir.display()
+                ));
             }
         }
         for p in std::mem::take(self.processes.get_mut().unwrap()) {

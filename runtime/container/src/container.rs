@@ -399,16 +399,14 @@ impl Container {
         self.dir.remove()
     }
 
-    /// Run a new process inside the container. Returns its host pid.
+    /// Run a new process inside the container. Returns its host pid. In a
+    /// paused container the process starts frozen (it runs on resume).
     pub fn exec(&self, opts: &ExecOptions) -> Result<i32> {
-        match self.status() {
-            Status::Created | Status::Running => {}
-            Status::Paused => bail!(
-                "cannot exec in paused container {:?}: resume it first",
-                self.id()
-            ),
+        let paused = match self.status() {
+            Status::Created | Status::Running => false,
+            Status::Paused => true,
             _ => bail!("cannot exec in a stopped container {:?}", self.id()),
-        }
+        };
         let terminal = opts.process.terminal().unwrap_or(false);
         if terminal && opts.console_socket.is_none() {
             bail!("a terminal was requested (-t): pass --console-socket to receive it");
@@ -465,7 +463,14 @@ impl Container {
         if needs_host_pid {
             parent_ch.send(&ToChild::HostPid(child))?;
         }
-        match parent_ch.recv::<ToParent>()? {
+        // In a paused container the child is frozen as soon as it joins the
+        // cgroup: its outcome is known only after resume, so don't wait.
+        let outcome = if paused {
+            None
+        } else {
+            parent_ch.recv::<ToParent>()?
+        };
+        match outcome {
             None => {}
             Some(ToParent::Failed(msg)) => {
                 let _ = waitpid(Pid::from_raw(child), None);
@@ -757,10 +762,13 @@ fn spawn_init(
         cgroup_binds,
         seccomp,
     } = host_side;
-    // Limits are in force before any process joins the cgroup.
-    cgroup.create_with_limits(&bundle.spec)?;
+    // Limits are in force before any process joins the cgroup. Registered
+    // first: a limit that fails leaves directories abort must remove.
     let cgroup_paths = cgroup.paths();
-    spawned.cgroup = Some(cgroup);
+    spawned
+        .cgroup
+        .insert(cgroup)
+        .create_with_limits(&bundle.spec)?;
     let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
     let ns = &bundle.namespaces;
     let start_listener = listen_in_dir(&dir.dir, state::START_SOCKET)?;

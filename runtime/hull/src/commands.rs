@@ -487,14 +487,17 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     }
     let mut ooms = cg.manager().oom_events().unwrap_or(0);
     loop {
-        if c.status() == hull_container::state::Status::Stopped {
-            return Ok(());
-        }
+        let stopped = c.status() == hull_container::state::Status::Stopped;
+        // Read OOM kills even when the container just stopped: the OOM kill
+        // of its init is what stopped it.
         let now = cg.manager().oom_events().unwrap_or(ooms);
         for _ in ooms..now {
             print_json(&serde_json::json!({"type": "oom", "id": id}), false)?;
         }
         ooms = now;
+        if stopped {
+            return Ok(());
+        }
         print_json(&stats_line()?, false)?;
         std::thread::sleep(interval);
     }
