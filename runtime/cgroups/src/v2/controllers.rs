@@ -65,6 +65,19 @@ pub(crate) fn enable(top: &Path, dir: &Path, wanted: &[&str], strict: bool) -> R
                 continue;
             }
             if !enabled.iter().any(|x| x == c) {
+                // "No internal processes": a cgroup below the root that holds
+                // processes must not get controllers for its children (the
+                // kernel may even accept threaded ones, turning it into a
+                // thread root and breaking the container's cgroup).
+                if a != top && has_processes(a) {
+                    if strict {
+                        return Err(Error::invalid(format!(
+                            "cannot enable the {c} controller in {}: it has processes of its own (cgroup v2's \"no internal processes\" rule): give linux.cgroupsPath an absolute path outside it",
+                            a.display()
+                        )));
+                    }
+                    return Ok(());
+                }
                 if let Err(e) = fs::write(a, "cgroup.subtree_control", &format!("+{c}")) {
                     if strict {
                         return Err(e);
@@ -77,6 +90,13 @@ pub(crate) fn enable(top: &Path, dir: &Path, wanted: &[&str], strict: bool) -> R
         remaining = next;
     }
     Ok(())
+}
+
+fn has_processes(dir: &Path) -> bool {
+    fs::read_opt(dir, "cgroup.procs")
+        .ok()
+        .flatten()
+        .is_some_and(|p| !p.trim().is_empty())
 }
 
 #[cfg(test)]
