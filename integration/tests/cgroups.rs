@@ -1023,3 +1023,37 @@ fn cgroup_namespace_roots_the_container_at_its_cgroup() {
         "cgroup.procs inside does not list the container's pid 1:\n{out}"
     );
 }
+
+/// `--systemd-cgroup` with runc's `slice:prefix:name` form: on a host
+/// without a running systemd, a clear error and nothing left behind.
+#[test]
+fn systemd_cgroup_without_systemd_is_a_clear_error() {
+    let Some(rt) = Runtime::new("cg-systemd") else {
+        return;
+    };
+    if std::path::Path::new("/run/systemd/system").exists() {
+        return hull_integration::skip("systemd runs on this host");
+    }
+    if !hull_integration::is_hull() {
+        return hull_integration::skip("runc 1.1 reports a dbus error instead");
+    }
+    let mut bundle = rt.bundle();
+    bundle
+        .set("/linux/cgroupsPath", "system.slice:hull:cg-systemd")
+        .args(&["true"]);
+    bundle.save();
+    let id = rt.new_id();
+    let out = rt.cmd_with(
+        &[
+            "--systemd-cgroup",
+            "create",
+            "--bundle",
+            &bundle.path().to_string_lossy(),
+            &id,
+        ],
+        |_| {},
+    );
+    out.fails_mentioning("systemd");
+    assert!(rt.root_entries().is_empty(), "state left behind: {out}");
+    rt.assert_no_cgroups(&id, "failed --systemd-cgroup create");
+}
