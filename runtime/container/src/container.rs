@@ -13,18 +13,20 @@
 use crate::bail;
 use crate::cgroup::ContainerCgroup;
 use crate::channel::{Channel, ToChild, ToParent};
+use crate::clone::{clone_process, wait_fd_readable, ForChildren};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
 use crate::init::{self, InitContext};
 use crate::namespaces::{self, Kind};
 use crate::rootfs;
 use crate::spec::Bundle;
+use crate::startsock::{connect_in_dir, listen_in_dir};
 use crate::state::{self, hook_state, OciState, Record, StateDir, Status};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -55,10 +57,12 @@ pub struct ExecOptions {
 }
 
 /// A container known to the runtime: its state directory and record.
-#[derive(Debug, Clone)]
 pub struct Container {
     pub dir: StateDir,
     pub record: Record,
+    /// Opened on first use (reading the host's cgroup layout costs a few
+    /// /proc reads), then shared by status, kill and delete.
+    cgroup: std::cell::OnceCell<Option<ContainerCgroup>>,
 }
 
 /// Make a path absolute against the caller's working directory (before the
@@ -68,11 +72,19 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 impl Container {
+    fn new(dir: StateDir, record: Record) -> Container {
+        Container {
+            dir,
+            record,
+            cgroup: std::cell::OnceCell::new(),
+        }
+    }
+
     /// Load an existing container.
     pub fn load(root: &Path, id: &str) -> Result<Container> {
         let dir = StateDir::new(root, id)?;
         let record = dir.load(id)?;
-        Ok(Container { dir, record })
+        Ok(Container::new(dir, record))
     }
 
     /// The config the container was created from.
@@ -98,15 +110,15 @@ impl Container {
     }
 
     /// The container's cgroups (containers from before cgroups have none).
-    pub fn cgroup(&self) -> Option<ContainerCgroup> {
-        let paths = self.record.cgroup.as_ref()?;
-        match ContainerCgroup::open(paths) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                crate::log::warn(format!("container {:?}: {e}", self.id()));
-                None
-            }
-        }
+    pub fn cgroup(&self) -> Option<&ContainerCgroup> {
+        self.cgroup
+            .get_or_init(|| {
+                let paths = self.record.cgroup.as_ref()?;
+                ContainerCgroup::open(paths)
+                    .map_err(|e| crate::log::warn(format!("container {:?}: {e}", self.id())))
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// `pause`: freeze every process of the container.
@@ -205,7 +217,7 @@ impl Container {
                         return Err(e);
                     }
                 }
-                Ok(Container { dir, record })
+                Ok(Container::new(dir, record))
             }
             Err(e) => {
                 spawned.abort(&dir);
@@ -581,135 +593,6 @@ impl Spawned {
             crate::log::warn(format!("cleanup after failed create: {e}"));
         }
     }
-}
-
-/// Enter "for children only" namespaces (pid, time) in the runtime itself
-/// before cloning, and restore its own afterwards so later children (hooks)
-/// run in the runtime's namespaces.
-struct ForChildren {
-    saved: Vec<(Kind, OwnedFd)>,
-}
-
-impl ForChildren {
-    fn enter(joins: &[(Kind, OwnedFd)]) -> Result<ForChildren> {
-        let mut saved = Vec::new();
-        for (kind, fd) in joins.iter().filter(|(k, _)| k.affects_children_only()) {
-            let own = namespaces::open_ns(
-                Path::new(&format!("/proc/self/ns/{}", kind.proc_name())),
-                *kind,
-            )?;
-            namespaces::enter(fd, *kind)?;
-            saved.push((*kind, own));
-        }
-        Ok(ForChildren { saved })
-    }
-
-    fn new_time_ns(&mut self, offsets: &[(String, i64, u32)]) -> Result<()> {
-        let own = namespaces::open_ns(Path::new("/proc/self/ns/time"), Kind::Time)?;
-        nix::sched::unshare(Kind::Time.flag()).ctx(|| "creating the time namespace")?;
-        self.saved.push((Kind::Time, own));
-        let text: String = offsets
-            .iter()
-            .map(|(clock, s, ns)| format!("{clock} {s} {ns}\n"))
-            .collect();
-        if !text.is_empty() {
-            std::fs::write("/proc/self/timens_offsets", text)
-                .ctx(|| "writing linux.timeOffsets")?;
-        }
-        Ok(())
-    }
-
-    fn restore(self) -> Result<()> {
-        for (kind, fd) in &self.saved {
-            namespaces::enter(fd, *kind).ctx(|| "restoring the runtime's own namespace")?;
-        }
-        Ok(())
-    }
-}
-
-/// fork-like clone(2): returns 0 in the child, the child's pid in the parent.
-///
-/// # Safety
-/// The caller must be single-threaded; the child must exec or _exit.
-unsafe fn clone_process(flags: libc::c_int) -> Result<i32, nix::errno::Errno> {
-    let r = libc::syscall(
-        libc::SYS_clone,
-        (flags | libc::SIGCHLD) as libc::c_ulong,
-        0usize,
-        0usize,
-        0usize,
-        0usize,
-    );
-    if r < 0 {
-        Err(nix::errno::Errno::last())
-    } else {
-        Ok(r as i32)
-    }
-}
-
-fn unix_socket() -> Result<OwnedFd> {
-    nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Unix,
-        nix::sys::socket::SockType::Stream,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ctx(|| "creating a unix socket")
-}
-
-/// A short path to `name` in `dir` (socket paths are limited to 108 bytes).
-fn short_path(dir_fd: &OwnedFd, name: &str) -> String {
-    format!("/proc/self/fd/{}/{name}", dir_fd.as_raw_fd())
-}
-
-fn open_dir(dir: &Path) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        dir,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ctx(|| format!("opening {}", dir.display()))?;
-    // SAFETY: open returned a new descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn listen_in_dir(dir: &Path, name: &str) -> Result<OwnedFd> {
-    let d = open_dir(dir)?;
-    let sock = unix_socket()?;
-    let addr =
-        nix::sys::socket::UnixAddr::new(short_path(&d, name).as_str()).ctx(|| "socket address")?;
-    nix::sys::socket::bind(sock.as_raw_fd(), &addr)
-        .ctx(|| format!("binding {}/{name}", dir.display()))?;
-    nix::sys::socket::listen(
-        &sock,
-        nix::sys::socket::Backlog::new(4).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
-    )
-    .ctx(|| "listening on the start socket")?;
-    Ok(sock)
-}
-
-fn connect_in_dir(dir: &Path, name: &str) -> Result<OwnedFd> {
-    let d = open_dir(dir)?;
-    let sock = unix_socket()?;
-    let addr =
-        nix::sys::socket::UnixAddr::new(short_path(&d, name).as_str()).ctx(|| "socket address")?;
-    nix::sys::socket::connect(sock.as_raw_fd(), &addr).ctx(|| {
-        format!(
-            "connecting to the container's init ({}/{name})",
-            dir.display()
-        )
-    })?;
-    Ok(sock)
-}
-
-fn wait_fd_readable(fd: &OwnedFd, timeout: Duration) -> bool {
-    let mut p = [libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(p.as_mut_ptr(), 1, timeout.as_millis() as i32) > 0 }
 }
 
 /// Write /proc/PID/{uid_map,gid_map} from the config.

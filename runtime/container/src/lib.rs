@@ -10,6 +10,7 @@
 pub mod capabilities;
 pub mod cgroup;
 pub mod channel;
+mod clone;
 pub mod console;
 pub mod container;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod spec_template;
+mod startsock;
 pub mod state;
 pub mod timefmt;
 
