@@ -23,7 +23,7 @@ pub struct Cli {
     /// Also log debug messages
     #[arg(long)]
     pub debug: bool,
-    /// Use systemd for cgroups (accepted for compatibility)
+    /// Use the systemd cgroup driver (cgroupsPath slice:prefix:name); not implemented yet: fails clearly
     #[arg(long)]
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto (accepted for compatibility)
