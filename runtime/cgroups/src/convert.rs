@@ -101,7 +101,7 @@ pub fn page_size_name(kb: u64) -> String {
     const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
     let mut v = kb;
     let mut i = 0;
-    while v >= 1024 && v % 1024 == 0 && i + 1 < UNITS.len() {
+    while v >= 1024 && v.is_multiple_of(1024) && i + 1 < UNITS.len() {
         v /= 1024;
         i += 1;
     }

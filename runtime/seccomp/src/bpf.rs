@@ -164,7 +164,7 @@ fn validate_insn(len: usize, pc: usize, insn: &Insn) -> Result<(), Invalid> {
         }
         BPF_LD if code == BPF_LD | BPF_W | BPF_ABS => {
             let k = insn.k as usize;
-            if k % 4 != 0 || k + 4 > SECCOMP_DATA_LEN {
+            if !k.is_multiple_of(4) || k + 4 > SECCOMP_DATA_LEN {
                 return Err(Invalid::BadLoad(pc));
             }
         }

@@ -175,7 +175,7 @@ impl CgroupManager for V1Manager {
             if st.trim() == "FROZEN" {
                 return Ok(Some(()));
             }
-            if tries % 20 == 0 {
+            if tries.is_multiple_of(20) {
                 fs::write(dir, "freezer.state", "FROZEN")?;
             }
             Ok(None)

@@ -1,0 +1,133 @@
+//! The metadata DB: namespaces keep images and content apart, deletes are
+//! refused where they would orphan data, and GC keeps exactly what images
+//! and leases reach.
+
+use hull_metadata::{Descriptor, Error, Image, Lease, Metadata};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> TempDb {
+        let dir = std::env::temp_dir().join(format!("hull-meta-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb(dir)
+    }
+    fn path(&self) -> PathBuf {
+        self.0.join("meta.db")
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn image(name: &str, digest: &str) -> Image {
+    Image {
+        name: name.into(),
+        target: Descriptor {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            digest: digest.into(),
+            size: 100,
+        },
+        labels: BTreeMap::new(),
+        created: 1,
+        updated: 1,
+    }
+}
+
+#[test]
+fn namespaces_isolate_images_and_survive_reopen() {
+    let t = TempDb::new("ns");
+    {
+        let m = Metadata::open(&t.path()).unwrap();
+        m.create_namespace("default").unwrap();
+        m.create_namespace("k8s.io").unwrap();
+        m.put_image(
+            "default",
+            &image("docker.io/library/busybox:latest", "sha256:aa"),
+        )
+        .unwrap();
+        assert!(matches!(
+            m.put_image("missing", &image("x", "sha256:bb")),
+            Err(Error::NoNamespace(_))
+        ));
+        assert!(matches!(
+            m.create_namespace("a/b"),
+            Err(Error::InvalidNamespace(_))
+        ));
+    }
+    let m = Metadata::open(&t.path()).unwrap();
+    assert_eq!(m.namespaces().unwrap(), ["default", "k8s.io"]);
+    assert_eq!(m.images("default").unwrap().len(), 1);
+    assert!(m.images("k8s.io").unwrap().is_empty());
+    assert_eq!(
+        m.image("default", "docker.io/library/busybox:latest")
+            .unwrap()
+            .target
+            .digest,
+        "sha256:aa"
+    );
+    assert!(matches!(
+        m.image("k8s.io", "docker.io/library/busybox:latest"),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(m.content("default").unwrap(), ["sha256:aa"]);
+    assert!(matches!(
+        m.delete_namespace("default"),
+        Err(Error::NamespaceNotEmpty(_))
+    ));
+    m.delete_image("default", "docker.io/library/busybox:latest")
+        .unwrap();
+    m.delete_namespace("default").unwrap();
+    assert_eq!(m.namespaces().unwrap(), ["k8s.io"]);
+}
+
+#[test]
+fn gc_keeps_what_images_and_leases_reach() {
+    let t = TempDb::new("gc");
+    let m = Metadata::open(&t.path()).unwrap();
+    m.create_namespace("default").unwrap();
+    m.create_namespace("other").unwrap();
+    // manifest M → config C, layers L1 L2; an orphan layer O; a leased blob P.
+    for d in ["sha256:c", "sha256:l1", "sha256:l2", "sha256:o", "sha256:p"] {
+        m.add_content("default", d).unwrap();
+    }
+    m.put_image("default", &image("app", "sha256:m")).unwrap();
+    m.put_lease(
+        "default",
+        &Lease {
+            id: "pull-1".into(),
+            resources: ["sha256:p".to_string()].into(),
+        },
+    )
+    .unwrap();
+    // The other namespace references l2 through its own image.
+    m.put_image("other", &image("other-app", "sha256:m2"))
+        .unwrap();
+    m.add_content("other", "sha256:l2").unwrap();
+    let children = |d: &str| -> Vec<String> {
+        match d {
+            "sha256:m" => vec!["sha256:c".into(), "sha256:l1".into(), "sha256:l2".into()],
+            "sha256:m2" => vec!["sha256:l2".into()],
+            _ => vec![],
+        }
+    };
+    assert_eq!(m.gc(children).unwrap(), ["sha256:o"]);
+    assert_eq!(
+        m.content("default").unwrap(),
+        ["sha256:c", "sha256:l1", "sha256:l2", "sha256:m", "sha256:p"]
+    );
+    // Once the lease and the image go, their content is released, but l2
+    // stays on disk for the other namespace.
+    m.delete_lease("default", "pull-1").unwrap();
+    m.delete_image("default", "app").unwrap();
+    let freed = m.gc(children).unwrap();
+    assert_eq!(freed, ["sha256:c", "sha256:l1", "sha256:m", "sha256:p"]);
+    assert!(m.content("default").unwrap().is_empty());
+    assert_eq!(m.content("other").unwrap(), ["sha256:l2", "sha256:m2"]);
+}
