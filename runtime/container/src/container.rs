@@ -217,7 +217,10 @@ impl Container {
                         return Err(e);
                     }
                 }
-                Ok(Container::new(dir, record))
+                // Hand over the cgroups already open: start and delete need them.
+                let container = Container::new(dir, record);
+                let _ = container.cgroup.set(spawned.cgroup.take());
+                Ok(container)
             }
             Err(e) => {
                 spawned.abort(&dir);
