@@ -15,7 +15,6 @@ use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
 const MAX_SYMLINKS: usize = 40;
@@ -176,11 +175,6 @@ pub fn open_root(path: &Path) -> Result<OwnedFd> {
     .ctx(|| format!("opening root {}", path.display()))?;
     // SAFETY: open returned a new descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `name` with a NUL-free byte view (for messages).
-pub fn display(p: &Path) -> String {
-    String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned()
 }
 
 #[cfg(test)]

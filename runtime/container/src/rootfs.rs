@@ -63,7 +63,7 @@ fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
 }
 
 /// Mount propagation and the rootfs bind, then every mount and /dev.
-pub fn prepare(spec: &Spec, plan: &Plan) -> Result<OwnedFd> {
+pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
     root_propagation(spec)?;
     // Nothing the container mounts may reach the host: every mount becomes a
     // slave of the host's first (so nothing is shared, which pivot_root also
@@ -100,7 +100,7 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<OwnedFd> {
     if !dev_from_host {
         create_devices(&root, spec, plan.in_new_userns)?;
     }
-    Ok(root)
+    Ok(())
 }
 
 fn parse_opts(m: &Mount) -> MountOptions {
@@ -364,69 +364,6 @@ fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions, plan: &Plan) 
         remount_bind(&inroot::proc_fd_path(&t), opts.flags, opts.cleared)?;
     }
     Ok(())
-}
-
-/// The container's cgroup in each hierarchy, from the runtime's view
-/// (computed before entering a cgroup namespace, which would hide the paths).
-pub fn cgroup_binds() -> Result<Vec<CgroupBind>> {
-    let own = std::fs::read_to_string("/proc/self/cgroup").ctx(|| "reading /proc/self/cgroup")?;
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "reading /proc/self/mountinfo")?;
-    let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        let (Some(mnt_root), Some(point), Some(fstype), Some(superopts)) =
-            (pre.get(3), pre.get(4), post.first(), post.get(2))
-        else {
-            continue;
-        };
-        if !point.starts_with("/sys/fs/cgroup") {
-            continue;
-        }
-        let (name, own_path) = match *fstype {
-            "cgroup2" => {
-                let p = own.lines().find_map(|l| l.strip_prefix("0::"));
-                let name = point
-                    .strip_prefix("/sys/fs/cgroup")
-                    .unwrap_or("")
-                    .trim_start_matches('/');
-                (name.to_string(), p)
-            }
-            "cgroup" => {
-                let ctrls: Vec<&str> = superopts
-                    .split(',')
-                    .filter(|o| {
-                        !matches!(*o, "rw" | "ro" | "xattr" | "clone_children")
-                            && !o.starts_with("release_agent")
-                    })
-                    .collect();
-                let p = own.lines().find_map(|l| {
-                    let mut it = l.splitn(3, ':');
-                    let (_, list, path) = (it.next()?, it.next()?, it.next()?);
-                    let set: Vec<&str> = list.split(',').collect();
-                    (!list.is_empty() && ctrls.iter().all(|c| set.contains(c))).then_some(path)
-                });
-                let name = point.rsplit('/').next().unwrap_or("").to_string();
-                (name, p)
-            }
-            _ => continue,
-        };
-        let Some(own_path) = own_path else { continue };
-        // The mount may show only a sub-tree (mnt_root): make the path relative to it.
-        let rel = own_path
-            .strip_prefix(mnt_root)
-            .unwrap_or(own_path)
-            .trim_start_matches('/');
-        out.push(CgroupBind {
-            name,
-            host_path: Path::new(point).join(rel),
-        });
-    }
-    Ok(out)
 }
 
 const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
