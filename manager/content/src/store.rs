@@ -287,6 +287,20 @@ impl Writer {
         self.offset
     }
 
+    /// Throw away what was written and start from byte 0 (a server that
+    /// ignored a resume request sends the whole blob again).
+    pub fn restart(&mut self) -> Result<()> {
+        let data_path = self.dir.join("data");
+        self.data
+            .set_len(0)
+            .map_err(io_err("truncating", &data_path))?;
+        io::Seek::seek(&mut self.data, io::SeekFrom::Start(0))
+            .map_err(io_err("truncating", &data_path))?;
+        self.hasher = sha2::Sha256::new();
+        self.offset = 0;
+        Ok(())
+    }
+
     /// Verify and publish: the size and digest must match, the data is
     /// fsynced, and the blob appears atomically. On a digest mismatch the
     /// data is discarded (resuming it could only reproduce the mismatch).

@@ -1,7 +1,13 @@
-//! hull-images: what the manager knows about images. So far: image
-//! references as users type them, normalised the way docker and containerd
-//! do (`busybox` is `docker.io/library/busybox:latest`).
+//! hull-images: what an image is to the manager and how it gets here:
+//! references, manifests and indexes, platforms, registry credentials, and
+//! the pull from a registry into the content store.
 
+pub mod auth;
+pub mod manifest;
+pub mod platform;
+pub mod pull;
 pub mod reference;
 
+pub use platform::Platform;
+pub use pull::{Puller, RegistryConfig};
 pub use reference::{InvalidReference, Reference};

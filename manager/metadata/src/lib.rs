@@ -69,6 +69,24 @@ pub struct Lease {
     pub id: String,
     #[serde(default)]
     pub resources: BTreeSet<String>,
+    /// Seconds since the epoch after which the lease no longer protects
+    /// anything (0: never). A pull's lease expires, so one left behind by a
+    /// killed daemon cannot pin content forever.
+    #[serde(default)]
+    pub expires: u64,
+}
+
+impl Lease {
+    pub fn live(&self, now: u64) -> bool {
+        self.expires == 0 || self.expires > now
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn check_namespace(ns: &str) -> Result<()> {
@@ -248,6 +266,29 @@ impl Metadata {
         })
     }
 
+    /// Drop `ns`'s reference to `digest`. Returns whether another namespace
+    /// still references it (if not, the caller removes the blob).
+    pub fn remove_content(&self, ns: &str, digest: &str) -> Result<bool> {
+        let namespaces = self.namespaces()?;
+        self.write(|tx| {
+            let mut t = tx.open_table(CONTENT).map_err(dberr)?;
+            let removed = t.remove(key(ns, digest).as_str()).map_err(dberr)?.is_some();
+            if !removed {
+                return Err(Error::NotFound {
+                    kind: "content",
+                    namespace: ns.to_string(),
+                    name: digest.to_string(),
+                });
+            }
+            for other in namespaces.iter().filter(|o| o.as_str() != ns) {
+                if t.get(key(other, digest).as_str()).map_err(dberr)?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
     /// Content digests visible in `ns`.
     pub fn content(&self, ns: &str) -> Result<Vec<String>> {
         let tx = self.db.begin_read().map_err(dberr)?;
@@ -269,6 +310,29 @@ impl Metadata {
                 .map_err(dberr)?
                 .insert(key(ns, &lease.id).as_str(), value.as_slice())
                 .map_err(dberr)?;
+            Ok(())
+        })
+    }
+
+    /// Add `digest` to lease `id` (one transaction, so concurrent additions
+    /// are not lost).
+    pub fn add_lease_resource(&self, ns: &str, id: &str, digest: &str) -> Result<()> {
+        self.write(|tx| {
+            let mut t = tx.open_table(LEASES).map_err(dberr)?;
+            let k = key(ns, id);
+            let mut lease: Lease = match t.get(k.as_str()).map_err(dberr)? {
+                Some(v) => serde_json::from_slice(v.value()).map_err(dberr)?,
+                None => {
+                    return Err(Error::NotFound {
+                        kind: "lease",
+                        namespace: ns.to_string(),
+                        name: id.to_string(),
+                    })
+                }
+            };
+            lease.resources.insert(digest.to_string());
+            let value = serde_json::to_vec(&lease).map_err(dberr)?;
+            t.insert(k.as_str(), value.as_slice()).map_err(dberr)?;
             Ok(())
         })
     }
@@ -296,12 +360,29 @@ impl Metadata {
         })
     }
 
-    /// Mark and sweep: content reachable from an image target or a lease
-    /// (following `children`, e.g. manifest → config and layers) stays; the
-    /// rest is dropped from each namespace. Returns the digests no namespace
-    /// references any more: the caller deletes them from the content store.
+    /// Mark and sweep: content reachable from an image target or a live
+    /// lease (following `children`, e.g. manifest → config and layers)
+    /// stays; the rest is dropped from each namespace, and so are expired
+    /// leases. Returns the digests no namespace references any more: the
+    /// caller deletes them from the content store.
     pub fn gc(&self, children: impl Fn(&str) -> Vec<String>) -> Result<Vec<String>> {
         let namespaces = self.namespaces()?;
+        let now = now();
+        self.write(|tx| {
+            let mut leases = tx.open_table(LEASES).map_err(dberr)?;
+            let mut expired = Vec::new();
+            for entry in leases.iter().map_err(dberr)? {
+                let (k, v) = entry.map_err(dberr)?;
+                let lease: Lease = serde_json::from_slice(v.value()).map_err(dberr)?;
+                if !lease.live(now) {
+                    expired.push(k.value().to_string());
+                }
+            }
+            for k in expired {
+                leases.remove(k.as_str()).map_err(dberr)?;
+            }
+            Ok(())
+        })?;
         let mut keep_anywhere = BTreeSet::new();
         let mut unreferenced = BTreeSet::new();
         self.write(|tx| {

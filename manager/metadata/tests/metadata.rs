@@ -103,9 +103,24 @@ fn gc_keeps_what_images_and_leases_reach() {
         &Lease {
             id: "pull-1".into(),
             resources: ["sha256:p".to_string()].into(),
+            expires: 0,
         },
     )
     .unwrap();
+    // A lease left behind by a killed pull stops protecting once expired.
+    m.add_content("default", "sha256:stale").unwrap();
+    m.put_lease(
+        "default",
+        &Lease {
+            id: "pull-dead".into(),
+            resources: Default::default(),
+            expires: 1,
+        },
+    )
+    .unwrap();
+    m.add_lease_resource("default", "pull-dead", "sha256:stale")
+        .unwrap();
+    assert!(m.add_lease_resource("default", "nope", "sha256:x").is_err());
     // The other namespace references l2 through its own image.
     m.put_image("other", &image("other-app", "sha256:m2"))
         .unwrap();
@@ -117,7 +132,16 @@ fn gc_keeps_what_images_and_leases_reach() {
             _ => vec![],
         }
     };
-    assert_eq!(m.gc(children).unwrap(), ["sha256:o"]);
+    assert_eq!(m.gc(children).unwrap(), ["sha256:o", "sha256:stale"]);
+    assert_eq!(
+        m.leases("default")
+            .unwrap()
+            .iter()
+            .map(|l| l.id.as_str())
+            .collect::<Vec<_>>(),
+        ["pull-1"],
+        "the expired lease is gone"
+    );
     assert_eq!(
         m.content("default").unwrap(),
         ["sha256:c", "sha256:l1", "sha256:l2", "sha256:m", "sha256:p"]
@@ -126,8 +150,19 @@ fn gc_keeps_what_images_and_leases_reach() {
     // stays on disk for the other namespace.
     m.delete_lease("default", "pull-1").unwrap();
     m.delete_image("default", "app").unwrap();
+    // Dropping a reference by hand (content rm) releases it too.
+    assert!(
+        !m.remove_content("default", "sha256:p").unwrap(),
+        "only default had p"
+    );
+    assert!(m.remove_content("default", "sha256:p").is_err());
     let freed = m.gc(children).unwrap();
-    assert_eq!(freed, ["sha256:c", "sha256:l1", "sha256:m", "sha256:p"]);
+    assert_eq!(freed, ["sha256:c", "sha256:l1", "sha256:m"]);
+    m.add_content("default", "sha256:l2").unwrap();
+    assert!(
+        m.remove_content("default", "sha256:l2").unwrap(),
+        "other still has l2"
+    );
     assert!(m.content("default").unwrap().is_empty());
     assert_eq!(m.content("other").unwrap(), ["sha256:l2", "sha256:m2"]);
 }
