@@ -170,12 +170,16 @@ impl Metadata {
         Ok(out)
     }
 
-    /// Remove an empty namespace (its images and leases must be gone).
-    pub fn delete_namespace(&self, ns: &str) -> Result<()> {
+    /// Remove a namespace without images or leases. Its content references
+    /// go with it; returns the digests no other namespace references (the
+    /// caller removes those blobs).
+    pub fn delete_namespace(&self, ns: &str) -> Result<Vec<String>> {
         check_namespace(ns)?;
         if !self.images(ns)?.is_empty() || !self.leases(ns)?.is_empty() {
             return Err(Error::NamespaceNotEmpty(ns.to_string()));
         }
+        let mine = self.content(ns)?;
+        let others: Vec<String> = self.namespaces()?.into_iter().filter(|o| o != ns).collect();
         self.write(|tx| {
             let removed = tx
                 .open_table(NAMESPACES)
@@ -186,7 +190,22 @@ impl Metadata {
             if !removed {
                 return Err(Error::NoNamespace(ns.to_string()));
             }
-            Ok(())
+            let mut content = tx.open_table(CONTENT).map_err(dberr)?;
+            let mut freed = Vec::new();
+            for digest in mine {
+                content.remove(key(ns, &digest).as_str()).map_err(dberr)?;
+                let mut shared = false;
+                for o in &others {
+                    shared |= content
+                        .get(key(o, &digest).as_str())
+                        .map_err(dberr)?
+                        .is_some();
+                }
+                if !shared {
+                    freed.push(digest);
+                }
+            }
+            Ok(freed)
         })
     }
 

@@ -83,8 +83,13 @@ fn namespaces_isolate_images_and_survive_reopen() {
     ));
     m.delete_image("default", "docker.io/library/busybox:latest")
         .unwrap();
-    m.delete_namespace("default").unwrap();
+    assert_eq!(
+        m.delete_namespace("default").unwrap(),
+        ["sha256:aa"],
+        "its content goes with it"
+    );
     assert_eq!(m.namespaces().unwrap(), ["k8s.io"]);
+    assert!(m.content("default").unwrap().is_empty());
 }
 
 #[test]

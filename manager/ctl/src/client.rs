@@ -1,0 +1,80 @@
+//! The connection to hulld: a gRPC channel over its unix socket, with the
+//! namespace header added to every request.
+
+use hull_api::content::content_client::ContentClient;
+use hull_api::images::images_client::ImagesClient;
+use hull_api::introspection::introspection_client::IntrospectionClient;
+use hull_api::leases::leases_client::LeasesClient;
+use hull_api::namespaces::namespaces_client::NamespacesClient;
+use hull_api::transfer::transfer_client::TransferClient;
+use std::path::Path;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Clone)]
+pub struct Namespace(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Namespace {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut()
+            .insert(hull_api::NAMESPACE_HEADER, self.0.clone());
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Channel, Namespace>;
+
+pub struct Client {
+    channel: Channel,
+    ns: Namespace,
+}
+
+impl Client {
+    pub async fn connect(address: &Path, namespace: &str) -> Result<Client, String> {
+        let ns = namespace
+            .parse()
+            .map_err(|_| format!("invalid namespace {namespace:?}"))?;
+        let not_running = |e: &dyn std::fmt::Display| {
+            format!(
+                "cannot connect to hulld at {}: {e}: is hulld running? (start it with `hulld`, or point --address / HULL_ADDRESS at its socket)",
+                address.display()
+            )
+        };
+        if let Err(e) = std::fs::metadata(address) {
+            return Err(not_running(&e));
+        }
+        let channel = Endpoint::from_shared(format!("unix://{}", address.display()))
+            .map_err(|e| not_running(&e))?
+            .connect()
+            .await
+            .map_err(|e| not_running(&crate::output::error_chain(&e)))?;
+        Ok(Client {
+            channel,
+            ns: Namespace(ns),
+        })
+    }
+
+    fn svc(&self) -> Svc {
+        InterceptedService::new(self.channel.clone(), self.ns.clone())
+    }
+
+    pub fn images(&self) -> ImagesClient<Svc> {
+        ImagesClient::new(self.svc())
+    }
+    pub fn content(&self) -> ContentClient<Svc> {
+        ContentClient::new(self.svc()).max_decoding_message_size(8 << 20)
+    }
+    pub fn namespaces(&self) -> NamespacesClient<Svc> {
+        NamespacesClient::new(self.svc())
+    }
+    pub fn leases(&self) -> LeasesClient<Svc> {
+        LeasesClient::new(self.svc())
+    }
+    pub fn transfer(&self) -> TransferClient<Svc> {
+        TransferClient::new(self.svc())
+    }
+    pub fn introspection(&self) -> IntrospectionClient<Svc> {
+        IntrospectionClient::new(self.svc())
+    }
+}

@@ -1,0 +1,137 @@
+//! hulld's configuration file (TOML). Every key has a default, so an empty
+//! file (or none) is a working configuration; `hulld config default` prints
+//! the defaults as a starting point.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Persistent state: content store and metadata DB.
+    pub root: PathBuf,
+    /// Runtime state: pid file (and later task state).
+    pub state: PathBuf,
+    pub grpc: Grpc,
+    pub pull: Pull,
+    pub registry: Registry,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Grpc {
+    /// The unix socket clients connect to.
+    pub address: PathBuf,
+    /// Group owning the socket (mode 0660): members may use hulld.
+    pub gid: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pull {
+    pub max_concurrent_downloads: usize,
+    /// Further attempts per blob after a network error, 5xx or short body.
+    pub retries: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Registry {
+    /// Registries reached over plain HTTP (localhost and 127.0.0.1 always are).
+    pub insecure: Vec<String>,
+    /// Registry domain → mirrors tried first, e.g. "docker.io" = ["mirror.lan:5000"].
+    pub mirrors: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: "/var/lib/hull".into(),
+            state: "/run/hull".into(),
+            grpc: Grpc::default(),
+            pull: Pull::default(),
+            registry: Registry::default(),
+        }
+    }
+}
+
+impl Default for Grpc {
+    fn default() -> Self {
+        Grpc {
+            address: hull_api::DEFAULT_ADDRESS.into(),
+            gid: 0,
+        }
+    }
+}
+
+impl Default for Pull {
+    fn default() -> Self {
+        Pull {
+            max_concurrent_downloads: 3,
+            retries: 3,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {}: {source}(`hulld config default` prints a valid file)", path.display())]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("the config serialises")
+    }
+
+    pub fn registry_config(&self) -> hull_images::RegistryConfig {
+        hull_images::RegistryConfig {
+            insecure: self.registry.insecure.clone(),
+            mirrors: self.registry.mirrors.clone(),
+            max_concurrent_downloads: self.pull.max_concurrent_downloads.max(1),
+            retries: self.pull.retries,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_partial_files_fill_in() {
+        let text = Config::default().to_toml();
+        assert_eq!(toml::from_str::<Config>(&text).unwrap(), Config::default());
+        let partial: Config = toml::from_str(
+            "root = \"/tmp/r\"\n[registry.mirrors]\n\"docker.io\" = [\"127.0.0.1:5001\"]\n",
+        )
+        .unwrap();
+        assert_eq!(partial.root, PathBuf::from("/tmp/r"));
+        assert_eq!(partial.pull.max_concurrent_downloads, 3);
+        assert_eq!(partial.registry.mirrors["docker.io"], ["127.0.0.1:5001"]);
+        let err = toml::from_str::<Config>("rooot = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rooot"), "{err}");
+    }
+}

@@ -1,0 +1,174 @@
+use super::{blocking, meta_status, namespace, now, Shared};
+use hull_api::images::Descriptor;
+use hull_api::transfer::transfer_server::Transfer;
+use hull_api::transfer::*;
+use hull_images::pull::{Event, PullError, PullOptions};
+use hull_images::{Platform, Reference};
+use std::pin::Pin;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+pub struct Service(pub Shared);
+
+/// How long a pull's lease protects what it fetched if the pull does not
+/// finish (failed, or the daemon was killed): a retry within this time
+/// reuses the completed blobs.
+const PULL_LEASE_SECONDS: u64 = 24 * 3600;
+
+fn pull_status(e: PullError) -> Status {
+    let msg = e.to_string();
+    match e {
+        PullError::NotFound { .. } | PullError::NoPlatform { .. } => Status::not_found(msg),
+        PullError::Unauthorized { .. } => Status::unauthenticated(msg),
+        PullError::Unreachable { .. } => Status::unavailable(msg),
+        PullError::NoSpace { .. } => Status::resource_exhausted(msg),
+        PullError::Manifest { .. } => Status::failed_precondition(msg),
+        PullError::Blob { .. } => Status::data_loss(msg),
+        PullError::Store(_) | PullError::Registry { .. } => Status::internal(msg),
+    }
+}
+
+fn descriptor(d: &hull_images::pull::Descriptor) -> Descriptor {
+    Descriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.clone(),
+        size: d.size,
+    }
+}
+
+fn message(event: pull_progress::Event) -> Result<PullProgress, Status> {
+    Ok(PullProgress { event: Some(event) })
+}
+
+#[tonic::async_trait]
+impl Transfer for Service {
+    type PullStream = Pin<Box<ReceiverStream<Result<PullProgress, Status>>>>;
+
+    async fn pull(&self, req: Request<PullRequest>) -> Result<Response<Self::PullStream>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let reference: Reference = r
+            .reference
+            .parse()
+            .map_err(|e: hull_images::InvalidReference| Status::invalid_argument(e.to_string()))?;
+        let platform = match r.platform.as_str() {
+            "" => Platform::host(),
+            p => p
+                .parse()
+                .map_err(|e: hull_images::platform::InvalidPlatform| {
+                    Status::invalid_argument(e.to_string())
+                })?,
+        };
+        let opts = PullOptions {
+            platform,
+            credentials: r
+                .credentials
+                .into_iter()
+                .map(|c| (c.host, (c.username, c.secret)))
+                .collect(),
+            max_concurrent_downloads: r.max_concurrent_downloads as usize,
+        };
+        let lease = hull_metadata::Lease {
+            id: super::leases::new_lease_id("pull"),
+            resources: Default::default(),
+            expires: now() + PULL_LEASE_SECONDS,
+        };
+        let d = self.0.clone();
+        let (n, l) = (ns.clone(), lease.clone());
+        blocking(move || {
+            d.meta.create_namespace(&n).map_err(meta_status)?;
+            d.meta.put_lease(&n, &l).map_err(meta_status)
+        })
+        .await?;
+
+        let (tx, rx) = mpsc::channel(1024);
+        let d = self.0.clone();
+        tokio::spawn(async move {
+            let events = |event: Event| {
+                let msg = match event {
+                    Event::Resolved(t) => pull_progress::Event::Resolved(descriptor(&t)),
+                    Event::Blob(b) => pull_progress::Event::Blob(BlobProgress {
+                        digest: b.digest,
+                        media_type: b.media_type,
+                        state: b.state.as_str().into(),
+                        offset: b.offset,
+                        total: b.total,
+                    }),
+                    Event::Committed(c) => {
+                        // Visible in the namespace and protected by the lease
+                        // from the moment it is in the store.
+                        let recorded = d
+                            .meta
+                            .add_content(&ns, &c.digest)
+                            .and_then(|_| d.meta.add_lease_resource(&ns, &lease.id, &c.digest));
+                        if let Err(e) = recorded {
+                            tracing::error!("recording {} in namespace {ns}: {e}", c.digest);
+                        }
+                        return;
+                    }
+                };
+                // Progress is best effort: a slow client misses updates.
+                let _ = tx.try_send(message(msg));
+            };
+            let result = d.puller.pull(&reference, &opts, &events).await;
+            let outcome = match result {
+                Ok(pulled) => {
+                    let name = reference.to_string();
+                    let record = hull_metadata::Image {
+                        name: name.clone(),
+                        target: hull_metadata::Descriptor {
+                            media_type: pulled.target.media_type.clone(),
+                            digest: pulled.target.digest.clone(),
+                            size: pulled.target.size,
+                        },
+                        labels: Default::default(),
+                        created: d.meta.image(&ns, &name).map(|i| i.created).unwrap_or(now()),
+                        updated: now(),
+                    };
+                    // The image record last: only now is all of it committed.
+                    let stored = if r.store_image {
+                        d.meta.put_image(&ns, &record).map_err(meta_status)
+                    } else {
+                        Ok(())
+                    };
+                    // The image holds the content now. A content-only fetch
+                    // keeps its lease (expiring, as ctr's), or the next GC
+                    // would take what was just fetched.
+                    if r.store_image {
+                        if let Err(e) = d.meta.delete_lease(&ns, &lease.id) {
+                            tracing::warn!("removing lease {}: {e}", lease.id);
+                        }
+                    }
+                    stored.map(|_| {
+                        pull_progress::Event::Done(PullDone {
+                            name,
+                            target: Some(descriptor(&pulled.target)),
+                            bytes_fetched: pulled.bytes_fetched,
+                            blobs: pulled.blobs.len() as u32,
+                        })
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!("pull {reference}: {e}");
+                    Err(pull_status(e))
+                }
+            };
+            let _ = tx.send(outcome.and_then(message)).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let r = req.into_inner();
+        hull_images::pull::check_credentials(
+            self.0.puller.config(),
+            &r.host,
+            &r.username,
+            &r.secret,
+        )
+        .await
+        .map_err(pull_status)?;
+        Ok(Response::new(LoginResponse {}))
+    }
+}
