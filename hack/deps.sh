@@ -17,6 +17,13 @@ HULL_DEB_PACKAGES=(
     build-essential # cc/linker for cargo
     libseccomp-dev  # reference libseccomp for hull-seccomp's differential test (dlopened by the test only)
     seccomp         # scmp_sys_resolver for runtime/seccomp/gen-syscall-tables.sh
+    protobuf-compiler # protoc for manager/api's generated gRPC code
+    docker-registry # the registry the manager's pull tests and hack/bench-pull run on 127.0.0.1
+    apache2-utils   # htpasswd for the basic-auth test registry
+    openssl         # keys, certificate and JWT signatures for the token-auth test registry
+    python3         # hack/registry/token-server.py
+    curl            # hack/registry/push.sh and serve.sh
+    zstd            # zstd layers in the test images (hack/registry/mkimages.sh)
 )
 
 # Install whatever is missing; apt-get update runs at most once, and not at

@@ -27,6 +27,7 @@
 
 pub mod bundle;
 pub mod host;
+pub mod manager;
 pub mod runtime;
 
 use std::path::PathBuf;

@@ -191,7 +191,7 @@ pub enum PullError {
         digest: String,
         detail: String,
     },
-    #[error("no space left on the device of the content store ({source}): free space (`hullctl images rm`, `hullctl content gc`) and pull again; completed layers are kept and partial ones resume")]
+    #[error("no space left on the device of the content store ({source}): free space (`hullctl images rm`, `hullctl content gc`) and pull again (completed layers are kept)")]
     NoSpace { source: hull_content::Error },
     #[error("content store: {0}")]
     Store(hull_content::Error),
@@ -358,15 +358,17 @@ impl Puller {
             };
             events(Event::Blob(progress(d, state, 0)));
         }
-        let fetched: Vec<(Descriptor, u64)> = futures_util::stream::iter(
-            wanted
-                .iter()
-                .filter(|d| !manifest::is_foreign_layer(&d.media_type)),
-        )
-        .map(|d| self.fetch_blob(&remote, d, events))
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
+        // The futures are built first: a closure inside the stream would
+        // make the pull future's Send-ness unprovable for tokio::spawn.
+        let downloads: Vec<_> = wanted
+            .iter()
+            .filter(|d| !manifest::is_foreign_layer(&d.media_type))
+            .map(|d| self.fetch_blob(&remote, d, events))
+            .collect();
+        let fetched: Vec<(Descriptor, u64)> = futures_util::stream::iter(downloads)
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
         let bytes_fetched = fetched.iter().map(|(_, n)| n).sum();
         blobs.extend(fetched.into_iter().map(|(d, _)| d));
 
@@ -484,6 +486,13 @@ impl Puller {
                             )),
                         Err(e) => Err(PullError::from_store(e)),
                     };
+                }
+                Err(e @ PullError::NoSpace { .. }) => {
+                    // A partial download is no use on a full disk, and its
+                    // bytes are what the next pull (of anything) needs.
+                    drop(writer);
+                    let _ = self.store.abort(&reference);
+                    return Err(e);
                 }
                 Err(e) if e.transient() && attempt < self.config.retries => {
                     attempt += 1;

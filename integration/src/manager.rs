@@ -1,0 +1,571 @@
+//! Harness for the manager's end-to-end tests: real processes only. Test
+//! images built from busybox-static (hack/registry/mkimages.sh), Debian's
+//! docker-registry on 127.0.0.1 (hack/registry/serve.sh), hulld on a
+//! scratch root and socket, hullctl as a user would run it, and a small
+//! HTTP proxy that injects faults (truncated or slowed blob bodies) and
+//! records what the client asked for (Range headers, concurrency).
+//!
+//! Every handle cleans up on drop (daemons stopped by PID, scratch removed),
+//! also when the test panics.
+
+use crate::host::{remove_scratch_dir, scratch_dir, wait_until};
+use crate::workspace_dir;
+use sha2::Digest as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// `<target>/debug/<name>` of this workspace (hulld, hullctl).
+pub fn manager_bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|t| workspace_dir().join(t))
+        .unwrap_or_else(|| workspace_dir().join("target"));
+    target.join("debug").join(name)
+}
+
+/// The test images (OCI layouts), built once per machine and cached in the
+/// target dir: small, multiarch, big, zstd, plain, docker.
+pub fn images_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|t| workspace_dir().join(t))
+            .unwrap_or_else(|| workspace_dir().join("target"));
+        let dir = target.join("hull-test-images");
+        let out = Command::new(workspace_dir().join("hack/registry/mkimages.sh"))
+            .arg(&dir)
+            .output()
+            .expect("running hack/registry/mkimages.sh");
+        assert!(
+            out.status.success(),
+            "mkimages.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// The manifest (or index) digest of a test image's `latest`.
+pub fn image_digest(image: &str) -> String {
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(images_dir().join(image).join("index.json")).expect("index.json"),
+    )
+    .expect("index.json parses");
+    index["manifests"][0]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string()
+}
+
+/// Digests and sizes of the blobs a pull of a test image stores (for the
+/// host platform): its index if any, the manifest, config and layers.
+pub fn image_blobs(image: &str) -> Vec<(String, u64)> {
+    let layout = images_dir().join(image);
+    let read = |digest: &str| -> serde_json::Value {
+        let hex = digest.trim_start_matches("sha256:");
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap()
+    };
+    let size = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        std::fs::metadata(layout.join("blobs/sha256").join(hex))
+            .unwrap()
+            .len()
+    };
+    let mut out = Vec::new();
+    let mut manifest = image_digest(image);
+    let root = read(&manifest);
+    if let Some(entries) = root["manifests"].as_array() {
+        out.push((manifest.clone(), size(&manifest)));
+        manifest = entries
+            .iter()
+            .find(|e| e["platform"]["architecture"] == "amd64")
+            .expect("amd64 entry")["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    out.push((manifest.clone(), size(&manifest)));
+    let m = read(&manifest);
+    for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
+        let digest = d["digest"].as_str().unwrap().to_string();
+        out.push((digest.clone(), d["size"].as_u64().unwrap()));
+    }
+    out
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    format!("{:x}", sha2::Sha256::digest(data))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Basic,
+    Token,
+}
+
+pub const USER: &str = "hull";
+pub const PASSWORD: &str = "hullpass";
+
+/// A docker-registry on 127.0.0.1 with its own storage.
+pub struct Registry {
+    pub dir: PathBuf,
+    pub address: String,
+}
+
+impl Registry {
+    pub fn start(auth: Auth) -> Registry {
+        let dir = scratch_dir("registry");
+        let kind = match auth {
+            Auth::None => "none",
+            Auth::Basic => "basic",
+            Auth::Token => "token",
+        };
+        let out = Command::new(workspace_dir().join("hack/registry/serve.sh"))
+            .arg(dir.join("reg"))
+            .args(["--auth", kind])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running hack/registry/serve.sh");
+        let registry = Registry {
+            address: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            dir,
+        };
+        assert!(
+            out.status.success(),
+            "starting the registry failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        registry
+    }
+
+    /// Push a test image as `repo:tag`.
+    pub fn push(&self, image: &str, repo: &str) -> String {
+        let out = Command::new(workspace_dir().join("hack/registry/push.sh"))
+            .arg(images_dir().join(image))
+            .arg(format!("{}/{repo}", self.address))
+            .args(["--user", &format!("{USER}:{PASSWORD}")])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running hack/registry/push.sh");
+        assert!(
+            out.status.success(),
+            "pushing {image} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!("{}/{repo}", self.address)
+    }
+
+    /// The registry's data file of a blob (to tamper with).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("reg/storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new(workspace_dir().join("hack/registry/serve.sh"))
+            .arg(self.dir.join("reg"))
+            .arg("--stop")
+            .stdin(Stdio::null())
+            .output();
+        if let Err(e) = remove_scratch_dir(&self.dir) {
+            eprintln!("{e}");
+        }
+    }
+}
+
+/// What a command printed, and how it ended.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub raw: Vec<u8>,
+}
+
+impl Out {
+    fn from(out: std::process::Output) -> Out {
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            raw: out.stdout,
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "command failed: {self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(self) -> Out {
+        assert_ne!(self.code, 0, "command should have failed: {self:#?}");
+        self
+    }
+}
+
+/// hulld on a scratch root, state dir and socket.
+pub struct Hulld {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Hulld {
+    /// Start with extra TOML appended to the config (root/state/address are
+    /// set already).
+    pub fn start(extra_config: &str) -> Hulld {
+        let dir = scratch_dir("hulld");
+        let socket = dir.join("hulld.sock");
+        let config = dir.join("hulld.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "root = \"{}\"\nstate = \"{}\"\n{extra_config}\n[grpc]\naddress = \"{}\"\n",
+                dir.join("root").display(),
+                dir.join("state").display(),
+                socket.display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.join("home/.docker")).unwrap();
+        let mut d = Hulld {
+            dir,
+            socket,
+            config,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    /// Start the daemon (again) on the same root.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "hulld already running");
+        let _ = std::fs::remove_file(&self.socket);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("hulld.log"))
+            .unwrap();
+        let child = Command::new(manager_bin("hulld"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting hulld (build it first: cargo build -p hull-daemon)");
+        self.child = Some(child);
+        let up = wait_until(Duration::from_secs(20), || self.socket.exists());
+        assert!(up, "hulld did not come up:\n{}", self.log());
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("hulld running").id() as i32
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("hulld.log")).unwrap_or_default()
+    }
+
+    /// Send `signal` and reap; returns the exit status.
+    pub fn stop_with(&mut self, signal: i32) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("hulld running");
+        // SAFETY: signalling our own child by its PID.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait().expect("reaping hulld")
+    }
+
+    /// hullctl against this daemon, with HOME/DOCKER_CONFIG in the scratch
+    /// dir so the user's own credentials are never used or changed.
+    pub fn ctl(&self, args: &[&str]) -> Out {
+        self.ctl_stdin(args, "")
+    }
+
+    pub fn ctl_stdin(&self, args: &[&str], stdin: &str) -> Out {
+        let mut child = Command::new(manager_bin("hullctl"))
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args)
+            .env("HOME", self.dir.join("home"))
+            .env("DOCKER_CONFIG", self.dir.join("home/.docker"))
+            .env_remove("HULL_NAMESPACE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running hullctl (build it first: cargo build -p hullctl)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        Out::from(child.wait_with_output().unwrap())
+    }
+
+    /// Digests `hullctl content ls` shows in `ns`.
+    pub fn content(&self, ns: &str) -> Vec<String> {
+        let out = self.ctl(&["-n", ns, "content", "ls", "-q"]).ok();
+        out.stdout.lines().map(str::to_string).collect()
+    }
+
+    /// Read every visible blob back through the API and check it hashes to
+    /// its name: no corrupt or partial blob is visible.
+    #[track_caller]
+    pub fn assert_content_intact(&self, ns: &str) {
+        for digest in self.content(ns) {
+            let out = self.ctl(&["-n", ns, "content", "get", &digest]).ok();
+            assert_eq!(
+                format!("sha256:{}", sha256_hex(&out.raw)),
+                digest,
+                "blob {digest} does not match its digest"
+            );
+        }
+    }
+
+    /// Blob files in the store on disk.
+    pub fn blob_files(&self) -> Vec<String> {
+        let dir = self.root().join("content/blobs/sha256");
+        let mut out: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| format!("sha256:{}", e.file_name().to_string_lossy()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// Bytes of partial downloads (ingest data files) on disk.
+    pub fn ingest_bytes(&self) -> u64 {
+        let dir = self.root().join("content/ingest");
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::metadata(e.path().join("data")).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Hulld {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child by its PID.
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+        if let Err(e) = remove_scratch_dir(&self.dir) {
+            eprintln!("{e}");
+        }
+    }
+}
+
+/// What the proxy does to blob responses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward as is.
+    None,
+    /// Send the headers, then only this many body bytes, then hang up.
+    Truncate(usize),
+    /// Send blob bodies at about this many bytes per second.
+    Throttle(usize),
+}
+
+#[derive(Default)]
+struct ProxyState {
+    requests: Mutex<Vec<String>>,
+    active_blobs: AtomicUsize,
+    max_active_blobs: AtomicUsize,
+}
+
+/// An HTTP/1.1 proxy in front of a registry (one request per connection).
+pub struct Proxy {
+    pub address: String,
+    fault: Arc<Mutex<Fault>>,
+    state: Arc<ProxyState>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, fault: Fault) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let fault = Arc::new(Mutex::new(fault));
+        let state = Arc::new(ProxyState::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s, st, up) = (
+            fault.clone(),
+            state.clone(),
+            stop.clone(),
+            upstream.to_string(),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (f, s, up) = (*f.lock().unwrap(), s.clone(), up.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &up, f, &s);
+                });
+            }
+        });
+        Proxy {
+            address,
+            fault,
+            state,
+            stop,
+        }
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    /// "GET /v2/... range=bytes=N-" lines, in arrival order.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The most blob downloads that were in flight at once.
+    pub fn max_concurrent_blobs(&self) -> usize {
+        self.state.max_active_blobs.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(&self.address);
+    }
+}
+
+fn read_head(r: &mut impl BufRead) -> std::io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = line.trim_end().to_string();
+        if line.is_empty() {
+            return Ok(lines);
+        }
+        lines.push(line);
+    }
+}
+
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    fault: Fault,
+    state: &ProxyState,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let head = read_head(&mut reader)?;
+    let request_line = head.first().cloned().unwrap_or_default();
+    let header = |name: &str| {
+        head.iter().skip(1).find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let is_blob = request_line.starts_with("GET ") && request_line.contains("/blobs/sha256:");
+    state.requests.lock().unwrap().push(format!(
+        "{request_line} range={}",
+        header("range").unwrap_or_default()
+    ));
+    let mut up = TcpStream::connect(upstream)?;
+    let mut forwarded = String::new();
+    for h in &head {
+        if !h.to_ascii_lowercase().starts_with("connection:") {
+            forwarded.push_str(h);
+            forwarded.push_str("\r\n");
+        }
+    }
+    forwarded.push_str("Connection: close\r\n\r\n");
+    up.write_all(forwarded.as_bytes())?;
+    // Registry requests we proxy are GET/HEAD: no request body to forward.
+    let mut upr = BufReader::new(up);
+    let response = read_head(&mut upr)?;
+    let mut client = client;
+    let mut out = String::new();
+    for h in &response {
+        if !h.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(h);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    client.write_all(out.as_bytes())?;
+    if is_blob {
+        let n = state.active_blobs.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_active_blobs.fetch_max(n, Ordering::SeqCst);
+    }
+    let result = copy_body(
+        &mut upr,
+        &mut client,
+        if is_blob { fault } else { Fault::None },
+    );
+    if is_blob {
+        state.active_blobs.fetch_sub(1, Ordering::SeqCst);
+    }
+    let _ = client.shutdown(Shutdown::Both);
+    result
+}
+
+fn copy_body(from: &mut impl Read, to: &mut TcpStream, fault: Fault) -> std::io::Result<()> {
+    let mut buf = vec![0; 64 * 1024];
+    let mut sent = 0usize;
+    let started = std::time::Instant::now();
+    loop {
+        let want = match fault {
+            Fault::Truncate(limit) if sent >= limit => return Ok(()),
+            Fault::Truncate(limit) => buf.len().min(limit - sent),
+            Fault::Throttle(_) | Fault::None => buf.len(),
+        };
+        let n = from.read(&mut buf[..want])?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+        sent += n;
+        if let Fault::Throttle(rate) = fault {
+            // Stay on schedule: `sent` bytes may leave after sent/rate seconds.
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(ahead);
+            }
+        }
+    }
+}

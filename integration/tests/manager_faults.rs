@@ -1,0 +1,295 @@
+//! Pulls that go wrong: bad input, missing images, a registry that is down,
+//! lies about content, cuts bodies short, a daemon killed mid-pull, a full
+//! disk. Each must fail with an error that says what to do, and leave
+//! nothing corrupt or half-written visible.
+
+use hull_integration::host::wait_until;
+use hull_integration::manager::{image_blobs, image_digest, Auth, Fault, Hulld, Proxy, Registry};
+use std::process::Command;
+use std::time::Duration;
+
+fn have_registry() -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", "command -v docker-registry"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "docker-registry is not installed in CI: add it to hack/deps.sh"
+        );
+        eprintln!("SKIP: docker-registry not installed");
+    }
+    ok
+}
+
+#[test]
+fn bad_reference_unknown_tag_and_registry_down() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    reg.push("small", "faults/app:latest");
+    let d = Hulld::start("");
+
+    let bad = d.ctl(&["pull", "UPPER/case"]).fails();
+    assert!(
+        bad.stderr
+            .contains("invalid image reference \"UPPER/case\""),
+        "{bad:?}"
+    );
+
+    let missing = format!("{}/faults/app:nope", reg.address);
+    let out = d.ctl(&["pull", &missing]).fails();
+    assert!(
+        out.stderr.contains(&missing) && out.stderr.contains("not found"),
+        "the error names the reference: {out:?}"
+    );
+    let no_repo = format!("{}/faults/other:latest", reg.address);
+    let out = d.ctl(&["pull", &no_repo]).fails();
+    assert!(out.stderr.contains("not found"), "{out:?}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let down = d
+        .ctl(&["pull", &format!("{addr}/faults/app:latest")])
+        .fails();
+    assert!(
+        down.stderr
+            .contains(&format!("cannot reach registry {addr}"))
+            && down.stderr.contains("refused"),
+        "{down:?}"
+    );
+    assert!(d.ctl(&["images", "ls", "-q"]).ok().stdout.is_empty());
+    assert!(d.blob_files().is_empty());
+}
+
+#[test]
+fn a_tampered_blob_never_becomes_visible() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let r = reg.push("small", "faults/tampered:latest");
+    let (layer, _) = image_blobs("small").last().unwrap().clone();
+    // Same size, different bytes: only the digest check can tell.
+    let file = reg.blob_file(&layer);
+    let mut data = std::fs::read(&file).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&file, &data).unwrap();
+
+    let d = Hulld::start("");
+    let out = d.ctl(&["pull", &r]).fails();
+    assert!(
+        out.stderr.contains(&layer) && out.stderr.contains("wrong content"),
+        "{out:?}"
+    );
+    assert!(
+        d.ctl(&["images", "ls", "-q"]).ok().stdout.is_empty(),
+        "no image record"
+    );
+    assert!(!d.content("default").contains(&layer));
+    assert!(!d.blob_files().contains(&layer), "not in the store either");
+    assert_eq!(d.ingest_bytes(), 0, "the bad data was discarded");
+    d.assert_content_intact("default");
+    // The manifest is committed last, so it is not visible either.
+    assert!(!d.content("default").contains(&image_digest("small")));
+}
+
+#[test]
+fn a_truncated_body_is_retried_with_range_then_fails_cleanly() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    reg.push("small", "faults/short:latest");
+    let proxy = Proxy::start(&reg.address, Fault::Truncate(100_000));
+    let r = format!("{}/faults/short:latest", proxy.address);
+    let d = Hulld::start("[pull]\nretries = 2\n");
+    let out = d.ctl(&["pull", &r]).fails();
+    let (layer, size) = image_blobs("small").last().unwrap().clone();
+    assert!(
+        out.stderr.contains(&layer) && out.stderr.contains("interrupted"),
+        "{out:?}"
+    );
+    // Each retry asked for the rest, from where the last one stopped.
+    let ranges: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(&layer))
+        .collect();
+    assert_eq!(ranges.len(), 3, "{ranges:?}");
+    assert!(ranges[0].ends_with("range=bytes=0-"), "{ranges:?}");
+    assert!(ranges[1].ends_with("range=bytes=100000-"), "{ranges:?}");
+    assert!(ranges[2].ends_with("range=bytes=200000-"), "{ranges:?}");
+    assert!(!d.content("default").contains(&layer));
+    assert!(d.ctl(&["images", "ls", "-q"]).ok().stdout.is_empty());
+    assert_eq!(
+        d.ingest_bytes(),
+        300_000,
+        "the partial layer is kept for a resume"
+    );
+
+    // Once the network behaves, the pull resumes and completes.
+    proxy.set_fault(Fault::None);
+    d.ctl(&["pull", "-q", &r]).ok();
+    let last = proxy
+        .requests()
+        .into_iter()
+        .rfind(|r| r.contains(&layer))
+        .unwrap();
+    assert!(last.ends_with("range=bytes=300000-"), "{last}");
+    assert!(size > 300_000);
+    d.assert_content_intact("default");
+    assert_eq!(d.ingest_bytes(), 0);
+}
+
+#[test]
+fn a_killed_daemon_leaves_nothing_corrupt_and_the_next_pull_resumes() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    reg.push("big", "faults/big:latest");
+    // Slow enough to kill the daemon with every layer half-way.
+    let proxy = Proxy::start(&reg.address, Fault::Throttle(4 << 20));
+    let r = format!("{}/faults/big:latest", proxy.address);
+    let mut d = Hulld::start("");
+    let mut pull = Command::new(hull_integration::manager::manager_bin("hullctl"))
+        .arg("--address")
+        .arg(&d.socket)
+        .args(["pull", "-q", &r])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || d.ingest_bytes() > 8 << 20),
+        "the download did not start"
+    );
+    let status = d.stop_with(libc::SIGKILL);
+    assert!(!status.success());
+    assert!(
+        !pull.wait().unwrap().success(),
+        "the client saw the pull fail"
+    );
+    let partial = d.ingest_bytes();
+    assert!(partial > 8 << 20, "{partial}");
+
+    d.spawn();
+    // Nothing partial or corrupt is visible after the restart.
+    assert!(d.ctl(&["images", "ls", "-q"]).ok().stdout.is_empty());
+    d.assert_content_intact("default");
+    let active = d.ctl(&["content", "active"]).ok().stdout;
+    assert!(
+        active.contains("pull-sha256:"),
+        "ingests are listed: {active}"
+    );
+
+    proxy.set_fault(Fault::None);
+    let before = proxy.requests().len();
+    let out = d.ctl(&["pull", "--format", "json", &r]).ok();
+    let done: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let resumed: Vec<String> = proxy.requests()[before..]
+        .iter()
+        .filter(|r| r.contains("/blobs/") && !r.ends_with("range=bytes=0-"))
+        .cloned()
+        .collect();
+    assert!(
+        !resumed.is_empty(),
+        "no layer resumed: {:?}",
+        proxy.requests()
+    );
+    let total: u64 = image_blobs("big").iter().map(|(_, s)| s).sum();
+    assert!(
+        done["bytesFetched"].as_u64().unwrap() + partial <= total + (1 << 20),
+        "the resumed pull fetched only the rest: {done} (partial {partial}, total {total})"
+    );
+    d.assert_content_intact("default");
+    assert_eq!(d.content("default").len(), image_blobs("big").len());
+    assert_eq!(d.ingest_bytes(), 0);
+}
+
+/// Needs root: the daemon's root is a small tmpfs, mounted in a private
+/// mount namespace (so it disappears with the test's processes).
+#[test]
+fn a_full_disk_fails_clearly_and_keeps_the_db_consistent() {
+    if !hull_integration::require_root() || !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let big = reg.push("big", "faults/big:latest");
+    let small = reg.push("small", "faults/small:latest");
+    // hulld runs twice on the same 40 MiB tmpfs root: the script waits for
+    // the first to exit, then starts the second.
+    let mut d = Hulld::start("");
+    d.stop_with(libc::SIGTERM);
+    let root = d.root();
+    let script = format!(
+        "mount -t tmpfs -o size=40m hull-test-full {root} && \
+         for i in 1 2; do {hulld} --config {config} & echo $! > {dir}/pid$i; wait $!; done",
+        root = root.display(),
+        hulld = hull_integration::manager::manager_bin("hulld").display(),
+        config = d.config.display(),
+        dir = d.dir.display()
+    );
+    let ns = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Stops both daemons and the namespace's shell, also if an assert fails.
+    struct Guard(std::process::Child, std::path::PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            for i in 1..=2 {
+                if let Some(pid) = std::fs::read_to_string(self.1.join(format!("pid{i}")))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok())
+                {
+                    // SAFETY: signalling a daemon this test started, by PID.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Guard(ns, d.dir.clone());
+    let kill_daemon = |i: u32| {
+        let pid: i32 = std::fs::read_to_string(d.dir.join(format!("pid{i}")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: signalling the daemon this test started, by its PID.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    };
+    let socket_up = |d: &Hulld| wait_until(Duration::from_secs(20), || d.socket.exists());
+    assert!(socket_up(&d));
+
+    let out = d.ctl(&["pull", &big]).fails();
+    assert!(
+        out.stderr.contains("no space left") && out.stderr.contains("free space"),
+        "{out:?}"
+    );
+    // Consistent: no image, only verified blobs, and the daemon still works.
+    assert!(d.ctl(&["images", "ls", "-q"]).ok().stdout.is_empty());
+    d.assert_content_intact("default");
+    d.ctl(&["pull", "-q", &small]).ok();
+
+    // And the DB reopens with the same state.
+    kill_daemon(1);
+    assert!(wait_until(Duration::from_secs(20), || d
+        .dir
+        .join("pid2")
+        .exists()));
+    assert!(socket_up(&d));
+    assert_eq!(d.ctl(&["images", "ls", "-q"]).ok().stdout.trim(), small);
+    d.assert_content_intact("default");
+    kill_daemon(2);
+    drop(guard);
+}
