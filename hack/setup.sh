@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: install what the project needs, build hull (release), and run
-# a demo container with it.
+# The main job: install what the project needs, build everything (release),
+# run a demo container with hull, then pull an image with hulld + hullctl
+# from a registry on 127.0.0.1 (images built from busybox-static).
 #
 # usage: hack/setup.sh [--no-build]
 #   --no-build   skip `cargo build --release` (use the existing binary)
@@ -46,3 +47,28 @@ trap '"$hull" delete -f "$id" >/dev/null 2>&1 || true' EXIT
 echo "==> $hull run -b $bundle $id" >&2
 "$hull" run -b "$bundle" "$id" </dev/null
 echo "==> ok: hull works; bundle left at $bundle" >&2
+
+# The manager: a loopback registry with a test image, hulld on a scratch
+# root, and a pull through hullctl. Everything is stopped on exit.
+bin=$repo/target/release
+demo=$(mktemp -d /tmp/hull-manager-demo.XXXXXX)
+hulld_pid=
+stop_manager() {
+    [[ -z $hulld_pid ]] || { kill "$hulld_pid" 2>/dev/null; wait "$hulld_pid" 2>/dev/null; }
+    hack/registry/serve.sh "$demo/registry" --stop >/dev/null 2>&1 || true
+    rm -rf "$demo"
+}
+trap '"$hull" delete -f "$id" >/dev/null 2>&1 || true; stop_manager' EXIT
+echo "==> test images and a registry on 127.0.0.1" >&2
+hack/registry/mkimages.sh "$repo/target/hull-test-images" >/dev/null
+registry=$(hack/registry/serve.sh "$demo/registry" --auth none)
+hack/registry/push.sh "$repo/target/hull-test-images/multiarch" "$registry/demo/busybox:latest" >/dev/null
+"$bin/hulld" --root "$demo/root" --state "$demo/state" --address "$demo/hulld.sock" 2>"$demo/hulld.log" &
+hulld_pid=$!
+for _ in $(seq 100); do [[ -S $demo/hulld.sock ]] && break; sleep 0.1; done
+ctl=("$bin/hullctl" --address "$demo/hulld.sock")
+echo "==> hullctl pull $registry/demo/busybox:latest" >&2
+"${ctl[@]}" pull "$registry/demo/busybox:latest"
+"${ctl[@]}" images ls
+"${ctl[@]}" content ls
+echo "==> ok: hulld pulled an image" >&2

@@ -125,6 +125,25 @@ fn every_kind_of_image_pulls() {
 }
 
 #[test]
+fn pull_by_digest() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let r = reg.push("small", "pinned/app:v1");
+    let name = r.trim_end_matches(":v1");
+    let pinned = format!("{name}@{}", image_digest("small"));
+    let d = Hulld::start("");
+    let out = d.ctl(&["pull", "-q", &pinned]).ok();
+    assert!(out.stdout.contains(&pinned), "{out:?}");
+    assert_eq!(d.ctl(&["images", "ls", "-q"]).ok().stdout.trim(), pinned);
+    // A digest the registry does not have is "not found", named.
+    let other = format!("{name}@sha256:{}", "0".repeat(64));
+    let missing = d.ctl(&["pull", &other]).fails();
+    assert!(missing.stderr.contains(&other) && missing.stderr.contains("not found"), "{missing:?}");
+}
+
+#[test]
 fn multi_platform_index_selects_the_platform() {
     if !have_registry() {
         return;
