@@ -111,6 +111,42 @@ fn range(ns: &str) -> (String, String) {
     (format!("{ns}/"), format!("{ns}0"))
 }
 
+fn add_resource(tx: &redb::WriteTransaction, ns: &str, id: &str, digest: &str) -> Result<()> {
+    let mut t = tx.open_table(LEASES).map_err(dberr)?;
+    let k = key(ns, id);
+    let mut lease: Lease = match t.get(k.as_str()).map_err(dberr)? {
+        Some(v) => serde_json::from_slice(v.value()).map_err(dberr)?,
+        None => {
+            return Err(Error::NotFound {
+                kind: "lease",
+                namespace: ns.to_string(),
+                name: id.to_string(),
+            })
+        }
+    };
+    lease.resources.insert(digest.to_string());
+    let value = serde_json::to_vec(&lease).map_err(dberr)?;
+    t.insert(k.as_str(), value.as_slice()).map_err(dberr)?;
+    Ok(())
+}
+
+fn remove_lease(tx: &redb::WriteTransaction, ns: &str, id: &str) -> Result<()> {
+    let removed = tx
+        .open_table(LEASES)
+        .map_err(dberr)?
+        .remove(key(ns, id).as_str())
+        .map_err(dberr)?
+        .is_some();
+    if !removed {
+        return Err(Error::NotFound {
+            kind: "lease",
+            namespace: ns.to_string(),
+            name: id.to_string(),
+        });
+    }
+    Ok(())
+}
+
 pub struct Metadata {
     db: Database,
 }
@@ -127,7 +163,22 @@ impl Metadata {
     }
 
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_write().map_err(dberr)?;
+        self.write_with(redb::Durability::Immediate, f)
+    }
+
+    /// A commit that is made durable by the next durable one (one fsync
+    /// less). Only for changes whose loss in a crash is harmless.
+    fn write_deferred<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
+        self.write_with(redb::Durability::None, f)
+    }
+
+    fn write_with<T>(
+        &self,
+        durability: redb::Durability,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let mut tx = self.db.begin_write().map_err(dberr)?;
+        tx.set_durability(durability).map_err(dberr)?;
         let out = f(&tx)?;
         tx.commit().map_err(dberr)?;
         Ok(out)
@@ -151,6 +202,9 @@ impl Metadata {
 
     pub fn create_namespace(&self, ns: &str) -> Result<()> {
         check_namespace(ns)?;
+        if self.namespaces()?.iter().any(|n| n == ns) {
+            return Ok(());
+        }
         self.write(|tx| {
             tx.open_table(NAMESPACES)
                 .map_err(dberr)?
@@ -322,38 +376,49 @@ impl Metadata {
     }
 
     pub fn put_lease(&self, ns: &str, lease: &Lease) -> Result<()> {
-        self.write(|tx| {
+        self.write(|tx| self.insert_lease(tx, ns, lease))
+    }
+
+    /// [`Metadata::put_lease`] without its own fsync, for a pull's expiring
+    /// lease: lost in a crash, it would have protected nothing yet.
+    pub fn put_lease_deferred(&self, ns: &str, lease: &Lease) -> Result<()> {
+        self.write_deferred(|tx| self.insert_lease(tx, ns, lease))
+    }
+
+    /// A pulled blob is in the store: make it content of `ns`, protected by
+    /// `lease`, in one commit without an fsync of its own. The image record
+    /// written at the end of the pull makes it durable; if a crash loses it
+    /// first, the blob stays in the store and the next pull records it again.
+    pub fn record_fetched(&self, ns: &str, lease: &str, digest: &str) -> Result<()> {
+        self.write_deferred(|tx| {
             self.require_namespace(tx, ns)?;
-            let value = serde_json::to_vec(lease).map_err(dberr)?;
-            tx.open_table(LEASES)
+            tx.open_table(CONTENT)
                 .map_err(dberr)?
-                .insert(key(ns, &lease.id).as_str(), value.as_slice())
+                .insert(key(ns, digest).as_str(), b"{}".as_slice())
                 .map_err(dberr)?;
-            Ok(())
+            add_resource(tx, ns, lease, digest)
         })
+    }
+
+    /// Make every deferred commit durable.
+    pub fn flush(&self) -> Result<()> {
+        self.write(|_| Ok(()))
+    }
+
+    fn insert_lease(&self, tx: &redb::WriteTransaction, ns: &str, lease: &Lease) -> Result<()> {
+        self.require_namespace(tx, ns)?;
+        let value = serde_json::to_vec(lease).map_err(dberr)?;
+        tx.open_table(LEASES)
+            .map_err(dberr)?
+            .insert(key(ns, &lease.id).as_str(), value.as_slice())
+            .map_err(dberr)?;
+        Ok(())
     }
 
     /// Add `digest` to lease `id` (one transaction, so concurrent additions
     /// are not lost).
     pub fn add_lease_resource(&self, ns: &str, id: &str, digest: &str) -> Result<()> {
-        self.write(|tx| {
-            let mut t = tx.open_table(LEASES).map_err(dberr)?;
-            let k = key(ns, id);
-            let mut lease: Lease = match t.get(k.as_str()).map_err(dberr)? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(dberr)?,
-                None => {
-                    return Err(Error::NotFound {
-                        kind: "lease",
-                        namespace: ns.to_string(),
-                        name: id.to_string(),
-                    })
-                }
-            };
-            lease.resources.insert(digest.to_string());
-            let value = serde_json::to_vec(&lease).map_err(dberr)?;
-            t.insert(k.as_str(), value.as_slice()).map_err(dberr)?;
-            Ok(())
-        })
+        self.write(|tx| add_resource(tx, ns, id, digest))
     }
 
     pub fn leases(&self, ns: &str) -> Result<Vec<Lease>> {
@@ -361,22 +426,13 @@ impl Metadata {
     }
 
     pub fn delete_lease(&self, ns: &str, id: &str) -> Result<()> {
-        self.write(|tx| {
-            let removed = tx
-                .open_table(LEASES)
-                .map_err(dberr)?
-                .remove(key(ns, id).as_str())
-                .map_err(dberr)?
-                .is_some();
-            if !removed {
-                return Err(Error::NotFound {
-                    kind: "lease",
-                    namespace: ns.to_string(),
-                    name: id.to_string(),
-                });
-            }
-            Ok(())
-        })
+        self.write(|tx| remove_lease(tx, ns, id))
+    }
+
+    /// [`Metadata::delete_lease`] without its own fsync, for a finished
+    /// pull: lost in a crash, the lease just lives until it expires.
+    pub fn delete_lease_deferred(&self, ns: &str, id: &str) -> Result<()> {
+        self.write_deferred(|tx| remove_lease(tx, ns, id))
     }
 
     /// Mark and sweep: content reachable from an image target or a live

@@ -113,8 +113,7 @@ fn gc_keeps_what_images_and_leases_reach() {
     )
     .unwrap();
     // A lease left behind by a killed pull stops protecting once expired.
-    m.add_content("default", "sha256:stale").unwrap();
-    m.put_lease(
+    m.put_lease_deferred(
         "default",
         &Lease {
             id: "pull-dead".into(),
@@ -123,8 +122,13 @@ fn gc_keeps_what_images_and_leases_reach() {
         },
     )
     .unwrap();
-    m.add_lease_resource("default", "pull-dead", "sha256:stale")
+    m.record_fetched("default", "pull-dead", "sha256:stale")
         .unwrap();
+    m.flush().unwrap();
+    assert!(m
+        .content("default")
+        .unwrap()
+        .contains(&"sha256:stale".to_string()));
     assert!(m.add_lease_resource("default", "nope", "sha256:x").is_err());
     // The other namespace references l2 through its own image.
     m.put_image("other", &image("other-app", "sha256:m2"))

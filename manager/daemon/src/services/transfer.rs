@@ -78,7 +78,7 @@ impl Transfer for Service {
         let (n, l) = (ns.clone(), lease.clone());
         blocking(move || {
             d.meta.create_namespace(&n).map_err(meta_status)?;
-            d.meta.put_lease(&n, &l).map_err(meta_status)
+            d.meta.put_lease_deferred(&n, &l).map_err(meta_status)
         })
         .await?;
 
@@ -98,11 +98,7 @@ impl Transfer for Service {
                     Event::Committed(c) => {
                         // Visible in the namespace and protected by the lease
                         // from the moment it is in the store.
-                        let recorded = d
-                            .meta
-                            .add_content(&ns, &c.digest)
-                            .and_then(|_| d.meta.add_lease_resource(&ns, &lease.id, &c.digest));
-                        if let Err(e) = recorded {
+                        if let Err(e) = d.meta.record_fetched(&ns, &lease.id, &c.digest) {
                             tracing::error!("recording {} in namespace {ns}: {e}", c.digest);
                         }
                         return;
@@ -135,10 +131,13 @@ impl Transfer for Service {
                     // The image holds the content now. A content-only fetch
                     // keeps its lease (expiring, as ctr's), or the next GC
                     // would take what was just fetched.
-                    if r.store_image {
-                        if let Err(e) = d.meta.delete_lease(&ns, &lease.id) {
-                            tracing::warn!("removing lease {}: {e}", lease.id);
-                        }
+                    let cleanup = if r.store_image {
+                        d.meta.delete_lease_deferred(&ns, &lease.id)
+                    } else {
+                        d.meta.flush()
+                    };
+                    if let Err(e) = cleanup {
+                        tracing::warn!("finishing lease {}: {e}", lease.id);
                     }
                     stored.map(|_| {
                         pull_progress::Event::Done(PullDone {
