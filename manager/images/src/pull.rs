@@ -68,7 +68,7 @@ impl RegistryConfig {
     }
 
     /// A client speaking to `host` (one per pull: tokens are per-pull too).
-    pub fn client(&self, host: &str, concurrency: usize) -> Client {
+    pub fn client(&self, host: &str) -> Client {
         ensure_crypto_provider();
         let protocol = if self.is_insecure(host) {
             ClientProtocol::HttpsExcept(vec![host.to_string()])
@@ -78,7 +78,6 @@ impl RegistryConfig {
         Client::new(ClientConfig {
             protocol,
             platform_resolver: None,
-            max_concurrent_download: concurrency.max(1),
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(60)),
             user_agent: concat!("hull/", env!("CARGO_PKG_VERSION")),
@@ -226,10 +225,17 @@ struct Endpoint {
     mirror: bool,
 }
 
+/// An endpoint host and the credentials used there.
+type ClientKey = (String, Option<(String, String)>);
+
 /// Pulls into one content store.
 pub struct Puller {
     store: Arc<dyn ContentStore + Send + Sync>,
     config: RegistryConfig,
+    /// One HTTP client per endpoint and credentials, kept across pulls:
+    /// building one (TLS roots) costs more than a small pull, and a kept
+    /// one reuses connections and tokens.
+    clients: std::sync::Mutex<BTreeMap<ClientKey, Client>>,
 }
 
 /// The callback for [`Event`]s (called from the pulling task).
@@ -237,7 +243,11 @@ pub type Events<'a> = &'a (dyn Fn(Event) + Send + Sync);
 
 impl Puller {
     pub fn new(store: Arc<dyn ContentStore + Send + Sync>, config: RegistryConfig) -> Puller {
-        Puller { store, config }
+        Puller {
+            store,
+            config,
+            clients: Default::default(),
+        }
     }
 
     pub fn config(&self) -> &RegistryConfig {
@@ -293,7 +303,15 @@ impl Puller {
             0 => self.config.max_concurrent_downloads,
             n => n,
         };
-        let remote = Remote::new(&self.config, endpoint, reference, opts, concurrency);
+        let creds = lookup_credentials(&opts.credentials, &endpoint.host).cloned();
+        let client = self
+            .clients
+            .lock()
+            .expect("client cache lock")
+            .entry((endpoint.host.clone(), creds))
+            .or_insert_with(|| self.config.client(&endpoint.host))
+            .clone();
+        let remote = Remote::new(client, endpoint, reference, opts);
         remote.authenticate().await?;
 
         let (root_bytes, root_digest) = remote.manifest(&reference.object()).await?;
@@ -545,11 +563,10 @@ struct Remote {
 
 impl Remote {
     fn new(
-        config: &RegistryConfig,
+        client: Client,
         endpoint: &Endpoint,
         reference: &Reference,
         opts: &PullOptions,
-        concurrency: usize,
     ) -> Remote {
         let mut image = oci_client::Reference::with_tag(
             reference.domain.clone(),
@@ -563,7 +580,7 @@ impl Remote {
             .map(|(u, s)| RegistryAuth::Basic(u.clone(), s.clone()))
             .unwrap_or(RegistryAuth::Anonymous);
         Remote {
-            client: config.client(&endpoint.host, concurrency),
+            client,
             image,
             auth,
             host: endpoint.host.clone(),
@@ -857,7 +874,7 @@ pub async fn check_credentials(
                 credentials: creds,
                 max_concurrent_downloads: 1,
             };
-            Remote::new(config, &endpoint, &probe, &opts, 1)
+            Remote::new(config.client(host), &endpoint, &probe, &opts)
                 .authenticate()
                 .await
         }
