@@ -103,6 +103,23 @@ pub fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(data))
 }
 
+/// Whether Debian's docker-registry is installed. CI installs it, so there a
+/// missing one is a failure; elsewhere the test prints a skip line.
+pub fn have_registry() -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", "command -v docker-registry"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "docker-registry is not installed in CI: add it to hack/deps.sh"
+        );
+        eprintln!("SKIP: docker-registry not installed (apt-get install docker-registry)");
+    }
+    ok
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Auth {
     None,
@@ -485,6 +502,20 @@ fn read_head(r: &mut impl BufRead) -> std::io::Result<Vec<String>> {
     }
 }
 
+/// A request or response head again, with "Connection: close": one
+/// exchange per connection keeps the proxy simple.
+fn closing_head(lines: &[String]) -> String {
+    let mut out = String::new();
+    for h in lines {
+        if !h.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(h);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out
+}
+
 fn serve(
     client: TcpStream,
     upstream: &str,
@@ -506,28 +537,12 @@ fn serve(
         header("range").unwrap_or_default()
     ));
     let mut up = TcpStream::connect(upstream)?;
-    let mut forwarded = String::new();
-    for h in &head {
-        if !h.to_ascii_lowercase().starts_with("connection:") {
-            forwarded.push_str(h);
-            forwarded.push_str("\r\n");
-        }
-    }
-    forwarded.push_str("Connection: close\r\n\r\n");
-    up.write_all(forwarded.as_bytes())?;
+    up.write_all(closing_head(&head).as_bytes())?;
     // Registry requests we proxy are GET/HEAD: no request body to forward.
     let mut upr = BufReader::new(up);
     let response = read_head(&mut upr)?;
     let mut client = client;
-    let mut out = String::new();
-    for h in &response {
-        if !h.to_ascii_lowercase().starts_with("connection:") {
-            out.push_str(h);
-            out.push_str("\r\n");
-        }
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    client.write_all(out.as_bytes())?;
+    client.write_all(closing_head(&response).as_bytes())?;
     if is_blob {
         let n = state.active_blobs.fetch_add(1, Ordering::SeqCst) + 1;
         state.max_active_blobs.fetch_max(n, Ordering::SeqCst);

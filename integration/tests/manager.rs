@@ -4,25 +4,10 @@
 //! own behaviour (config, lock, signals).
 
 use hull_integration::manager::{
-    image_blobs, image_digest, sha256_hex, Auth, Fault, Hulld, Proxy, Registry, PASSWORD, USER,
+    have_registry, image_blobs, image_digest, sha256_hex, Auth, Fault, Hulld, Proxy, Registry,
+    PASSWORD, USER,
 };
 use std::process::Command;
-
-/// The registry is a Debian package CI installs; elsewhere it may be missing.
-fn have_registry() -> bool {
-    let ok = Command::new("sh")
-        .args(["-c", "command -v docker-registry"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "docker-registry is not installed in CI: add it to hack/deps.sh"
-        );
-        eprintln!("SKIP: docker-registry not installed (apt-get install docker-registry)");
-    }
-    ok
-}
 
 #[test]
 fn pull_stores_verified_content_and_the_image_record() {
@@ -140,7 +125,10 @@ fn pull_by_digest() {
     // A digest the registry does not have is "not found", named.
     let other = format!("{name}@sha256:{}", "0".repeat(64));
     let missing = d.ctl(&["pull", &other]).fails();
-    assert!(missing.stderr.contains(&other) && missing.stderr.contains("not found"), "{missing:?}");
+    assert!(
+        missing.stderr.contains(&other) && missing.stderr.contains("not found"),
+        "{missing:?}"
+    );
 }
 
 #[test]
@@ -287,12 +275,11 @@ fn content_fetch_ls_get_rm_and_gc() {
     assert!(bad.stderr.contains("digest"), "{bad:?}");
 }
 
-#[test]
-fn basic_auth_registry_needs_login() {
-    if !have_registry() {
-        return;
-    }
-    let reg = Registry::start(Auth::Basic);
+/// Without credentials the pull is refused with the fix named; a wrong
+/// password is refused by `hullctl login` and nothing is stored; the right
+/// one is stored in the docker config and the pull works.
+fn login_then_pull(auth: Auth) {
+    let reg = Registry::start(auth);
     let r = reg.push("small", "private/app:latest");
     let d = Hulld::start("");
     let denied = d.ctl(&["pull", &r]).fails();
@@ -300,53 +287,31 @@ fn basic_auth_registry_needs_login() {
         denied.stderr.contains(&reg.address) && denied.stderr.contains("hullctl login"),
         "{denied:?}"
     );
-    let wrong = d
-        .ctl_stdin(
-            &["login", "-u", USER, "--password-stdin", &reg.address],
-            "nope\n",
-        )
-        .fails();
+    let login = ["login", "-u", USER, "--password-stdin", &reg.address];
+    let wrong = d.ctl_stdin(&login, "nope\n").fails();
     assert!(wrong.stderr.contains("rejected"), "{wrong:?}");
-    assert!(
-        !d.dir.join("home/.docker/config.json").exists(),
-        "nothing stored on failure"
-    );
-    d.ctl_stdin(
-        &["login", "-u", USER, "--password-stdin", &reg.address],
-        &format!("{PASSWORD}\n"),
-    )
-    .ok();
-    let config = std::fs::read_to_string(d.dir.join("home/.docker/config.json")).unwrap();
-    assert!(config.contains(&reg.address), "{config}");
+    let config = d.dir.join("home/.docker/config.json");
+    assert!(!config.exists(), "nothing stored on failure");
+    d.ctl_stdin(&login, &format!("{PASSWORD}\n")).ok();
+    let stored = std::fs::read_to_string(&config).unwrap();
+    assert!(stored.contains(&reg.address), "{stored}");
     d.ctl(&["pull", "-q", &r]).ok();
     d.assert_content_intact("default");
+    assert_eq!(d.content("default").len(), image_blobs("small").len());
+}
+
+#[test]
+fn basic_auth_registry_needs_login() {
+    if have_registry() {
+        login_then_pull(Auth::Basic);
+    }
 }
 
 #[test]
 fn token_auth_registry_with_the_bearer_flow() {
-    if !have_registry() {
-        return;
+    if have_registry() {
+        login_then_pull(Auth::Token);
     }
-    let reg = Registry::start(Auth::Token);
-    let r = reg.push("small", "private/app:latest");
-    let d = Hulld::start("");
-    let denied = d.ctl(&["pull", &r]).fails();
-    assert!(denied.stderr.contains("hullctl login"), "{denied:?}");
-    let wrong = d
-        .ctl_stdin(
-            &["login", "-u", USER, "--password-stdin", &reg.address],
-            "nope\n",
-        )
-        .fails();
-    assert!(wrong.stderr.contains("rejected"), "{wrong:?}");
-    d.ctl_stdin(
-        &["login", "-u", USER, "--password-stdin", &reg.address],
-        &format!("{PASSWORD}\n"),
-    )
-    .ok();
-    d.ctl(&["pull", "-q", &r]).ok();
-    d.assert_content_intact("default");
-    assert_eq!(d.content("default").len(), image_blobs("small").len());
 }
 
 #[test]

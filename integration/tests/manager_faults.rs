@@ -4,24 +4,11 @@
 //! nothing corrupt or half-written visible.
 
 use hull_integration::host::wait_until;
-use hull_integration::manager::{image_blobs, image_digest, Auth, Fault, Hulld, Proxy, Registry};
+use hull_integration::manager::{
+    have_registry, image_blobs, image_digest, Auth, Fault, Hulld, Proxy, Registry,
+};
 use std::process::Command;
 use std::time::Duration;
-
-fn have_registry() -> bool {
-    let ok = Command::new("sh")
-        .args(["-c", "command -v docker-registry"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "docker-registry is not installed in CI: add it to hack/deps.sh"
-        );
-        eprintln!("SKIP: docker-registry not installed");
-    }
-    ok
-}
 
 #[test]
 fn bad_reference_unknown_tag_and_registry_down() {

@@ -887,7 +887,7 @@ pub async fn check_credentials(
 
 /// reqwest's Display stops at "error sending request"; the cause (e.g.
 /// "Connection refused") is further down the source chain.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -39,6 +39,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn not_found(kind: &'static str, ns: &str, name: &str) -> Error {
+    Error::NotFound {
+        kind,
+        namespace: ns.to_string(),
+        name: name.to_string(),
+    }
+}
+
 fn dberr<E: std::fmt::Display>(e: E) -> Error {
     Error::Db(e.to_string())
 }
@@ -116,13 +124,7 @@ fn add_resource(tx: &redb::WriteTransaction, ns: &str, id: &str, digest: &str) -
     let k = key(ns, id);
     let mut lease: Lease = match t.get(k.as_str()).map_err(dberr)? {
         Some(v) => serde_json::from_slice(v.value()).map_err(dberr)?,
-        None => {
-            return Err(Error::NotFound {
-                kind: "lease",
-                namespace: ns.to_string(),
-                name: id.to_string(),
-            })
-        }
+        None => return Err(not_found("lease", ns, id)),
     };
     lease.resources.insert(digest.to_string());
     let value = serde_json::to_vec(&lease).map_err(dberr)?;
@@ -138,11 +140,7 @@ fn remove_lease(tx: &redb::WriteTransaction, ns: &str, id: &str) -> Result<()> {
         .map_err(dberr)?
         .is_some();
     if !removed {
-        return Err(Error::NotFound {
-            kind: "lease",
-            namespace: ns.to_string(),
-            name: id.to_string(),
-        });
+        return Err(not_found("lease", ns, id));
     }
     Ok(())
 }
@@ -296,11 +294,7 @@ impl Metadata {
         let v = t
             .get(key(ns, name).as_str())
             .map_err(dberr)?
-            .ok_or_else(|| Error::NotFound {
-                kind: "image",
-                namespace: ns.to_string(),
-                name: name.to_string(),
-            })?;
+            .ok_or_else(|| not_found("image", ns, name))?;
         serde_json::from_slice(v.value()).map_err(dberr)
     }
 
@@ -317,11 +311,7 @@ impl Metadata {
                 .map_err(dberr)?
                 .is_some();
             if !removed {
-                return Err(Error::NotFound {
-                    kind: "image",
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                });
+                return Err(not_found("image", ns, name));
             }
             Ok(())
         })
@@ -347,11 +337,7 @@ impl Metadata {
             let mut t = tx.open_table(CONTENT).map_err(dberr)?;
             let removed = t.remove(key(ns, digest).as_str()).map_err(dberr)?.is_some();
             if !removed {
-                return Err(Error::NotFound {
-                    kind: "content",
-                    namespace: ns.to_string(),
-                    name: digest.to_string(),
-                });
+                return Err(not_found("content", ns, digest));
             }
             for other in namespaces.iter().filter(|o| o.as_str() != ns) {
                 if t.get(key(other, digest).as_str()).map_err(dberr)?.is_some() {
