@@ -191,6 +191,123 @@ impl Registry {
     }
 }
 
+/// A second registry over the same storage, speaking HTTPS with a
+/// certificate from a private CA, on 127.0.0.2: a loopback address that is
+/// not "localhost" to the puller, so it must use TLS.
+pub struct TlsRegistry {
+    pub address: String,
+    /// The CA certificate (PEM) that signed the server's certificate.
+    pub ca: PathBuf,
+    child: Child,
+}
+
+impl Registry {
+    pub fn tls_twin(&self) -> TlsRegistry {
+        let dir = self.dir.join("tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("running openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hull test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.2",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.2\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let port = TcpListener::bind("127.0.0.2:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            dir.join("config.yml"),
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: 127.0.0.2:{port}\n  secret: hull-test-secret\n  tls:\n    certificate: {}\n    key: {}\n\
+                 health:\n  storagedriver:\n    enabled: false\n",
+                self.dir.join("reg/storage").display(),
+                dir.join("server.pem").display(),
+                dir.join("server.key").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        let address = format!("127.0.0.2:{port}");
+        let up = wait_until(Duration::from_secs(20), || {
+            TcpStream::connect(&address).is_ok()
+        });
+        assert!(up, "TLS registry not listening on {address}");
+        TlsRegistry {
+            address,
+            ca: dir.join("ca.pem"),
+            child,
+        }
+    }
+}
+
+impl Drop for TlsRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = Command::new(workspace_dir().join("hack/registry/serve.sh"))

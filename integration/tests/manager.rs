@@ -315,6 +315,36 @@ fn token_auth_registry_with_the_bearer_flow() {
 }
 
 #[test]
+fn https_registries_with_a_private_ca() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    reg.push("small", "tls/app:latest");
+    let tls = reg.tls_twin();
+    let r = format!("{}/tls/app:latest", tls.address);
+
+    // Not loopback-by-name, so HTTPS; the CA is unknown to the system.
+    let d = Hulld::start("");
+    let untrusted = d.ctl(&["pull", &r]).fails();
+    assert!(
+        untrusted.stderr.contains("TLS with registry")
+            && untrusted.stderr.contains("certificate")
+            && untrusted.stderr.contains("registry.ca_files"),
+        "{untrusted:?}"
+    );
+    drop(d);
+
+    let d = Hulld::start(&format!(
+        "[registry]\nca_files = [\"{}\"]\n",
+        tls.ca.display()
+    ));
+    d.ctl(&["pull", "-q", &r]).ok();
+    d.assert_content_intact("default");
+    assert_eq!(d.content("default").len(), image_blobs("small").len());
+}
+
+#[test]
 fn mirrors_are_tried_first_and_fall_back() {
     if !have_registry() {
         return;

@@ -42,6 +42,8 @@ pub struct Registry {
     pub insecure: Vec<String>,
     /// Registry domain → mirrors tried first, e.g. "docker.io" = ["mirror.lan:5000"].
     pub mirrors: BTreeMap<String, Vec<String>>,
+    /// PEM files of CAs trusted besides the system's (private registries).
+    pub ca_files: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -81,6 +83,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("registry.ca_files: {} holds no PEM certificate", path.display())]
+    NotPem { path: PathBuf },
     #[error("config {}: {source}(`hulld config default` prints a valid file)", path.display())]
     Parse {
         path: PathBuf,
@@ -104,13 +108,26 @@ impl Config {
         toml::to_string(self).expect("the config serialises")
     }
 
-    pub fn registry_config(&self) -> hull_images::RegistryConfig {
-        hull_images::RegistryConfig {
+    /// The puller's settings; reads (and checks) the CA files.
+    pub fn registry_config(&self) -> Result<hull_images::RegistryConfig, ConfigError> {
+        let mut extra_roots = Vec::new();
+        for path in &self.registry.ca_files {
+            let pem = std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(ConfigError::NotPem { path: path.clone() });
+            }
+            extra_roots.push(pem);
+        }
+        Ok(hull_images::RegistryConfig {
             insecure: self.registry.insecure.clone(),
             mirrors: self.registry.mirrors.clone(),
             max_concurrent_downloads: self.pull.max_concurrent_downloads.max(1),
             retries: self.pull.retries,
-        }
+            extra_roots,
+        })
     }
 }
 

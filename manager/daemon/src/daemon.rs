@@ -20,6 +20,8 @@ pub struct Daemon {
 pub enum OpenError {
     #[error("content store: {0}")]
     Content(#[from] hull_content::Error),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("metadata DB {path}: {source}")]
     Metadata {
         path: String,
@@ -43,7 +45,7 @@ impl Daemon {
                 path: db.display().to_string(),
                 source,
             })?;
-        let puller = hull_images::Puller::new(store.clone(), config.registry_config());
+        let puller = hull_images::Puller::new(store.clone(), config.registry_config()?);
         Ok(Daemon {
             config,
             store,

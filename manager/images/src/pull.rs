@@ -43,6 +43,8 @@ pub struct RegistryConfig {
     pub max_concurrent_downloads: usize,
     /// Further attempts per blob after a transient failure.
     pub retries: u32,
+    /// PEM certificates trusted besides the system's roots (private CAs).
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for RegistryConfig {
@@ -52,6 +54,7 @@ impl Default for RegistryConfig {
             mirrors: BTreeMap::new(),
             max_concurrent_downloads: 3,
             retries: 3,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -81,6 +84,14 @@ impl RegistryConfig {
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(60)),
             user_agent: concat!("hull/", env!("CARGO_PKG_VERSION")),
+            extra_root_certificates: self
+                .extra_roots
+                .iter()
+                .map(|pem| oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
             ..ClientConfig::default()
         })
     }
@@ -173,6 +184,8 @@ pub enum PullError {
         "cannot reach registry {registry}: {detail}: is it running, and is the address right?"
     )]
     Unreachable { registry: String, detail: String },
+    #[error("TLS with registry {registry} failed ({detail}): if it uses a private CA, add the CA's PEM file to registry.ca_files in hulld's config; if it speaks plain HTTP, list it in registry.insecure")]
+    Tls { registry: String, detail: String },
     #[error("{reference}: {source}")]
     Manifest {
         reference: String,
@@ -782,16 +795,7 @@ impl Remote {
                     detail: format!("HTTP {code}: {}", message.trim()),
                 },
             },
-            OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
-                PullError::Unreachable {
-                    registry,
-                    detail: error_chain(&e),
-                }
-            }
-            OciDistributionError::RequestError(e) => PullError::Unreachable {
-                registry,
-                detail: error_chain(&e),
-            },
+            OciDistributionError::RequestError(e) => unreachable_error(&registry, &e),
             other => PullError::Registry {
                 registry,
                 detail: other.to_string(),
@@ -824,12 +828,14 @@ pub async fn check_credentials(
     } else {
         "https"
     };
-    let unreachable = |e: reqwest::Error| PullError::Unreachable {
-        registry: host.to_string(),
-        detail: error_chain(&e),
-    };
+    let unreachable = |e: reqwest::Error| unreachable_error(host, &e);
+    let mut roots = Vec::new();
+    for pem in &config.extra_roots {
+        roots.extend(reqwest::Certificate::from_pem_bundle(pem).map_err(unreachable)?);
+    }
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        .tls_certs_merge(roots)
         .build()
         .map_err(unreachable)?;
     let response = http
@@ -882,6 +888,22 @@ pub async fn check_credentials(
             registry: host.to_string(),
             detail: format!("GET /v2/ answered HTTP {code}"),
         }),
+    }
+}
+
+/// A request that did not get an answer; TLS failures say how to fix them.
+fn unreachable_error(registry: &str, e: &reqwest::Error) -> PullError {
+    let detail = error_chain(e);
+    if detail.contains("certificate") || detail.contains("InvalidContentType") {
+        PullError::Tls {
+            registry: registry.to_string(),
+            detail,
+        }
+    } else {
+        PullError::Unreachable {
+            registry: registry.to_string(),
+            detail,
+        }
     }
 }
 

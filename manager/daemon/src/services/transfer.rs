@@ -21,7 +21,7 @@ fn pull_status(e: PullError) -> Status {
     match e {
         PullError::NotFound { .. } | PullError::NoPlatform { .. } => Status::not_found(msg),
         PullError::Unauthorized { .. } => Status::unauthenticated(msg),
-        PullError::Unreachable { .. } => Status::unavailable(msg),
+        PullError::Unreachable { .. } | PullError::Tls { .. } => Status::unavailable(msg),
         PullError::NoSpace { .. } => Status::resource_exhausted(msg),
         PullError::Manifest { .. } => Status::failed_precondition(msg),
         PullError::Blob { .. } => Status::data_loss(msg),
