@@ -280,3 +280,61 @@ fn a_full_disk_fails_clearly_and_keeps_the_db_consistent() {
     kill_daemon(2);
     drop(guard);
 }
+
+#[test]
+fn gc_sweeps_old_orphans_and_stale_downloads_only() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    reg.push("small", "faults/gc:latest");
+    let proxy = Proxy::start(&reg.address, Fault::Truncate(50_000));
+    let d = Hulld::start("[pull]\nretries = 0\n");
+    d.ctl(&["pull", &format!("{}/faults/gc:latest", proxy.address)])
+        .fails();
+    assert_eq!(d.ingest_bytes(), 50_000);
+
+    // Blobs no namespace records (as a crash before the pull's record could
+    // leave): an old one and a fresh one.
+    let blobs = d.root().join("content/blobs/sha256");
+    let orphan = |data: &[u8]| {
+        let hex = hull_integration::manager::sha256_hex(data);
+        std::fs::write(blobs.join(&hex), data).unwrap();
+        format!("sha256:{hex}")
+    };
+    let old = orphan(b"old orphan");
+    let fresh = orphan(b"fresh orphan");
+    let backdate = |path: &std::path::Path, age: &str| {
+        let ok = Command::new("touch")
+            .args(["-d", age])
+            .arg(path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    backdate(&blobs.join(old.trim_start_matches("sha256:")), "-1 hour");
+    let config = image_blobs("small")[1].0.clone();
+    assert!(d.blob_files().contains(&config), "the config was committed");
+
+    let gc = d.ctl(&["content", "gc", "--format", "json"]).ok();
+    let gc: serde_json::Value = serde_json::from_str(&gc.stdout).unwrap();
+    assert_eq!(gc["removed"], serde_json::json!([old]), "{gc}");
+    assert!(
+        d.blob_files().contains(&fresh),
+        "young orphans may be a pull's"
+    );
+    assert!(
+        d.blob_files().contains(&config),
+        "the failed pull's lease keeps it"
+    );
+    assert_eq!(d.ingest_bytes(), 50_000, "a recent partial download stays");
+
+    // A partial download untouched for two days goes.
+    for entry in std::fs::read_dir(d.root().join("content/ingest")).unwrap() {
+        backdate(&entry.unwrap().path().join("data"), "-2 days");
+    }
+    d.ctl(&["content", "gc"]).ok();
+    assert_eq!(d.ingest_bytes(), 0);
+    assert!(d.ctl(&["content", "active"]).ok().stdout.lines().count() <= 1);
+}

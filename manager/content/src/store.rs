@@ -105,6 +105,23 @@ impl LocalStore {
         Ok(LocalStore { root })
     }
 
+    /// When a blob was written (its data's mtime): garbage collection spares
+    /// young unreferenced blobs, which may be a pull's, about to be recorded.
+    pub fn blob_modified(&self, digest: &Digest) -> Result<std::time::SystemTime> {
+        let path = self.blob_path(digest);
+        fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map_err(io_err("reading", &path))
+    }
+
+    /// When an ingest last received data.
+    pub fn ingest_modified(&self, reference: &str) -> Result<std::time::SystemTime> {
+        let path = self.ingest_dir(reference).join("data");
+        fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map_err(io_err("reading", &path))
+    }
+
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }
