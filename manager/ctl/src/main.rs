@@ -532,7 +532,7 @@ async fn login(c: &Client, args: LoginArgs) -> Result {
                 .map_err(|e| format!("reading the password from stdin: {e}"))?;
             p.trim_end_matches(['\n', '\r']).to_string()
         }
-        (None, false) => prompt("Password: ")?,
+        (None, false) => prompt_secret("Password: ")?,
     };
     c.transfer()
         .login(LoginRequest {
@@ -559,6 +559,29 @@ fn prompt(label: &str) -> Result<String> {
         .read_line(&mut line)
         .map_err(|e| format!("reading {}: {e}", label.trim_end_matches(": ")))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Read a line with the terminal's echo off (when stdin is a terminal), as
+/// docker login does.
+fn prompt_secret(label: &str) -> Result<String> {
+    use std::os::fd::AsRawFd;
+    let fd = std::io::stdin().as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it or fails (not a tty).
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    let tty = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
+    if tty {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: setting attributes of our own stdin.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let line = prompt(label);
+    if tty {
+        // SAFETY: restoring what tcgetattr returned.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+        eprintln!();
+    }
+    line
 }
 
 async fn version(c: &Client, format: Format) -> Result {
