@@ -22,7 +22,7 @@
 use crate::manifest::{self, Document};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use hull_content::{ContentStore, Digest};
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -251,8 +251,8 @@ pub struct Puller {
     clients: std::sync::Mutex<BTreeMap<ClientKey, Client>>,
 }
 
-/// The callback for [`Event`]s (called from the pulling task).
-pub type Events<'a> = &'a (dyn Fn(Event) + Send + Sync);
+/// The callback for [`Event`]s (called from the pull's tasks).
+pub type Events = Arc<dyn Fn(Event) + Send + Sync>;
 
 impl Puller {
     pub fn new(store: Arc<dyn ContentStore + Send + Sync>, config: RegistryConfig) -> Puller {
@@ -287,7 +287,7 @@ impl Puller {
         &self,
         reference: &Reference,
         opts: &PullOptions,
-        events: Events<'_>,
+        events: &Events,
     ) -> Result<Pulled, PullError> {
         let endpoints = self.endpoints(&reference.domain);
         let last = endpoints.len() - 1;
@@ -310,7 +310,7 @@ impl Puller {
         endpoint: &Endpoint,
         reference: &Reference,
         opts: &PullOptions,
-        events: Events<'_>,
+        events: &Events,
     ) -> Result<Pulled, PullError> {
         let concurrency = match opts.max_concurrent_downloads {
             0 => self.config.max_concurrent_downloads,
@@ -389,17 +389,36 @@ impl Puller {
             };
             events(Event::Blob(progress(d, state, 0)));
         }
-        // The futures are built first: a closure inside the stream would
-        // make the pull future's Send-ness unprovable for tokio::spawn.
-        let downloads: Vec<_> = wanted
-            .iter()
-            .filter(|d| !manifest::is_foreign_layer(&d.media_type))
-            .map(|d| self.fetch_blob(&remote, d, events))
-            .collect();
-        let fetched: Vec<(Descriptor, u64)> = futures_util::stream::iter(downloads)
-            .buffer_unordered(concurrency.max(1))
-            .try_collect()
-            .await?;
+        // One task per blob, so that hashing and writing of concurrent
+        // downloads use every core.
+        let remote = Arc::new(remote);
+        let mut queue = wanted
+            .into_iter()
+            .filter(|d| !manifest::is_foreign_layer(&d.media_type));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut fetched = Vec::new();
+        loop {
+            while tasks.len() < concurrency.max(1) {
+                let Some(d) = queue.next() else { break };
+                tasks.spawn(fetch_blob(
+                    self.store.clone(),
+                    self.config.retries,
+                    remote.clone(),
+                    d,
+                    events.clone(),
+                ));
+            }
+            match tasks.join_next().await {
+                None => break,
+                Some(Ok(Ok(done))) => fetched.push(done),
+                // Dropping the set aborts the other downloads; their
+                // ingests stay for the next pull to resume.
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => {
+                    return Err(remote.blob_error("", format!("download task failed: {e}")))
+                }
+            }
+        }
         let bytes_fetched = fetched.iter().map(|(_, n)| n).sum();
         blobs.extend(fetched.into_iter().map(|(d, _)| d));
 
@@ -427,7 +446,7 @@ impl Puller {
         remote: &Remote,
         desc: &Descriptor,
         bytes: &[u8],
-        events: Events<'_>,
+        events: &Events,
     ) -> Result<(), PullError> {
         let digest: Digest = desc
             .digest
@@ -456,83 +475,82 @@ impl Puller {
         events(Event::Committed(desc.clone()));
         Ok(())
     }
+}
 
-    /// Download one blob into its ingest, resuming and retrying; returns
-    /// the descriptor and the bytes that came over the network.
-    async fn fetch_blob(
-        &self,
-        remote: &Remote,
-        d: &manifest::Descriptor,
-        events: Events<'_>,
-    ) -> Result<(Descriptor, u64), PullError> {
-        let desc = Descriptor {
-            media_type: d.media_type.clone(),
-            digest: d.digest.clone(),
-            size: d.size,
+/// Download one blob into its ingest, resuming and retrying; returns
+/// the descriptor and the bytes that came over the network.
+async fn fetch_blob(
+    store: Arc<dyn ContentStore + Send + Sync>,
+    retries: u32,
+    remote: Arc<Remote>,
+    d: manifest::Descriptor,
+    events: Events,
+) -> Result<(Descriptor, u64), PullError> {
+    let d = &d;
+    let desc = Descriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.clone(),
+        size: d.size,
+    };
+    let digest: Digest = d
+        .digest
+        .parse()
+        .map_err(|e| remote.blob_error(&d.digest, format!("{e}")))?;
+    let reference = ingest_ref(&d.digest);
+    let mut fetched = 0;
+    let mut attempt = 0;
+    loop {
+        if store.info(&digest).is_ok() {
+            events(Event::Blob(progress(d, BlobState::Exists, d.size)));
+            events(Event::Committed(desc.clone()));
+            return Ok((desc, fetched));
+        }
+        let mut writer = match store.writer(&reference, Some(d.size), Some(&digest)) {
+            Ok(w) => w,
+            // Another pull is fetching the same blob: wait for it.
+            Err(hull_content::Error::Locked(_)) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => return Err(PullError::from_store(e)),
         };
-        let digest: Digest = d
-            .digest
-            .parse()
-            .map_err(|e| remote.blob_error(&d.digest, format!("{e}")))?;
-        let reference = ingest_ref(&d.digest);
-        let mut fetched = 0;
-        let mut attempt = 0;
-        loop {
-            if self.store.info(&digest).is_ok() {
-                events(Event::Blob(progress(d, BlobState::Exists, d.size)));
-                events(Event::Committed(desc.clone()));
-                return Ok((desc, fetched));
+        let before = writer.offset();
+        let result = remote.download(d, &mut writer, &events).await;
+        fetched += writer.offset().saturating_sub(before);
+        match result {
+            Ok(()) => {
+                let size = d.size;
+                let committed = tokio::task::spawn_blocking({
+                    let digest = digest.clone();
+                    move || writer.commit(size, &digest)
+                })
+                .await
+                .expect("content store commit panicked");
+                return match committed {
+                    Ok(_) => {
+                        events(Event::Blob(progress(d, BlobState::Done, d.size)));
+                        events(Event::Committed(desc.clone()));
+                        Ok((desc, fetched))
+                    }
+                    Err(e @ hull_content::Error::DigestMismatch { .. }) => Err(remote
+                        .blob_error(&d.digest, format!("the registry sent wrong content: {e}"))),
+                    Err(e) => Err(PullError::from_store(e)),
+                };
             }
-            let mut writer = match self.store.writer(&reference, Some(d.size), Some(&digest)) {
-                Ok(w) => w,
-                // Another pull is fetching the same blob: wait for it.
-                Err(hull_content::Error::Locked(_)) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                Err(e) => return Err(PullError::from_store(e)),
-            };
-            let before = writer.offset();
-            let result = remote.download(d, &mut writer, events).await;
-            fetched += writer.offset().saturating_sub(before);
-            match result {
-                Ok(()) => {
-                    let size = d.size;
-                    let committed = tokio::task::spawn_blocking({
-                        let digest = digest.clone();
-                        move || writer.commit(size, &digest)
-                    })
-                    .await
-                    .expect("content store commit panicked");
-                    return match committed {
-                        Ok(_) => {
-                            events(Event::Blob(progress(d, BlobState::Done, d.size)));
-                            events(Event::Committed(desc.clone()));
-                            Ok((desc, fetched))
-                        }
-                        Err(e @ hull_content::Error::DigestMismatch { .. }) => Err(remote
-                            .blob_error(
-                                &d.digest,
-                                format!("the registry sent wrong content: {e}"),
-                            )),
-                        Err(e) => Err(PullError::from_store(e)),
-                    };
-                }
-                Err(e @ PullError::NoSpace { .. }) => {
-                    // A partial download is no use on a full disk, and its
-                    // bytes are what the next pull (of anything) needs.
-                    drop(writer);
-                    let _ = self.store.abort(&reference);
-                    return Err(e);
-                }
-                Err(e) if e.transient() && attempt < self.config.retries => {
-                    attempt += 1;
-                    let backoff = Duration::from_millis(200 << attempt.min(5));
-                    tracing::warn!("{e}; retrying in {backoff:?} (attempt {attempt})");
-                    tokio::time::sleep(backoff).await;
-                }
-                Err(e) => return Err(e),
+            Err(e @ PullError::NoSpace { .. }) => {
+                // A partial download is no use on a full disk, and its
+                // bytes are what the next pull (of anything) needs.
+                drop(writer);
+                let _ = store.abort(&reference);
+                return Err(e);
             }
+            Err(e) if e.transient() && attempt < retries => {
+                attempt += 1;
+                let backoff = Duration::from_millis(200 << attempt.min(5));
+                tracing::warn!("{e}; retrying in {backoff:?} (attempt {attempt})");
+                tokio::time::sleep(backoff).await;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -645,7 +663,7 @@ impl Remote {
         &self,
         d: &manifest::Descriptor,
         writer: &mut hull_content::Writer,
-        events: Events<'_>,
+        events: &Events,
     ) -> Result<(), PullError> {
         let offset = writer.offset();
         if offset > d.size {

@@ -5,6 +5,7 @@ use hull_api::transfer::*;
 use hull_images::pull::{Event, PullError, PullOptions};
 use hull_images::{Platform, Reference};
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -85,28 +86,31 @@ impl Transfer for Service {
         let (tx, rx) = mpsc::channel(1024);
         let d = self.0.clone();
         tokio::spawn(async move {
-            let events = |event: Event| {
-                let msg = match event {
-                    Event::Resolved(t) => pull_progress::Event::Resolved(descriptor(&t)),
-                    Event::Blob(b) => pull_progress::Event::Blob(BlobProgress {
-                        digest: b.digest,
-                        media_type: b.media_type,
-                        state: b.state.as_str().into(),
-                        offset: b.offset,
-                        total: b.total,
-                    }),
-                    Event::Committed(c) => {
-                        // Visible in the namespace and protected by the lease
-                        // from the moment it is in the store.
-                        if let Err(e) = d.meta.record_fetched(&ns, &lease.id, &c.digest) {
-                            tracing::error!("recording {} in namespace {ns}: {e}", c.digest);
+            let events: hull_images::pull::Events = Arc::new({
+                let (d, ns, lease_id, tx) = (d.clone(), ns.clone(), lease.id.clone(), tx.clone());
+                move |event: Event| {
+                    let msg = match event {
+                        Event::Resolved(t) => pull_progress::Event::Resolved(descriptor(&t)),
+                        Event::Blob(b) => pull_progress::Event::Blob(BlobProgress {
+                            digest: b.digest,
+                            media_type: b.media_type,
+                            state: b.state.as_str().into(),
+                            offset: b.offset,
+                            total: b.total,
+                        }),
+                        Event::Committed(c) => {
+                            // Visible in the namespace and protected by the lease
+                            // from the moment it is in the store.
+                            if let Err(e) = d.meta.record_fetched(&ns, &lease_id, &c.digest) {
+                                tracing::error!("recording {} in namespace {ns}: {e}", c.digest);
+                            }
+                            return;
                         }
-                        return;
-                    }
-                };
-                // Progress is best effort: a slow client misses updates.
-                let _ = tx.try_send(message(msg));
-            };
+                    };
+                    // Progress is best effort: a slow client misses updates.
+                    let _ = tx.try_send(message(msg));
+                }
+            });
             let result = d.puller.pull(&reference, &opts, &events).await;
             let outcome = match result {
                 Ok(pulled) => {
