@@ -376,40 +376,6 @@ fn https_registries_with_a_private_ca() {
     d.ctl(&["pull", "-q", &r]).ok();
     d.assert_content_intact("default");
     assert_eq!(d.content("default").len(), image_blobs("small").len());
-
-    // At a terminal the password prompt does not echo what is typed.
-    let cmd = format!(
-        "{} --address {} login -u {USER} {}",
-        hull_integration::manager::manager_bin("hullctl").display(),
-        d.socket.display(),
-        reg.address
-    );
-    let mut typed = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("DOCKER_CONFIG", d.dir.join("home/.docker"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Typed once the prompt is up (the terminal's echo is off by then).
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    use std::io::Write as _;
-    typed
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let out = typed.wait_with_output().unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        screen.contains("Password:") && screen.contains("Login Succeeded"),
-        "{screen}"
-    );
-    assert!(
-        !screen.contains(PASSWORD),
-        "the password was echoed: {screen}"
-    );
 }
 
 #[test]
