@@ -494,6 +494,19 @@ impl Hulld {
         out
     }
 
+    /// The refs of partial downloads on disk (`pull-<digest>`).
+    pub fn ingests(&self) -> Vec<String> {
+        let dir = self.root().join("content/ingest");
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_to_string(e.path().join("ref")).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Bytes of partial downloads (ingest data files) on disk.
     pub fn ingest_bytes(&self) -> u64 {
         let dir = self.root().join("content/ingest");

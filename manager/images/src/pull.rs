@@ -347,9 +347,6 @@ impl Puller {
                             platform: opts.platform.to_string(),
                             available: available_platforms(&manifests),
                         })?;
-                self.store_bytes(&remote, &target, &root_bytes, events)
-                    .await?;
-                blobs.push(target.clone());
                 let (bytes, digest) = remote.manifest(&chosen.digest).await?;
                 if bytes.len() as u64 != chosen.size {
                     return Err(remote.blob_error(
@@ -378,7 +375,7 @@ impl Puller {
             });
         };
 
-        // Config and layers first: the manifest is committed last, so a
+        // Config and layers first: manifests are committed last, so a
         // manifest in the store means its blobs are there too.
         let wanted: Vec<manifest::Descriptor> = std::iter::once(config).chain(layers).collect();
         for d in &wanted {
@@ -422,17 +419,15 @@ impl Puller {
         let bytes_fetched = fetched.iter().map(|(_, n)| n).sum();
         blobs.extend(fetched.into_iter().map(|(d, _)| d));
 
-        match manifest_desc {
-            Some((desc, bytes)) => {
-                self.store_bytes(&remote, &desc, &bytes, events).await?;
-                blobs.push(desc);
-            }
-            None => {
-                self.store_bytes(&remote, &target, &root_bytes, events)
-                    .await?;
-                blobs.push(target.clone());
-            }
+        // The manifest, then the index (if any): each only after what it
+        // references is in the store.
+        if let Some((desc, bytes)) = manifest_desc {
+            self.store_bytes(&remote, &desc, &bytes, events).await?;
+            blobs.push(desc);
         }
+        self.store_bytes(&remote, &target, &root_bytes, events)
+            .await?;
+        blobs.push(target.clone());
         Ok(Pulled {
             target,
             blobs,
