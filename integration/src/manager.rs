@@ -544,11 +544,15 @@ pub enum Fault {
     Truncate(usize),
     /// Send blob bodies at about this many bytes per second.
     Throttle(usize),
+    /// Answer the first N requests for each manifest or blob with 503.
+    Unavailable(usize),
 }
 
 #[derive(Default)]
 struct ProxyState {
     requests: Mutex<Vec<String>>,
+    /// Requests per manifest/blob path so far (for `Fault::Unavailable`).
+    seen: Mutex<std::collections::HashMap<String, usize>>,
     active_blobs: AtomicUsize,
     max_active_blobs: AtomicUsize,
 }
@@ -666,6 +670,21 @@ fn serve(
         "{request_line} range={}",
         header("range").unwrap_or_default()
     ));
+    let is_object = request_line.contains("/manifests/") || request_line.contains("/blobs/");
+    if let (Fault::Unavailable(n), true) = (fault, is_object) {
+        let mut seen = state.seen.lock().unwrap();
+        let count = seen.entry(request_line.clone()).or_insert(0);
+        *count += 1;
+        if *count <= n {
+            drop(seen);
+            let mut client = client;
+            client.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    }
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(closing_head(&head).as_bytes())?;
     // Registry requests we proxy are GET/HEAD: no request body to forward.
@@ -697,7 +716,7 @@ fn copy_body(from: &mut impl Read, to: &mut TcpStream, fault: Fault) -> std::io:
         let want = match fault {
             Fault::Truncate(limit) if sent >= limit => return Ok(()),
             Fault::Truncate(limit) => buf.len().min(limit - sent),
-            Fault::Throttle(_) | Fault::None => buf.len(),
+            Fault::Throttle(_) | Fault::None | Fault::Unavailable(_) => buf.len(),
         };
         let n = from.read(&mut buf[..want])?;
         if n == 0 {

@@ -138,6 +138,47 @@ fn a_truncated_body_is_retried_with_range_then_fails_cleanly() {
 }
 
 #[test]
+fn server_errors_are_retried_with_backoff() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    reg.push("small", "faults/busy:latest");
+    // Every manifest and blob answers 503 twice, then works.
+    let proxy = Proxy::start(&reg.address, Fault::Unavailable(2));
+    let r = format!("{}/faults/busy:latest", proxy.address);
+    let d = Hulld::start("");
+    d.ctl(&["pull", "-q", &r]).ok();
+    d.assert_content_intact("default");
+    let requests = proxy.requests();
+    for (digest, _) in image_blobs("small").iter().skip(1) {
+        let asked = requests
+            .iter()
+            .filter(|r| r.contains(digest.as_str()))
+            .count();
+        assert_eq!(asked, 3, "{digest} asked {asked} times: {requests:?}");
+    }
+    let by_tag = requests
+        .iter()
+        .filter(|r| r.contains("/manifests/latest"))
+        .count();
+    assert_eq!(by_tag, 3, "{requests:?}");
+
+    // A registry that stays unavailable fails the pull once retries run out.
+    let down = Proxy::start(&reg.address, Fault::Unavailable(100));
+    let r = format!("{}/faults/busy:latest", down.address);
+    let d = Hulld::start("[pull]\nretries = 1\n");
+    let out = d.ctl(&["pull", &r]).fails();
+    assert!(out.stderr.contains("503"), "{out:?}");
+    let asked = down
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/manifests/"))
+        .count();
+    assert_eq!(asked, 2, "one try and one retry");
+}
+
+#[test]
 fn a_killed_daemon_leaves_nothing_corrupt_and_the_next_pull_resumes() {
     if !have_registry() {
         return;

@@ -324,7 +324,7 @@ impl Puller {
             .entry((endpoint.host.clone(), creds))
             .or_insert_with(|| self.config.client(&endpoint.host))
             .clone();
-        let remote = Remote::new(client, endpoint, reference, opts);
+        let remote = Remote::new(client, endpoint, reference, opts, self.config.retries);
         remote.authenticate().await?;
 
         let (root_bytes, root_digest) = remote.manifest(&reference.object()).await?;
@@ -541,13 +541,17 @@ async fn fetch_blob(
             }
             Err(e) if e.transient() && attempt < retries => {
                 attempt += 1;
-                let backoff = Duration::from_millis(200 << attempt.min(5));
-                tracing::warn!("{e}; retrying in {backoff:?} (attempt {attempt})");
-                tokio::time::sleep(backoff).await;
+                tracing::warn!("{e}; retrying (attempt {attempt})");
+                tokio::time::sleep(backoff(attempt)).await;
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Exponential: 400 ms, 800 ms, 1.6 s, ... capped at 6.4 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200 << attempt.min(5))
 }
 
 fn ingest_ref(digest: &str) -> String {
@@ -585,6 +589,8 @@ struct Remote {
     /// The host requests go to (a mirror or the registry).
     host: String,
     reference: String,
+    /// Further attempts after a transient failure (5xx, reset).
+    retries: u32,
 }
 
 impl Remote {
@@ -593,6 +599,7 @@ impl Remote {
         endpoint: &Endpoint,
         reference: &Reference,
         opts: &PullOptions,
+        retries: u32,
     ) -> Remote {
         let mut image = oci_client::Reference::with_tag(
             reference.domain.clone(),
@@ -611,6 +618,7 @@ impl Remote {
             auth,
             host: endpoint.host.clone(),
             reference: reference.to_string(),
+            retries,
         }
     }
 
@@ -645,12 +653,23 @@ impl Remote {
         } else {
             self.image.clone()
         };
-        let (bytes, digest) = self
-            .client
-            .pull_manifest_raw(&image, &self.auth, manifest::ACCEPT)
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok((bytes.to_vec(), digest))
+        let mut attempt = 0;
+        loop {
+            match self
+                .client
+                .pull_manifest_raw(&image, &self.auth, manifest::ACCEPT)
+                .await
+                .map_err(|e| self.error(e))
+            {
+                Ok((bytes, digest)) => return Ok((bytes.to_vec(), digest)),
+                Err(e @ PullError::Unreachable { .. }) if attempt < self.retries => {
+                    attempt += 1;
+                    tracing::warn!("{e}; retrying (attempt {attempt})");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Stream the rest of a blob into `writer` (from its offset).
@@ -893,7 +912,7 @@ pub async fn check_credentials(
                 credentials: creds,
                 max_concurrent_downloads: 1,
             };
-            Remote::new(config.client(host), &endpoint, &probe, &opts)
+            Remote::new(config.client(host), &endpoint, &probe, &opts, 0)
                 .authenticate()
                 .await
         }
