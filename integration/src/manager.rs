@@ -555,6 +555,8 @@ struct ProxyState {
     seen: Mutex<std::collections::HashMap<String, usize>>,
     active_blobs: AtomicUsize,
     max_active_blobs: AtomicUsize,
+    /// A manifest (body, media type) served for every manifest request.
+    manifest: Mutex<Option<(Vec<u8>, String)>>,
 }
 
 /// An HTTP/1.1 proxy in front of a registry (one request per connection).
@@ -596,6 +598,12 @@ impl Proxy {
             state,
             stop,
         }
+    }
+
+    /// Answer every manifest request with this document instead of the
+    /// registry's (no Docker-Content-Digest header, as some registries).
+    pub fn serve_manifest(&self, body: &[u8], media_type: &str) {
+        *self.state.manifest.lock().unwrap() = Some((body.to_vec(), media_type.to_string()));
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -670,6 +678,20 @@ fn serve(
         "{request_line} range={}",
         header("range").unwrap_or_default()
     ));
+    let canned = state.manifest.lock().unwrap().clone();
+    if let (Some((body, media_type)), true) = (canned, request_line.contains("/manifests/")) {
+        let mut client = client;
+        client.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )?;
+        client.write_all(&body)?;
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     let is_object = request_line.contains("/manifests/") || request_line.contains("/blobs/");
     if let (Fault::Unavailable(n), true) = (fault, is_object) {
         let mut seen = state.seen.lock().unwrap();

@@ -179,6 +179,60 @@ fn server_errors_are_retried_with_backoff() {
 }
 
 #[test]
+fn schema1_is_refused_and_foreign_layers_are_skipped() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    reg.push("small", "faults/odd:latest");
+    let proxy = Proxy::start(&reg.address, Fault::None);
+    let r = format!("{}/faults/odd:latest", proxy.address);
+    let d = Hulld::start("");
+
+    let schema1 = br#"{"schemaVersion":1,"name":"faults/odd","tag":"latest","architecture":"amd64",
+        "fsLayers":[{"blobSum":"sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4"}],
+        "history":[{"v1Compatibility":"{}"}],"signatures":[]}"#;
+    proxy.serve_manifest(
+        schema1,
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    );
+    let out = d.ctl(&["pull", &r]).fails();
+    assert!(
+        out.stderr.contains("schema 1") && out.stderr.contains("push the image again"),
+        "{out:?}"
+    );
+
+    // The real manifest plus a foreign layer (a Windows-style base that must
+    // come from elsewhere): pulled without ever asking for that layer.
+    let layout = hull_integration::manager::images_dir().join("small/blobs/sha256");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.join(image_digest("small").trim_start_matches("sha256:"))).unwrap(),
+    )
+    .unwrap();
+    let foreign = format!("sha256:{}", "f".repeat(64));
+    let mut with_foreign = manifest.clone();
+    with_foreign["layers"].as_array_mut().unwrap().insert(
+        0,
+        serde_json::json!({
+            "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "digest": foreign,
+            "size": 1234,
+            "urls": ["https://example.invalid/base.tar.gz"],
+        }),
+    );
+    proxy.serve_manifest(
+        &serde_json::to_vec(&with_foreign).unwrap(),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    let out = d.ctl(&["pull", &r]).ok();
+    assert!(out.stderr.contains("skipped"), "{out:?}");
+    assert!(!proxy.requests().iter().any(|q| q.contains(&foreign)));
+    assert!(!d.content("default").contains(&foreign));
+    d.assert_content_intact("default");
+    assert_eq!(d.ctl(&["images", "ls", "-q"]).ok().stdout.trim(), r);
+}
+
+#[test]
 fn a_killed_daemon_leaves_nothing_corrupt_and_the_next_pull_resumes() {
     if !have_registry() {
         return;
