@@ -362,8 +362,15 @@ fn a_full_disk_fails_clearly_and_keeps_the_db_consistent() {
         out.stderr.contains("no space left") && out.stderr.contains("free space"),
         "{out:?}"
     );
-    // Consistent: no image, only verified blobs, and the daemon still works.
+    // Consistent: no image, only verified blobs, no partial downloads
+    // holding the space, and the daemon still works.
     assert!(d.ctl(&["images", "ls", "-q"]).ok().stdout.is_empty());
+    let active = d.ctl(&["content", "active"]).ok().stdout;
+    assert_eq!(
+        active.lines().count(),
+        1,
+        "partial downloads dropped: {active}"
+    );
     d.assert_content_intact("default");
     d.ctl(&["pull", "-q", &small]).ok();
 

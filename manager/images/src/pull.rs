@@ -393,10 +393,12 @@ impl Puller {
             .into_iter()
             .filter(|d| !manifest::is_foreign_layer(&d.media_type));
         let mut tasks = tokio::task::JoinSet::new();
-        let mut fetched = Vec::new();
+        let mut fetched: Vec<(Descriptor, u64)> = Vec::new();
+        let mut started = Vec::new();
         loop {
             while tasks.len() < concurrency.max(1) {
                 let Some(d) = queue.next() else { break };
+                started.push(d.digest.clone());
                 tasks.spawn(fetch_blob(
                     self.store.clone(),
                     self.config.retries,
@@ -410,6 +412,17 @@ impl Puller {
                 Some(Ok(Ok(done))) => fetched.push(done),
                 // Dropping the set aborts the other downloads; their
                 // ingests stay for the next pull to resume.
+                Some(Ok(Err(e @ PullError::NoSpace { .. }))) => {
+                    // On a full disk the other partial downloads only hold
+                    // the space the user needs back: stop and drop them.
+                    tasks.shutdown().await;
+                    for digest in &started {
+                        if !fetched.iter().any(|(d, _)| &d.digest == digest) {
+                            let _ = self.store.abort(&ingest_ref(digest));
+                        }
+                    }
+                    return Err(e);
+                }
                 Some(Ok(Err(e))) => return Err(e),
                 Some(Err(e)) => {
                     return Err(remote.blob_error("", format!("download task failed: {e}")))
