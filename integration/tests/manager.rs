@@ -313,17 +313,30 @@ fn login_then_pull(auth: Auth) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Typed once the prompt is up (the terminal's echo is off by then).
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    use std::io::Write as _;
+    // Typed once the prompt is up: hullctl turns the echo off before it
+    // prints the prompt.
+    use std::io::{Read as _, Write as _};
+    let mut stdout = typed.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("Password:") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "no password prompt: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
     typed
         .stdin
         .take()
         .unwrap()
         .write_all(format!("{PASSWORD}\n").as_bytes())
         .unwrap();
-    let out = typed.wait_with_output().unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
+    stdout.read_to_end(&mut seen).unwrap();
+    assert!(typed.wait().unwrap().success());
+    let screen = String::from_utf8_lossy(&seen);
     assert!(
         screen.contains("Password:") && screen.contains("Login Succeeded"),
         "{screen}"
