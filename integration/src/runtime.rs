@@ -365,6 +365,17 @@ impl Runtime {
         out
     }
 
+    /// Creates and starts a container (detached) and waits until its process
+    /// has exited; returns its id, the container left "stopped".
+    #[track_caller]
+    pub fn start_until_stopped(&self, bundle: &Bundle) -> String {
+        let id = self.new_id();
+        self.create(bundle, &id, &[]).ok();
+        self.start(&id).ok();
+        self.wait_for_status(&id, "stopped");
+        id
+    }
+
     /// Creates and starts a container whose process sleeps; returns its id.
     pub fn start_sleeper(&self, bundle: &mut Bundle) -> String {
         bundle.args(&["sleep", "600"]);

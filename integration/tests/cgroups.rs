@@ -730,10 +730,7 @@ fn update_of_stopped_container_fails() {
     };
     let mut bundle = rt.bundle();
     bundle.args(&["true"]);
-    let id = rt.new_id();
-    rt.create(&bundle, &id, &[]).ok();
-    rt.start(&id).ok();
-    rt.wait_for_status(&id, "stopped");
+    let id = rt.start_until_stopped(&bundle);
     let out = rt.cmd(&["update", "--pids-limit", "5", &id]);
     if is_hull() {
         out.fails_mentioning("stopped");

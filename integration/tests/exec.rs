@@ -125,10 +125,7 @@ fn exec_in_stopped_container_fails() {
     };
     let mut bundle = rt.bundle();
     bundle.args(&["true"]);
-    let id = rt.new_id();
-    rt.create(&bundle, &id, &[]).ok();
-    rt.start(&id).ok();
-    rt.wait_for_status(&id, "stopped");
+    let id = rt.start_until_stopped(&bundle);
     rt.exec(&id, &[], &["true"]).failed();
 }
 

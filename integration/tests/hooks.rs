@@ -205,10 +205,7 @@ fn failing_poststop_hook_is_only_a_warning() {
     bundle
         .args(&["true"])
         .push("/hooks/poststop", script_hook("exit 1", None));
-    let id = rt.new_id();
-    rt.create(&bundle, &id, &[]).ok();
-    rt.start(&id).ok();
-    rt.wait_for_status(&id, "stopped");
+    let id = rt.start_until_stopped(&bundle);
     rt.delete(&id).ok();
     assert!(!rt.root().join(&id).exists(), "state dir left behind");
 }

@@ -239,10 +239,7 @@ fn delete_stopped() {
     };
     let mut bundle = rt.bundle();
     bundle.args(&["true"]);
-    let id = rt.new_id();
-    rt.create(&bundle, &id, &[]).ok();
-    rt.start(&id).ok();
-    rt.wait_for_status(&id, "stopped");
+    let id = rt.start_until_stopped(&bundle);
     rt.delete(&id).ok();
     assert!(
         rt.root_entries().is_empty(),

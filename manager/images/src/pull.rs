@@ -425,7 +425,10 @@ impl Puller {
                 }
                 Some(Ok(Err(e))) => return Err(e),
                 Some(Err(e)) => {
-                    return Err(remote.blob_error("", format!("download task failed: {e}")))
+                    return Err(PullError::Registry {
+                        registry: remote.host.clone(),
+                        detail: format!("a download task of {} ended abnormally ({e}); this is a hulld bug, please report it", remote.reference),
+                    })
                 }
             }
         }
