@@ -48,7 +48,7 @@ impl Client {
             .map_err(|e| not_running(&e))?
             .connect()
             .await
-            .map_err(|e| not_running(&hull_images::pull::error_chain(&e)))?;
+            .map_err(|e| not_running(&hull_images::registry::error_chain(&e)))?;
         Ok(Client {
             channel,
             ns: Namespace(ns),

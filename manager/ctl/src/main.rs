@@ -12,7 +12,7 @@ use hull_api::images::*;
 use hull_api::introspection::*;
 use hull_api::namespaces::*;
 use hull_api::transfer::*;
-use output::{age, print_json, size, table, Format};
+use output::{age, print_json, safe, size, table, Format};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -159,7 +159,7 @@ struct LoginArgs {
 type Result<T = (), E = String> = std::result::Result<T, E>;
 
 fn status(e: tonic::Status) -> String {
-    e.message().to_string()
+    safe(e.message()).into_owned()
 }
 
 fn descriptor_json(d: &Option<Descriptor>) -> serde_json::Value {
@@ -239,9 +239,10 @@ async fn pull(c: &Client, args: PullArgs, store_image: bool, format: Format) -> 
         Format::Table => {
             let digest = d.target.map(|t| t.digest).unwrap_or_default();
             println!(
-                "{} {}: {digest} ({} blobs, {} fetched in {secs:.1} s)",
+                "{} {}: {} ({} blobs, {} fetched in {secs:.1} s)",
                 if store_image { "pulled" } else { "fetched" },
-                d.name,
+                safe(&d.name),
+                safe(&digest),
                 d.blobs,
                 size(d.bytes_fetched)
             );
@@ -262,7 +263,7 @@ async fn images(c: &Client, cmd: ImagesCmd, format: Format) -> Result {
                 .images;
             match (format, quiet) {
                 (Format::Json, _) => print_json(&list.iter().map(image_json).collect()),
-                (Format::Table, true) => list.iter().for_each(|i| println!("{}", i.name)),
+                (Format::Table, true) => list.iter().for_each(|i| println!("{}", safe(&i.name))),
                 (Format::Table, false) => {
                     let rows: Vec<Vec<String>> = list
                         .iter()
@@ -293,9 +294,9 @@ async fn images(c: &Client, cmd: ImagesCmd, format: Format) -> Result {
                     .delete(DeleteImageRequest { name: name.clone() })
                     .await
                 {
-                    Ok(_) => println!("{name}"),
+                    Ok(_) => println!("{}", safe(&name)),
                     Err(e) => {
-                        eprintln!("hullctl: {}", e.message());
+                        eprintln!("hullctl: {}", status(e));
                         failed = true;
                     }
                 }
@@ -324,7 +325,7 @@ async fn images(c: &Client, cmd: ImagesCmd, format: Format) -> Result {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!("{}", created.name);
+            println!("{}", safe(&created.name));
         }
     }
     Ok(())
@@ -354,7 +355,7 @@ async fn content(c: &Client, cmd: ContentCmd, format: Format) -> Result {
                         .map(|b| json!({"digest": b.digest, "size": b.size}))
                         .collect(),
                 ),
-                (Format::Table, true) => blobs.iter().for_each(|b| println!("{}", b.digest)),
+                (Format::Table, true) => blobs.iter().for_each(|b| println!("{}", safe(&b.digest))),
                 (Format::Table, false) => {
                     let rows: Vec<Vec<String>> = blobs
                         .iter()
@@ -445,7 +446,7 @@ async fn namespaces(c: &Client, cmd: NamespacesCmd, format: Format) -> Result {
                 (Format::Json, _) => {
                     print_json(&list.iter().map(|n| json!({"name": n.name})).collect())
                 }
-                (Format::Table, true) => list.iter().for_each(|n| println!("{}", n.name)),
+                (Format::Table, true) => list.iter().for_each(|n| println!("{}", safe(&n.name))),
                 (Format::Table, false) => {
                     let rows: Vec<Vec<String>> =
                         list.iter().map(|n| vec![n.name.clone()]).collect();
@@ -601,7 +602,8 @@ async fn version(c: &Client, format: Format) -> Result {
             println!("Client:\n  Version:  {client_version}");
             println!(
                 "Server:\n  Version:  {}\n  Revision: {}",
-                server.version, server.revision
+                safe(&server.version),
+                safe(&server.revision)
             );
         }
     }
@@ -636,7 +638,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hullctl: {e}");
+            eprintln!("hullctl: {}", safe(&e));
             ExitCode::FAILURE
         }
     }

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Persistent state: content store and metadata DB.
+    /// Persistent state: content store and metadata DB (mode 0700).
     pub root: PathBuf,
+    /// A group that may read the root directly (mode 0750 then), as its
+    /// members may through the socket; 0: root only.
+    pub root_gid: u32,
     /// Runtime state: pid file (and later task state).
     pub state: PathBuf,
     pub grpc: Grpc,
@@ -33,6 +36,11 @@ pub struct Pull {
     pub max_concurrent_downloads: usize,
     /// Further attempts per blob after a network error, 5xx or short body.
     pub retries: u32,
+    /// A registry response that delivers fewer bytes than this within
+    /// `min_progress_seconds` is cut off (and retried, resuming): a
+    /// trickling or stalled registry cannot hold a pull forever.
+    pub min_progress_bytes: u64,
+    pub min_progress_seconds: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -50,6 +58,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             root: "/var/lib/hull".into(),
+            root_gid: 0,
             state: "/run/hull".into(),
             grpc: Grpc::default(),
             pull: Pull::default(),
@@ -72,6 +81,8 @@ impl Default for Pull {
         Pull {
             max_concurrent_downloads: 3,
             retries: 3,
+            min_progress_bytes: 10 * 1024,
+            min_progress_seconds: 30,
         }
     }
 }
@@ -127,6 +138,10 @@ impl Config {
             max_concurrent_downloads: self.pull.max_concurrent_downloads.max(1),
             retries: self.pull.retries,
             extra_roots,
+            progress: hull_images::registry::body::Progress {
+                min_bytes: self.pull.min_progress_bytes,
+                window: std::time::Duration::from_secs(self.pull.min_progress_seconds.max(1)),
+            },
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use hull_content::{ContentStore, Digest, LocalStore};
+use hull_images::manifest::{self, MAX_SIZE};
 use hull_metadata::Metadata;
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -37,9 +38,6 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(600);
 /// keeps its completed blobs for a retry, lasts as long).
 const STALE_INGEST: Duration = Duration::from_secs(24 * 3600);
 
-/// Blobs larger than this are layers, never manifests: GC does not read them.
-const MAX_MANIFEST_SIZE: u64 = 4 << 20;
-
 impl Daemon {
     pub fn open(config: Config) -> Result<Daemon, OpenError> {
         let store = Arc::new(LocalStore::open(config.root.join("content"))?);
@@ -63,21 +61,58 @@ impl Daemon {
         })
     }
 
-    /// The digests a blob references, if it is a manifest or an index.
-    fn children(&self, digest: &str) -> Vec<String> {
+    /// What a blob references, with media types, for the garbage
+    /// collector. A blob of a manifest or index type must be read: if it
+    /// cannot be (over [`MAX_SIZE`], unreadable, malformed), the error
+    /// stops the collection, since what it references would look like
+    /// garbage. A blob of unknown type (a lease resource) is sniffed: one
+    /// that parses as a manifest is followed, anything else is a leaf.
+    fn children(&self, digest: &str, media_type: &str) -> Result<Vec<(String, String)>, String> {
+        let must_read = manifest::is_manifest_type(media_type);
+        if !must_read && !media_type.is_empty() {
+            return Ok(Vec::new());
+        }
         let Ok(d) = digest.parse::<Digest>() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        let Ok(info) = self.store.info(&d) else {
-            return Vec::new();
+        let info = match self.store.info(&d) {
+            Ok(info) => info,
+            // Not fetched (another platform of an index): nothing below.
+            Err(hull_content::Error::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(format!("{e}")),
         };
-        if info.size > MAX_MANIFEST_SIZE {
-            return Vec::new();
+        let unreadable = |why: String| {
+            let what = if must_read { "manifest" } else { "blob" };
+            format!("cannot read {what} {digest}: {why}: remove the image that references it (`hullctl images rm`), then collect again")
+        };
+        if info.size > MAX_SIZE {
+            return match must_read {
+                true => Err(unreadable(format!(
+                    "{} bytes, more than the {MAX_SIZE} a manifest may have",
+                    info.size
+                ))),
+                false => Ok(Vec::new()),
+            };
         }
         let mut bytes = Vec::new();
-        match self.store.open(&d).map(|mut f| f.read_to_end(&mut bytes)) {
-            Ok(Ok(_)) => hull_images::manifest::children(&bytes),
-            _ => Vec::new(),
+        self.store
+            .open(&d)
+            .and_then(|mut f| {
+                f.read_to_end(&mut bytes)
+                    .map_err(|source| hull_content::Error::Io {
+                        what: "reading",
+                        path: digest.into(),
+                        source,
+                    })
+            })
+            .map_err(|e| unreadable(e.to_string()))?;
+        match manifest::children(&bytes) {
+            Ok(children) => Ok(children
+                .into_iter()
+                .map(|c| (c.digest, c.media_type))
+                .collect()),
+            Err(e) if must_read => Err(unreadable(e.to_string())),
+            Err(_) => Ok(Vec::new()),
         }
     }
 
@@ -87,7 +122,7 @@ impl Daemon {
     /// record) older than [`ORPHAN_GRACE`], and stale partial downloads.
     /// Returns the removed digests and bytes.
     pub fn gc(&self) -> Result<(Vec<String>, u64), hull_metadata::Error> {
-        let mut doomed = self.meta.gc(|d| self.children(d))?;
+        let mut doomed = self.meta.gc(|d, t| self.children(d, t))?;
         doomed.extend(self.orphans()?);
         let mut bytes = 0;
         let mut removed = Vec::new();
@@ -105,6 +140,15 @@ impl Daemon {
             tracing::info!("gc: removed {} blobs, {bytes} bytes", removed.len());
         }
         Ok((removed, bytes))
+    }
+
+    /// Collect after a change that released content (an image or lease
+    /// removed): the change stands even if collection fails, which only
+    /// keeps more than needed; the failure is logged for the operator.
+    pub fn gc_after(&self, change: &str) {
+        if let Err(e) = self.gc() {
+            tracing::error!("gc after {change}: {e}");
+        }
     }
 
     fn orphans(&self) -> Result<Vec<String>, hull_metadata::Error> {

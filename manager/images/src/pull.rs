@@ -1,18 +1,13 @@
-//! Pulling images from registries into the content store.
-//!
-//! The registry protocol (HTTP, the anonymous / basic / bearer-token auth
-//! dance from `WWW-Authenticate`, mirrors with `?ns=`, Range requests) is
-//! the `oci-client` crate's. Three things it does not do the way a pull into
-//! a content store needs, so they are ours:
-//! - manifests are fetched raw ([`Client::pull_manifest_raw`]) and parsed in
-//!   [`crate::manifest`]: the exact bytes must be stored under their digest,
-//!   schema 1 must be refused clearly, and platform matching must know
-//!   variants (oci-client's resolver ignores them);
+//! Pulling images from registries into the content store, over our
+//! registry client ([`crate::registry`]):
+//! - manifests are fetched raw and parsed in [`crate::manifest`]: the exact
+//!   bytes are stored under their digest, schema 1 is refused clearly, and
+//!   platform matching knows variants;
 //! - blobs stream straight into a content-store ingest that hashes while it
-//!   writes (one SHA-256 pass; oci-client's verifying stream would be a
-//!   second), asked for with a Range from the ingest's offset so an
-//!   interrupted download (dropped connection, killed daemon) resumes;
-//! - retries with backoff on 5xx, resets and truncated bodies.
+//!   writes (one SHA-256 pass), asked for with a Range from the ingest's
+//!   offset so an interrupted download (dropped connection, killed daemon)
+//!   resumes;
+//! - retries with backoff on 5xx, resets, truncated and too slow bodies.
 //!
 //! Order of visibility: every blob is committed (size and digest verified)
 //! and reported with [`Event::Committed`] as it lands; the caller writes the
@@ -22,12 +17,8 @@
 use crate::manifest::{self, Document};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use futures_util::StreamExt;
+use crate::registry::{self, body::Progress};
 use hull_content::{ContentStore, Digest};
-use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -45,6 +36,8 @@ pub struct RegistryConfig {
     pub retries: u32,
     /// PEM certificates trusted besides the system's roots (private CAs).
     pub extra_roots: Vec<Vec<u8>>,
+    /// The minimum-progress rule for every response body.
+    pub progress: Progress,
 }
 
 impl Default for RegistryConfig {
@@ -55,6 +48,7 @@ impl Default for RegistryConfig {
             max_concurrent_downloads: 3,
             retries: 3,
             extra_roots: Vec::new(),
+            progress: Progress::default(),
         }
     }
 }
@@ -70,30 +64,18 @@ impl RegistryConfig {
             || self.insecure.iter().any(|i| i == host || i == name)
     }
 
-    /// A client speaking to `host` (one per pull: tokens are per-pull too).
-    pub fn client(&self, host: &str) -> Client {
-        ensure_crypto_provider();
-        let protocol = if self.is_insecure(host) {
-            ClientProtocol::HttpsExcept(vec![host.to_string()])
-        } else {
-            ClientProtocol::Https
+    /// A client speaking to `host` with `credentials`.
+    pub fn client(
+        &self,
+        host: &str,
+        credentials: Option<(String, String)>,
+    ) -> Result<registry::Client, registry::Error> {
+        let settings = registry::Settings {
+            plain_http: self.is_insecure(host),
+            extra_roots: self.extra_roots.clone(),
+            progress: self.progress,
         };
-        Client::new(ClientConfig {
-            protocol,
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(60)),
-            user_agent: concat!("hull/", env!("CARGO_PKG_VERSION")),
-            extra_root_certificates: self
-                .extra_roots
-                .iter()
-                .map(|pem| oci_client::client::Certificate {
-                    encoding: oci_client::client::CertificateEncoding::Pem,
-                    data: pem.clone(),
-                })
-                .collect(),
-            ..ClientConfig::default()
-        })
+        registry::Client::new(host, &settings, credentials)
     }
 }
 
@@ -119,6 +101,8 @@ pub enum Event {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlobState {
+    /// Queued, or waiting for another pull that is downloading the same
+    /// blob (the offset then is that download's).
     Waiting,
     Downloading,
     Resuming,
@@ -164,6 +148,17 @@ pub struct Pulled {
     pub bytes_fetched: u64,
 }
 
+/// What a failed blob download means for its partial data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobFailure {
+    /// The network or the server: retry, resuming from the data so far.
+    Transient,
+    /// The registry sent wrong data: drop what was written.
+    BadData,
+    /// Anything else: keep the data, do not retry.
+    Fatal,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
     #[error(
@@ -191,7 +186,10 @@ pub enum PullError {
         reference: String,
         source: manifest::ManifestError,
     },
-    #[error("{reference}: the index has no image for platform {platform} (it has: {available}): choose one with --platform")]
+    /// A document over its size limit: refused, never retried.
+    #[error("{reference}: {detail}")]
+    TooLarge { reference: String, detail: String },
+    #[error("{reference}: the index has no image for platform {platform} ({available}): choose one with --platform")]
     NoPlatform {
         reference: String,
         platform: String,
@@ -202,6 +200,7 @@ pub enum PullError {
         reference: String,
         digest: String,
         detail: String,
+        failure: BlobFailure,
     },
     #[error("no space left on the device of the content store ({source}): free space (`hullctl images rm`, `hullctl content gc`) and pull again (completed layers are kept)")]
     NoSpace { source: hull_content::Error },
@@ -215,7 +214,13 @@ impl PullError {
     /// Worth another try: the network or the server, not the request.
     fn transient(&self) -> bool {
         matches!(self, PullError::Unreachable { .. })
-            || matches!(self, PullError::Blob { detail, .. } if detail.starts_with(TRANSIENT))
+            || matches!(
+                self,
+                PullError::Blob {
+                    failure: BlobFailure::Transient,
+                    ..
+                }
+            )
     }
 
     fn from_store(e: hull_content::Error) -> PullError {
@@ -227,10 +232,33 @@ impl PullError {
             PullError::Store(e)
         }
     }
-}
 
-/// Prefix of blob errors that a retry may cure.
-const TRANSIENT: &str = "transfer interrupted";
+    /// A registry client's error, in the words of a pull of `reference`
+    /// from `registry`.
+    fn from_registry(registry: &str, reference: &str, e: registry::Error) -> PullError {
+        let (registry, reference) = (registry.to_string(), reference.to_string());
+        let detail = e.to_string();
+        match e {
+            registry::Error::NotFound { detail } => PullError::NotFound {
+                reference,
+                registry,
+                detail,
+            },
+            registry::Error::Unauthorized { detail } => PullError::Unauthorized {
+                reference,
+                registry,
+                detail,
+            },
+            registry::Error::Unreachable { detail } => PullError::Unreachable { registry, detail },
+            registry::Error::Tls { detail } => PullError::Tls { registry, detail },
+            registry::Error::TooLarge { .. } => PullError::TooLarge { reference, detail },
+            registry::Error::TooSlow { .. }
+            | registry::Error::Interrupted { .. }
+            | registry::Error::RedirectLoop { .. }
+            | registry::Error::Protocol { .. } => PullError::Registry { registry, detail },
+        }
+    }
+}
 
 /// One endpoint to try: a mirror or the registry itself.
 struct Endpoint {
@@ -248,7 +276,7 @@ pub struct Puller {
     /// One HTTP client per endpoint and credentials, kept across pulls:
     /// building one (TLS roots) costs more than a small pull, and a kept
     /// one reuses connections and tokens.
-    clients: std::sync::Mutex<BTreeMap<ClientKey, Client>>,
+    clients: std::sync::Mutex<BTreeMap<ClientKey, Arc<registry::Client>>>,
 }
 
 /// The callback for [`Event`]s (called from the pull's tasks).
@@ -305,6 +333,23 @@ impl Puller {
         unreachable!("the registry itself is always the last endpoint")
     }
 
+    /// The kept client for `host` and the credentials the pull has for it.
+    fn client(&self, host: &str, opts: &PullOptions) -> Result<Arc<registry::Client>, PullError> {
+        let creds = lookup_credentials(&opts.credentials, host).cloned();
+        let mut clients = self.clients.lock().expect("client cache lock");
+        let key = (host.to_string(), creds.clone());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = Arc::new(
+            self.config
+                .client(host, creds)
+                .map_err(|e| PullError::from_registry(host, host, e))?,
+        );
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
     async fn pull_from(
         &self,
         endpoint: &Endpoint,
@@ -316,15 +361,8 @@ impl Puller {
             0 => self.config.max_concurrent_downloads,
             n => n,
         };
-        let creds = lookup_credentials(&opts.credentials, &endpoint.host).cloned();
-        let client = self
-            .clients
-            .lock()
-            .expect("client cache lock")
-            .entry((endpoint.host.clone(), creds))
-            .or_insert_with(|| self.config.client(&endpoint.host))
-            .clone();
-        let remote = Remote::new(client, endpoint, reference, opts, self.config.retries);
+        let client = self.client(&endpoint.host, opts)?;
+        let remote = Remote::new(client, endpoint, reference, self.config.retries);
         remote.authenticate().await?;
 
         let (root_bytes, root_digest) = remote.manifest(&reference.object()).await?;
@@ -356,6 +394,7 @@ impl Puller {
                             bytes.len(),
                             chosen.size
                         ),
+                        BlobFailure::Fatal,
                     ));
                 }
                 let doc = remote.parse(&bytes)?;
@@ -387,7 +426,9 @@ impl Puller {
             events(Event::Blob(progress(d, state, 0)));
         }
         // One task per blob, so that hashing and writing of concurrent
-        // downloads use every core.
+        // downloads use every core. Dropping the set (the pull failed, or
+        // the client went away and the caller dropped this future) aborts
+        // the downloads; their ingests stay for the next pull to resume.
         let remote = Arc::new(remote);
         let mut queue = wanted
             .into_iter()
@@ -395,23 +436,24 @@ impl Puller {
         let mut tasks = tokio::task::JoinSet::new();
         let mut fetched: Vec<(Descriptor, u64)> = Vec::new();
         let mut started = Vec::new();
+        let fetcher = Arc::new(BlobFetcher {
+            store: self.store.clone(),
+            retries: self.config.retries,
+            // A download of the same blob by another pull is waited for as
+            // long as it makes progress; its own rule ends it otherwise.
+            stall: self.config.progress.window * 2,
+            remote: remote.clone(),
+            events: events.clone(),
+        });
         loop {
             while tasks.len() < concurrency.max(1) {
                 let Some(d) = queue.next() else { break };
                 started.push(d.digest.clone());
-                tasks.spawn(fetch_blob(
-                    self.store.clone(),
-                    self.config.retries,
-                    remote.clone(),
-                    d,
-                    events.clone(),
-                ));
+                tasks.spawn(fetcher.clone().fetch(d));
             }
             match tasks.join_next().await {
                 None => break,
                 Some(Ok(Ok(done))) => fetched.push(done),
-                // Dropping the set aborts the other downloads; their
-                // ingests stay for the next pull to resume.
                 Some(Ok(Err(e @ PullError::NoSpace { .. }))) => {
                     // On a full disk the other partial downloads only hold
                     // the space the user needs back: stop and drop them.
@@ -462,7 +504,7 @@ impl Puller {
         let digest: Digest = desc
             .digest
             .parse()
-            .map_err(|e| remote.blob_error(&desc.digest, format!("{e}")))?;
+            .map_err(|e| remote.blob_error(&desc.digest, format!("{e}"), BlobFailure::Fatal))?;
         if self.store.info(&digest).is_err() {
             let store = self.store.clone();
             let bytes = bytes.to_vec();
@@ -488,80 +530,164 @@ impl Puller {
     }
 }
 
-/// Download one blob into its ingest, resuming and retrying; returns
-/// the descriptor and the bytes that came over the network.
-async fn fetch_blob(
+/// What every blob download of one pull shares.
+struct BlobFetcher {
     store: Arc<dyn ContentStore + Send + Sync>,
     retries: u32,
+    /// How long another pull's download of the same blob may go without
+    /// progress before this one gives up waiting for it.
+    stall: Duration,
     remote: Arc<Remote>,
-    d: manifest::Descriptor,
     events: Events,
-) -> Result<(Descriptor, u64), PullError> {
-    let d = &d;
-    let desc = Descriptor {
-        media_type: d.media_type.clone(),
-        digest: d.digest.clone(),
-        size: d.size,
-    };
-    let digest: Digest = d
-        .digest
-        .parse()
-        .map_err(|e| remote.blob_error(&d.digest, format!("{e}")))?;
-    let reference = ingest_ref(&d.digest);
-    let mut fetched = 0;
-    let mut attempt = 0;
-    loop {
-        if store.info(&digest).is_ok() {
-            events(Event::Blob(progress(d, BlobState::Exists, d.size)));
-            events(Event::Committed(desc.clone()));
-            return Ok((desc, fetched));
-        }
-        let mut writer = match store.writer(&reference, Some(d.size), Some(&digest)) {
-            Ok(w) => w,
-            // Another pull is fetching the same blob: wait for it.
-            Err(hull_content::Error::Locked(_)) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            Err(e) => return Err(PullError::from_store(e)),
+}
+
+impl BlobFetcher {
+    /// Download one blob into its ingest, resuming and retrying; returns
+    /// the descriptor and the bytes that came over the network.
+    async fn fetch(
+        self: Arc<Self>,
+        d: manifest::Descriptor,
+    ) -> Result<(Descriptor, u64), PullError> {
+        let (remote, events) = (&self.remote, &self.events);
+        let d = &d;
+        let desc = Descriptor {
+            media_type: d.media_type.clone(),
+            digest: d.digest.clone(),
+            size: d.size,
         };
-        let before = writer.offset();
-        let result = remote.download(d, &mut writer, &events).await;
-        fetched += writer.offset().saturating_sub(before);
-        match result {
-            Ok(()) => {
-                let size = d.size;
-                let committed = tokio::task::spawn_blocking({
-                    let digest = digest.clone();
-                    move || writer.commit(size, &digest)
-                })
-                .await
-                .expect("content store commit panicked");
-                return match committed {
-                    Ok(_) => {
-                        events(Event::Blob(progress(d, BlobState::Done, d.size)));
-                        events(Event::Committed(desc.clone()));
-                        Ok((desc, fetched))
+        let digest: Digest = d
+            .digest
+            .parse()
+            .map_err(|e| remote.blob_error(&d.digest, format!("{e}"), BlobFailure::Fatal))?;
+        let reference = ingest_ref(&d.digest);
+        let mut fetched = 0;
+        let mut attempt = 0;
+        let mut other = OtherDownload::new();
+        loop {
+            if let Ok(info) = self.store.info(&digest) {
+                if info.size != d.size {
+                    return Err(remote.blob_error(
+                        &d.digest,
+                        format!(
+                            "the manifest lists it with {} bytes, but the blob in the store has {}: the manifest is wrong",
+                            d.size, info.size
+                        ),
+                        BlobFailure::Fatal,
+                    ));
+                }
+                events(Event::Blob(progress(d, BlobState::Exists, d.size)));
+                events(Event::Committed(desc.clone()));
+                return Ok((desc, fetched));
+            }
+            let mut writer = match self.store.writer(&reference, Some(d.size), Some(&digest)) {
+                Ok(w) => w,
+                Err(hull_content::Error::Locked(_)) => {
+                    // Another pull is fetching the same blob: wait for it
+                    // while it makes progress (shown as ours).
+                    let offset = self.store.status(&reference).map(|s| s.offset).unwrap_or(0);
+                    if other.advanced(offset) {
+                        events(Event::Blob(progress(d, BlobState::Waiting, offset)));
+                    } else if other.stalled_for() > self.stall {
+                        return Err(remote.blob_error(
+                            &d.digest,
+                            format!(
+                                "another pull has been downloading it without progress for {}s: try again later",
+                                other.stalled_for().as_secs()
+                            ),
+                            BlobFailure::Fatal,
+                        ));
                     }
-                    Err(e @ hull_content::Error::DigestMismatch { .. }) => Err(remote
-                        .blob_error(&d.digest, format!("the registry sent wrong content: {e}"))),
-                    Err(e) => Err(PullError::from_store(e)),
-                };
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => return Err(PullError::from_store(e)),
+            };
+            let before = writer.offset();
+            let result = remote.download(d, &mut writer, events).await;
+            fetched += writer.offset().saturating_sub(before);
+            match result {
+                Ok(()) => return self.commit(d, desc, digest, writer, fetched).await,
+                Err(
+                    e @ (PullError::NoSpace { .. }
+                    | PullError::Blob {
+                        failure: BlobFailure::BadData,
+                        ..
+                    }),
+                ) => {
+                    // A partial download is no use on a full disk (its
+                    // bytes are what the next pull needs), nor when the
+                    // registry sent wrong data.
+                    drop(writer);
+                    let _ = self.store.abort(&reference);
+                    return Err(e);
+                }
+                Err(e) if e.transient() && attempt < self.retries => {
+                    attempt += 1;
+                    tracing::warn!("{e}; retrying (attempt {attempt})");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e @ PullError::NoSpace { .. }) => {
-                // A partial download is no use on a full disk, and its
-                // bytes are what the next pull (of anything) needs.
-                drop(writer);
-                let _ = store.abort(&reference);
-                return Err(e);
-            }
-            Err(e) if e.transient() && attempt < retries => {
-                attempt += 1;
-                tracing::warn!("{e}; retrying (attempt {attempt})");
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            Err(e) => return Err(e),
         }
+    }
+
+    /// Verify and publish a complete download.
+    async fn commit(
+        &self,
+        d: &manifest::Descriptor,
+        desc: Descriptor,
+        digest: Digest,
+        writer: hull_content::Writer,
+        fetched: u64,
+    ) -> Result<(Descriptor, u64), PullError> {
+        let size = d.size;
+        let committed = tokio::task::spawn_blocking(move || writer.commit(size, &digest))
+            .await
+            .expect("content store commit panicked");
+        match committed {
+            Ok(_) => {
+                (self.events)(Event::Blob(progress(d, BlobState::Done, d.size)));
+                (self.events)(Event::Committed(desc.clone()));
+                Ok((desc, fetched))
+            }
+            // The store has dropped the data already.
+            Err(e @ hull_content::Error::DigestMismatch { .. }) => Err(self.remote.blob_error(
+                &d.digest,
+                format!("the registry sent wrong content: {e}"),
+                BlobFailure::BadData,
+            )),
+            Err(e) => Err(PullError::from_store(e)),
+        }
+    }
+}
+
+/// Progress of a download of the same blob by another pull, as seen
+/// through its ingest's size.
+struct OtherDownload {
+    offset: Option<u64>,
+    since: Instant,
+}
+
+impl OtherDownload {
+    fn new() -> OtherDownload {
+        OtherDownload {
+            offset: None,
+            since: Instant::now(),
+        }
+    }
+
+    /// Whether the other download got further since the last look.
+    fn advanced(&mut self, offset: u64) -> bool {
+        if self.offset == Some(offset) {
+            return false;
+        }
+        self.offset = Some(offset);
+        self.since = Instant::now();
+        true
+    }
+
+    fn stalled_for(&self) -> Duration {
+        self.since.elapsed()
     }
 }
 
@@ -584,24 +710,33 @@ fn progress(d: &manifest::Descriptor, state: BlobState, offset: u64) -> BlobProg
     }
 }
 
+/// "N available, e.g. linux/arm64, linux/s390x": an index may list any
+/// number of platforms, and the message goes into a gRPC status.
 fn available_platforms(manifests: &[manifest::Descriptor]) -> String {
-    let list: Vec<String> = manifests
-        .iter()
-        .filter_map(|m| m.platform.as_ref())
-        .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()).to_string())
-        .collect();
-    if list.is_empty() {
-        "no platform entries".into()
-    } else {
-        list.join(", ")
+    const SHOWN: usize = 5;
+    let mut distinct: Vec<String> = Vec::new();
+    let mut total = 0;
+    for p in manifests.iter().filter_map(|m| m.platform.as_ref()) {
+        total += 1;
+        let name = Platform::new(&p.os, &p.architecture, p.variant.as_deref()).to_string();
+        if distinct.len() < SHOWN && !distinct.contains(&name) {
+            distinct.push(name);
+        }
+    }
+    match total {
+        0 => "it lists no platforms".into(),
+        n if n <= SHOWN => format!("it has: {}", distinct.join(", ")),
+        n => format!("{n} available, e.g. {}", distinct.join(", ")),
     }
 }
 
 /// One repository on one endpoint, with its authenticated client.
 struct Remote {
-    client: Client,
-    image: oci_client::Reference,
-    auth: RegistryAuth,
+    client: Arc<registry::Client>,
+    /// The repository path (`library/busybox`).
+    repo: String,
+    /// The registry a mirror stands in for (`?ns=` on every request).
+    ns: Option<String>,
     /// The host requests go to (a mirror or the registry).
     host: String,
     reference: String,
@@ -611,39 +746,32 @@ struct Remote {
 
 impl Remote {
     fn new(
-        client: Client,
+        client: Arc<registry::Client>,
         endpoint: &Endpoint,
         reference: &Reference,
-        opts: &PullOptions,
         retries: u32,
     ) -> Remote {
-        let mut image = oci_client::Reference::with_tag(
-            reference.domain.clone(),
-            reference.path.clone(),
-            reference.object(),
-        );
-        if endpoint.mirror {
-            image.set_mirror_registry(endpoint.host.clone());
-        }
-        let auth = lookup_credentials(&opts.credentials, &endpoint.host)
-            .map(|(u, s)| RegistryAuth::Basic(u.clone(), s.clone()))
-            .unwrap_or(RegistryAuth::Anonymous);
         Remote {
             client,
-            image,
-            auth,
+            repo: reference.path.clone(),
+            ns: endpoint.mirror.then(|| reference.domain.clone()),
             host: endpoint.host.clone(),
             reference: reference.to_string(),
             retries,
         }
     }
 
-    fn blob_error(&self, digest: &str, detail: String) -> PullError {
+    fn blob_error(&self, digest: &str, detail: String, failure: BlobFailure) -> PullError {
         PullError::Blob {
             reference: self.reference.clone(),
             digest: digest.to_string(),
             detail,
+            failure,
         }
+    }
+
+    fn error(&self, e: registry::Error) -> PullError {
+        PullError::from_registry(&self.host, &self.reference, e)
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Document, PullError> {
@@ -657,33 +785,26 @@ impl Remote {
     /// unreachable registry or rejected credentials show up first.
     async fn authenticate(&self) -> Result<(), PullError> {
         self.client
-            .auth(&self.image, &self.auth, RegistryOperation::Pull)
+            .ping(&format!("repository:{}:pull", self.repo))
             .await
-            .map(drop)
             .map_err(|e| self.error(e))
     }
 
     async fn manifest(&self, object: &str) -> Result<(Vec<u8>, String), PullError> {
-        let image = if object.contains(':') {
-            self.image.clone_with_digest(object.to_string())
-        } else {
-            self.image.clone()
-        };
         let mut attempt = 0;
         loop {
             match self
                 .client
-                .pull_manifest_raw(&image, &self.auth, manifest::ACCEPT)
+                .manifest(&self.repo, object, self.ns.as_deref(), manifest::ACCEPT)
                 .await
-                .map_err(|e| self.error(e))
             {
-                Ok((bytes, digest)) => return Ok((bytes.to_vec(), digest)),
-                Err(e @ PullError::Unreachable { .. }) if attempt < self.retries => {
+                Ok(m) => return Ok((m.bytes, m.digest)),
+                Err(e) if e.transient() && attempt < self.retries => {
                     attempt += 1;
-                    tracing::warn!("{e}; retrying (attempt {attempt})");
+                    tracing::warn!("{}; retrying (attempt {attempt})", self.error(e));
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.error(e)),
             }
         }
     }
@@ -695,41 +816,25 @@ impl Remote {
         writer: &mut hull_content::Writer,
         events: &Events,
     ) -> Result<(), PullError> {
-        let offset = writer.offset();
-        if offset > d.size {
+        if writer.offset() > d.size {
             writer.restart().map_err(PullError::from_store)?;
         }
         let offset = writer.offset();
+        if offset == d.size && d.size > 0 {
+            return Ok(());
+        }
         let digest = d.digest.as_str();
-        let interrupted =
-            |e: &dyn std::fmt::Display| self.blob_error(digest, format!("{TRANSIENT}: {e}"));
-        let mut stream = if d.size == 0 || offset == d.size {
-            // Nothing to ask a range of (a Range past the end is a 416).
-            if offset == d.size && d.size > 0 {
-                return Ok(());
-            }
-            self.client
-                .pull_blob_stream(&self.image, digest)
-                .await
-                .map_err(|e| self.blob_fetch_error(digest, e))?
-                .stream
-        } else {
-            // Asking with a Range even from 0 makes registries answer 206,
-            // which oci-client passes through without hashing it a second
-            // time (the ingest verifies).
-            match self
-                .client
-                .pull_blob_stream_partial(&self.image, digest, offset, None)
-                .await
-                .map_err(|e| self.blob_fetch_error(digest, e))?
-            {
-                BlobResponse::Partial(s) => s.stream,
-                BlobResponse::Full(s) => {
-                    writer.restart().map_err(PullError::from_store)?;
-                    s.stream
-                }
-            }
-        };
+        // An empty blob has no range to ask for (a Range past the end is
+        // a 416).
+        let range = (d.size > 0).then_some(offset);
+        let mut blob = self
+            .client
+            .blob(&self.repo, digest, range, self.ns.as_deref())
+            .await
+            .map_err(|e| self.blob_fetch_error(digest, e))?;
+        if !blob.partial {
+            writer.restart().map_err(PullError::from_store)?;
+        }
         let state = if writer.offset() > 0 {
             BlobState::Resuming
         } else {
@@ -737,8 +842,12 @@ impl Remote {
         };
         events(Event::Blob(progress(d, state, writer.offset())));
         let mut last_report = Instant::now();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| interrupted(&e))?;
+        while let Some(chunk) = blob
+            .body
+            .chunk()
+            .await
+            .map_err(|e| self.blob_fetch_error(digest, e))?
+        {
             if writer.offset() + chunk.len() as u64 > d.size {
                 return Err(self.blob_error(
                     digest,
@@ -746,6 +855,7 @@ impl Remote {
                         "the registry sent more than the {} bytes the manifest lists",
                         d.size
                     ),
+                    BlobFailure::BadData,
                 ));
             }
             writer.write_all(&chunk).map_err(|source| {
@@ -765,100 +875,33 @@ impl Remote {
             }
         }
         if writer.offset() < d.size {
-            return Err(interrupted(&format_args!(
-                "body ended after {} of {} bytes",
-                writer.offset(),
-                d.size
-            )));
+            return Err(self.blob_error(
+                digest,
+                format!(
+                    "transfer interrupted: body ended after {} of {} bytes",
+                    writer.offset(),
+                    d.size
+                ),
+                BlobFailure::Transient,
+            ));
         }
         Ok(())
     }
 
-    fn blob_fetch_error(&self, digest: &str, e: OciDistributionError) -> PullError {
-        match self.error(e) {
-            PullError::Registry { detail, .. } => self.blob_error(digest, detail),
-            PullError::Unreachable { detail, .. } => {
-                self.blob_error(digest, format!("{TRANSIENT}: {detail}"))
-            }
-            other => other,
-        }
-    }
-
-    /// Turn oci-client's errors into ones that say what to do.
-    fn error(&self, e: OciDistributionError) -> PullError {
-        let registry = self.host.clone();
-        let reference = self.reference.clone();
-        let unauthorized = |detail: String| PullError::Unauthorized {
-            reference: reference.clone(),
-            registry: registry.clone(),
-            detail,
-        };
-        let not_found = |detail: String| PullError::NotFound {
-            reference: reference.clone(),
-            registry: registry.clone(),
-            detail,
+    /// A blob request's failure: the network's (retried) or the answer's.
+    fn blob_fetch_error(&self, digest: &str, e: registry::Error) -> PullError {
+        let failure = if e.transient() {
+            BlobFailure::Transient
+        } else {
+            BlobFailure::Fatal
         };
         match e {
-            OciDistributionError::UnauthorizedError { .. } => {
-                unauthorized("401 unauthorized".into())
-            }
-            OciDistributionError::AuthenticationFailure(why) => {
-                unauthorized(format!("credentials rejected: {}", why.trim()))
-            }
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                let detail = envelope
-                    .errors
-                    .iter()
-                    .map(|e| format!("{:?}: {}", e.code, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                if codes.iter().any(|c| {
-                    matches!(
-                        c,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::BlobUnknown
-                    )
-                }) {
-                    not_found(detail)
-                } else if codes
-                    .iter()
-                    .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-                {
-                    unauthorized(detail)
-                } else {
-                    PullError::Registry { registry, detail }
-                }
-            }
-            OciDistributionError::ServerError { code, message, .. } => match code {
-                404 => not_found(format!("404 {}", message.trim())),
-                401 | 403 => unauthorized(format!("{code} {}", message.trim())),
-                c if c >= 500 => PullError::Unreachable {
-                    registry,
-                    detail: format!("server error {c} {}", message.trim()),
-                },
-                _ => PullError::Registry {
-                    registry,
-                    detail: format!("HTTP {code}: {}", message.trim()),
-                },
-            },
-            OciDistributionError::RequestError(e) => unreachable_error(&registry, &e),
-            other => PullError::Registry {
-                registry,
-                detail: other.to_string(),
-            },
+            registry::Error::NotFound { .. }
+            | registry::Error::Unauthorized { .. }
+            | registry::Error::Tls { .. } => self.error(e),
+            e => self.blob_error(digest, e.to_string(), failure),
         }
     }
-}
-
-/// rustls needs one process-wide crypto provider; we build with ring only
-/// (aws-lc-rs would add a C/cmake build), so install it before any client.
-fn ensure_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 /// Check `username`/`secret` against `host` (for `hullctl login`): a basic
@@ -870,105 +913,14 @@ pub async fn check_credentials(
     username: &str,
     secret: &str,
 ) -> Result<(), PullError> {
-    ensure_crypto_provider();
-    let scheme = if config.is_insecure(host) {
-        "http"
-    } else {
-        "https"
-    };
-    let unreachable = |e: reqwest::Error| unreachable_error(host, &e);
-    let mut roots = Vec::new();
-    for pem in &config.extra_roots {
-        roots.extend(reqwest::Certificate::from_pem_bundle(pem).map_err(unreachable)?);
-    }
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tls_certs_merge(roots)
-        .build()
-        .map_err(unreachable)?;
-    let response = http
-        .get(format!("{scheme}://{host}/v2/"))
-        .basic_auth(username, Some(secret))
-        .send()
+    let who = format!("user {username:?}");
+    let client = config
+        .client(host, Some((username.to_string(), secret.to_string())))
+        .map_err(|e| PullError::from_registry(host, &who, e))?;
+    client
+        .ping("")
         .await
-        .map_err(unreachable)?;
-    let rejected = |detail: String| PullError::Unauthorized {
-        reference: format!("user {username:?}"),
-        registry: host.to_string(),
-        detail,
-    };
-    match response.status().as_u16() {
-        200..=299 => Ok(()),
-        401 => {
-            let challenge = response
-                .headers()
-                .get(reqwest::header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !challenge.to_ascii_lowercase().starts_with("bearer") {
-                return Err(rejected(
-                    "the registry rejected the username or password".into(),
-                ));
-            }
-            let endpoint = Endpoint {
-                host: host.to_string(),
-                mirror: false,
-            };
-            let probe: Reference =
-                format!("{host}/hull-login-check")
-                    .parse()
-                    .map_err(|e| PullError::Registry {
-                        registry: host.to_string(),
-                        detail: format!("{e}"),
-                    })?;
-            let creds: Credentials =
-                [(host.to_string(), (username.to_string(), secret.to_string()))].into();
-            let opts = PullOptions {
-                platform: Platform::host(),
-                credentials: creds,
-                max_concurrent_downloads: 1,
-            };
-            Remote::new(config.client(host), &endpoint, &probe, &opts, 0)
-                .authenticate()
-                .await
-        }
-        code => Err(PullError::Registry {
-            registry: host.to_string(),
-            detail: format!("GET /v2/ answered HTTP {code}"),
-        }),
-    }
-}
-
-/// A request that did not get an answer; TLS failures say how to fix them.
-fn unreachable_error(registry: &str, e: &reqwest::Error) -> PullError {
-    let detail = error_chain(e);
-    if detail.contains("certificate") || detail.contains("InvalidContentType") {
-        PullError::Tls {
-            registry: registry.to_string(),
-            detail,
-        }
-    } else {
-        PullError::Unreachable {
-            registry: registry.to_string(),
-            detail,
-        }
-    }
-}
-
-/// reqwest's Display stops at "error sending request"; the cause (e.g.
-/// "Connection refused") is further down the source chain.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+        .map_err(|e| PullError::from_registry(host, &who, e))
 }
 
 /// Credentials for `host`; Docker Hub's are stored under its legacy names.

@@ -10,7 +10,8 @@
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 const NAMESPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("namespaces");
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
@@ -20,7 +21,7 @@ const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "invalid namespace {0:?}: use letters, digits, '.', '_' and '-' (e.g. default, k8s.io)"
+        "invalid namespace {0:?}: use letters and digits, joined by single '.', '_' or '-', at most 76 characters (e.g. default, k8s.io)"
     )]
     InvalidNamespace(String),
     #[error("namespace {0:?} does not exist: create it with `hullctl namespaces create {0}`")]
@@ -33,6 +34,17 @@ pub enum Error {
         namespace: String,
         name: String,
     },
+    #[error("garbage collection stopped, nothing was removed: {0}")]
+    Gc(String),
+    #[error("metadata database: {0}: free space on its device, then try again")]
+    NoSpace(String),
+    #[error("metadata database: I/O error: {0}")]
+    Io(String),
+    /// redb refuses every transaction after an I/O error until the
+    /// database is reopened; [`Metadata`] reopens it and tries once more,
+    /// so callers see this only if that fails too.
+    #[error("metadata database: unusable after an earlier I/O error, and reopening it failed")]
+    Poisoned,
     #[error("metadata database: {0}")]
     Db(String),
 }
@@ -47,8 +59,21 @@ fn not_found(kind: &'static str, ns: &str, name: &str) -> Error {
     }
 }
 
-fn dberr<E: std::fmt::Display>(e: E) -> Error {
-    Error::Db(e.to_string())
+fn dberr<E: Into<redb::Error>>(e: E) -> Error {
+    match e.into() {
+        redb::Error::PreviousIo => Error::Poisoned,
+        redb::Error::Io(e)
+            if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) =>
+        {
+            Error::NoSpace(e.to_string())
+        }
+        e @ redb::Error::Io(_) => Error::Io(e.to_string()),
+        e => Error::Db(e.to_string()),
+    }
+}
+
+fn codec(e: serde_json::Error) -> Error {
+    Error::Db(format!("a record does not decode: {e}"))
 }
 
 /// What an image name points at (an OCI descriptor).
@@ -97,12 +122,20 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn check_namespace(ns: &str) -> Result<()> {
+/// containerd's rule for namespace names (its `identifiers` package):
+/// runs of letters and digits joined by single '.', '_' or '-', at most 76
+/// characters. So `.`, `..`, `../x` and `a..b` are not names.
+pub fn check_namespace(ns: &str) -> Result<()> {
+    let bytes = ns.as_bytes();
+    let separator = |b: u8| matches!(b, b'.' | b'_' | b'-');
     let ok = !ns.is_empty()
         && ns.len() <= 76
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || separator(*b))
+        && !separator(bytes[0])
+        && !separator(bytes[bytes.len() - 1])
+        && !bytes.windows(2).any(|w| separator(w[0]) && separator(w[1]));
     if ok {
         Ok(())
     } else {
@@ -123,11 +156,11 @@ fn add_resource(tx: &redb::WriteTransaction, ns: &str, id: &str, digest: &str) -
     let mut t = tx.open_table(LEASES).map_err(dberr)?;
     let k = key(ns, id);
     let mut lease: Lease = match t.get(k.as_str()).map_err(dberr)? {
-        Some(v) => serde_json::from_slice(v.value()).map_err(dberr)?,
+        Some(v) => serde_json::from_slice(v.value()).map_err(codec)?,
         None => return Err(not_found("lease", ns, id)),
     };
     lease.resources.insert(digest.to_string());
-    let value = serde_json::to_vec(&lease).map_err(dberr)?;
+    let value = serde_json::to_vec(&lease).map_err(codec)?;
     t.insert(k.as_str(), value.as_slice()).map_err(dberr)?;
     Ok(())
 }
@@ -146,40 +179,91 @@ fn remove_lease(tx: &redb::WriteTransaction, ns: &str, id: &str) -> Result<()> {
 }
 
 pub struct Metadata {
-    db: Database,
+    path: PathBuf,
+    /// `None` after an I/O error: the next use opens the file again.
+    db: Mutex<Option<Arc<Database>>>,
 }
 
 impl Metadata {
     pub fn open(path: &Path) -> Result<Metadata> {
+        let db = Self::open_db(path)?;
+        Ok(Metadata {
+            path: path.to_path_buf(),
+            db: Mutex::new(Some(Arc::new(db))),
+        })
+    }
+
+    fn open_db(path: &Path) -> Result<Database> {
         let db = Database::create(path).map_err(dberr)?;
         let tx = db.begin_write().map_err(dberr)?;
         for t in [NAMESPACES, IMAGES, CONTENT, LEASES] {
             tx.open_table(t).map_err(dberr)?;
         }
         tx.commit().map_err(dberr)?;
-        Ok(Metadata { db })
+        Ok(db)
     }
 
-    fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
+    fn db(&self) -> Result<Arc<Database>> {
+        let mut slot = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(Self::open_db(&self.path)?);
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    /// Run `op` on the database. After an I/O error (a full disk, say)
+    /// redb refuses every later transaction until the file is reopened,
+    /// although the data on disk is intact: so an I/O error drops the
+    /// handle, and an operation that meets a handle in that state reopens
+    /// it and runs once more. Once space is back, hulld needs no restart.
+    fn with_db<T>(&self, mut op: impl FnMut(&Database) -> Result<T>) -> Result<T> {
+        let db = self.db()?;
+        match op(&db) {
+            Err(Error::Poisoned) => {
+                drop(db);
+                self.forget_db();
+                op(&*self.db()?)
+            }
+            Err(e @ (Error::Io(_) | Error::NoSpace(_))) => {
+                self.forget_db();
+                Err(e)
+            }
+            result => result,
+        }
+    }
+
+    fn forget_db(&self) {
+        *self.db.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn read<T>(&self, mut f: impl FnMut(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
+        self.with_db(|db| f(&db.begin_read().map_err(dberr)?))
+    }
+
+    fn write<T>(&self, f: impl FnMut(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
         self.write_with(redb::Durability::Immediate, f)
     }
 
     /// A commit that is made durable by the next durable one (one fsync
     /// less). Only for changes whose loss in a crash is harmless.
-    fn write_deferred<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
+    fn write_deferred<T>(&self, f: impl FnMut(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
         self.write_with(redb::Durability::None, f)
     }
 
     fn write_with<T>(
         &self,
         durability: redb::Durability,
-        f: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
+        mut f: impl FnMut(&redb::WriteTransaction) -> Result<T>,
     ) -> Result<T> {
-        let mut tx = self.db.begin_write().map_err(dberr)?;
-        tx.set_durability(durability).map_err(dberr)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(dberr)?;
-        Ok(out)
+        self.with_db(|db| {
+            let mut tx = db.begin_write().map_err(dberr)?;
+            tx.set_durability(durability).map_err(dberr)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(dberr)?;
+            Ok(out)
+        })
     }
 
     fn list_values<V: for<'de> Deserialize<'de>>(
@@ -187,15 +271,16 @@ impl Metadata {
         table: TableDefinition<&str, &[u8]>,
         ns: &str,
     ) -> Result<Vec<V>> {
-        let tx = self.db.begin_read().map_err(dberr)?;
-        let t = tx.open_table(table).map_err(dberr)?;
-        let (a, b) = range(ns);
-        let mut out = Vec::new();
-        for entry in t.range(a.as_str()..b.as_str()).map_err(dberr)? {
-            let (_, v) = entry.map_err(dberr)?;
-            out.push(serde_json::from_slice(v.value()).map_err(dberr)?);
-        }
-        Ok(out)
+        self.read(|tx| {
+            let t = tx.open_table(table).map_err(dberr)?;
+            let (a, b) = range(ns);
+            let mut out = Vec::new();
+            for entry in t.range(a.as_str()..b.as_str()).map_err(dberr)? {
+                let (_, v) = entry.map_err(dberr)?;
+                out.push(serde_json::from_slice(v.value()).map_err(codec)?);
+            }
+            Ok(out)
+        })
     }
 
     pub fn create_namespace(&self, ns: &str) -> Result<()> {
@@ -213,13 +298,14 @@ impl Metadata {
     }
 
     pub fn namespaces(&self) -> Result<Vec<String>> {
-        let tx = self.db.begin_read().map_err(dberr)?;
-        let t = tx.open_table(NAMESPACES).map_err(dberr)?;
-        let mut out = Vec::new();
-        for entry in t.iter().map_err(dberr)? {
-            out.push(entry.map_err(dberr)?.0.value().to_string());
-        }
-        Ok(out)
+        self.read(|tx| {
+            let t = tx.open_table(NAMESPACES).map_err(dberr)?;
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(dberr)? {
+                out.push(entry.map_err(dberr)?.0.value().to_string());
+            }
+            Ok(out)
+        })
     }
 
     /// Remove a namespace without images or leases. Its content references
@@ -244,17 +330,17 @@ impl Metadata {
             }
             let mut content = tx.open_table(CONTENT).map_err(dberr)?;
             let mut freed = Vec::new();
-            for digest in mine {
-                content.remove(key(ns, &digest).as_str()).map_err(dberr)?;
+            for digest in &mine {
+                content.remove(key(ns, digest).as_str()).map_err(dberr)?;
                 let mut shared = false;
                 for o in &others {
                     shared |= content
-                        .get(key(o, &digest).as_str())
+                        .get(key(o, digest).as_str())
                         .map_err(dberr)?
                         .is_some();
                 }
                 if !shared {
-                    freed.push(digest);
+                    freed.push(digest.clone());
                 }
             }
             Ok(freed)
@@ -275,7 +361,7 @@ impl Metadata {
     pub fn put_image(&self, ns: &str, image: &Image) -> Result<()> {
         self.write(|tx| {
             self.require_namespace(tx, ns)?;
-            let value = serde_json::to_vec(image).map_err(dberr)?;
+            let value = serde_json::to_vec(image).map_err(codec)?;
             tx.open_table(IMAGES)
                 .map_err(dberr)?
                 .insert(key(ns, &image.name).as_str(), value.as_slice())
@@ -289,13 +375,14 @@ impl Metadata {
     }
 
     pub fn image(&self, ns: &str, name: &str) -> Result<Image> {
-        let tx = self.db.begin_read().map_err(dberr)?;
-        let t = tx.open_table(IMAGES).map_err(dberr)?;
-        let v = t
-            .get(key(ns, name).as_str())
-            .map_err(dberr)?
-            .ok_or_else(|| not_found("image", ns, name))?;
-        serde_json::from_slice(v.value()).map_err(dberr)
+        self.read(|tx| {
+            let t = tx.open_table(IMAGES).map_err(dberr)?;
+            let v = t
+                .get(key(ns, name).as_str())
+                .map_err(dberr)?
+                .ok_or_else(|| not_found("image", ns, name))?;
+            serde_json::from_slice(v.value()).map_err(codec)
+        })
     }
 
     pub fn images(&self, ns: &str) -> Result<Vec<Image>> {
@@ -350,15 +437,16 @@ impl Metadata {
 
     /// Content digests visible in `ns`.
     pub fn content(&self, ns: &str) -> Result<Vec<String>> {
-        let tx = self.db.begin_read().map_err(dberr)?;
-        let t = tx.open_table(CONTENT).map_err(dberr)?;
-        let (a, b) = range(ns);
-        let mut out = Vec::new();
-        for entry in t.range(a.as_str()..b.as_str()).map_err(dberr)? {
-            let (k, _) = entry.map_err(dberr)?;
-            out.push(k.value()[ns.len() + 1..].to_string());
-        }
-        Ok(out)
+        self.read(|tx| {
+            let t = tx.open_table(CONTENT).map_err(dberr)?;
+            let (a, b) = range(ns);
+            let mut out = Vec::new();
+            for entry in t.range(a.as_str()..b.as_str()).map_err(dberr)? {
+                let (k, _) = entry.map_err(dberr)?;
+                out.push(k.value()[ns.len() + 1..].to_string());
+            }
+            Ok(out)
+        })
     }
 
     pub fn put_lease(&self, ns: &str, lease: &Lease) -> Result<()> {
@@ -393,7 +481,7 @@ impl Metadata {
 
     fn insert_lease(&self, tx: &redb::WriteTransaction, ns: &str, lease: &Lease) -> Result<()> {
         self.require_namespace(tx, ns)?;
-        let value = serde_json::to_vec(lease).map_err(dberr)?;
+        let value = serde_json::to_vec(lease).map_err(codec)?;
         tx.open_table(LEASES)
             .map_err(dberr)?
             .insert(key(ns, &lease.id).as_str(), value.as_slice())
@@ -426,7 +514,15 @@ impl Metadata {
     /// stays; the rest is dropped from each namespace, and so are expired
     /// leases. Returns the digests no namespace references any more: the
     /// caller deletes them from the content store.
-    pub fn gc(&self, children: impl Fn(&str) -> Vec<String>) -> Result<Vec<String>> {
+    ///
+    /// `children(digest, media_type)` lists what a blob references, with
+    /// media types ("" where unknown, as for lease resources). If it fails
+    /// for any blob, nothing is swept: what that blob references cannot be
+    /// told from garbage.
+    pub fn gc(
+        &self,
+        children: impl Fn(&str, &str) -> Result<Vec<(String, String)>, String>,
+    ) -> Result<Vec<String>> {
         let namespaces = self.namespaces()?;
         let now = now();
         self.write(|tx| {
@@ -434,7 +530,7 @@ impl Metadata {
             let mut expired = Vec::new();
             for entry in leases.iter().map_err(dberr)? {
                 let (k, v) = entry.map_err(dberr)?;
-                let lease: Lease = serde_json::from_slice(v.value()).map_err(dberr)?;
+                let lease: Lease = serde_json::from_slice(v.value()).map_err(codec)?;
                 if !lease.live(now) {
                     expired.push(k.value().to_string());
                 }
@@ -444,24 +540,42 @@ impl Metadata {
             }
             Ok(())
         })?;
-        let mut keep_anywhere = BTreeSet::new();
-        let mut unreferenced = BTreeSet::new();
-        self.write(|tx| {
-            let mut content = tx.open_table(CONTENT).map_err(dberr)?;
+        // In one write transaction, so no pull records content between
+        // the mark and the sweep.
+        let (unreferenced, keep_anywhere) = self.write(|tx| {
+            let mut keep_anywhere = BTreeSet::new();
+            let mut unreferenced = BTreeSet::new();
+            // Mark everything first, so a failure sweeps nothing.
+            let mut marked_in = BTreeMap::new();
             for ns in &namespaces {
-                let mut roots: Vec<String> = self
+                let mut roots: Vec<(String, String)> = self
                     .images(ns)?
                     .into_iter()
-                    .map(|i| i.target.digest)
+                    .map(|i| (i.target.digest, i.target.media_type))
                     .collect();
-                roots.extend(self.leases(ns)?.into_iter().flat_map(|l| l.resources));
-                let mut marked = BTreeSet::new();
-                while let Some(d) = roots.pop() {
-                    if marked.insert(d.clone()) {
-                        roots.extend(children(&d));
+                roots.extend(
+                    self.leases(ns)?
+                        .into_iter()
+                        .flat_map(|l| l.resources)
+                        .map(|d| (d, String::new())),
+                );
+                // digest → whether it was seen with its media type: a blob
+                // first met untyped (a lease resource) is followed again
+                // when it is met as a manifest.
+                let mut seen: BTreeMap<String, bool> = BTreeMap::new();
+                while let Some((digest, media_type)) = roots.pop() {
+                    let typed = !media_type.is_empty();
+                    if seen.get(&digest).is_some_and(|was| *was || !typed) {
+                        continue;
                     }
+                    seen.insert(digest.clone(), typed);
+                    roots.extend(children(&digest, &media_type).map_err(Error::Gc)?);
                 }
-                let (a, b) = range(ns);
+                marked_in.insert(ns.clone(), seen.into_keys().collect::<BTreeSet<_>>());
+            }
+            let mut content = tx.open_table(CONTENT).map_err(dberr)?;
+            for (ns, marked) in marked_in {
+                let (a, b) = range(&ns);
                 let mut drop = Vec::new();
                 for entry in content.range(a.as_str()..b.as_str()).map_err(dberr)? {
                     let (k, _) = entry.map_err(dberr)?;
@@ -471,12 +585,12 @@ impl Metadata {
                     }
                 }
                 for d in drop {
-                    content.remove(key(ns, &d).as_str()).map_err(dberr)?;
+                    content.remove(key(&ns, &d).as_str()).map_err(dberr)?;
                     unreferenced.insert(d);
                 }
                 keep_anywhere.extend(marked);
             }
-            Ok(())
+            Ok((unreferenced, keep_anywhere))
         })?;
         Ok(unreferenced.difference(&keep_anywhere).cloned().collect())
     }

@@ -85,7 +85,7 @@ impl Service {
             }
             d.meta.put_image(&ns, &record).map_err(meta_status)?;
             if must_exist {
-                d.gc().map_err(meta_status)?;
+                d.gc_after(&format!("updating image {}", record.name));
             }
             Ok(to_api(record))
         })
@@ -136,7 +136,8 @@ impl Images for Service {
         let d = self.0.clone();
         blocking(move || {
             d.meta.delete_image(&ns, &name).map_err(meta_status)?;
-            d.gc().map_err(meta_status)
+            d.gc_after(&format!("removing image {name}"));
+            Ok(())
         })
         .await?;
         Ok(Response::new(DeleteImageResponse {}))

@@ -72,7 +72,8 @@ impl Leases for Service {
         let d = self.0.clone();
         blocking(move || {
             d.meta.delete_lease(&ns, &id).map_err(meta_status)?;
-            d.gc().map_err(meta_status)
+            d.gc_after(&format!("removing lease {id}"));
+            Ok(())
         })
         .await?;
         Ok(Response::new(DeleteLeaseResponse {}))

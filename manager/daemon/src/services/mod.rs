@@ -9,42 +9,62 @@ pub mod transfer;
 
 use crate::daemon::Daemon;
 use std::sync::Arc;
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
 
 pub type Shared = Arc<Daemon>;
 
 /// The namespace a request acts in: its `hull-namespace` header, else
 /// `default`.
 pub fn namespace<T>(req: &Request<T>) -> Result<String, Status> {
-    match req.metadata().get(hull_api::NAMESPACE_HEADER) {
-        None => Ok(hull_api::DEFAULT_NAMESPACE.to_string()),
+    let ns = match req.metadata().get(hull_api::NAMESPACE_HEADER) {
+        None => return Ok(hull_api::DEFAULT_NAMESPACE.to_string()),
         Some(v) => v
             .to_str()
-            .map(str::to_string)
-            .map_err(|_| Status::invalid_argument("the hull-namespace header is not text")),
+            .map_err(|_| Status::invalid_argument("the hull-namespace header is not text"))?,
+    };
+    hull_metadata::check_namespace(ns).map_err(meta_status)?;
+    Ok(ns.to_string())
+}
+
+/// Status messages travel in an HTTP/2 header: a message built from what a
+/// registry sent (an index's platforms, an error body) must not exceed what
+/// clients accept (16 KiB for the whole header list), so it is cut here.
+const MAX_STATUS_MESSAGE: usize = 4096;
+
+/// A status with `message` bounded to [`MAX_STATUS_MESSAGE`] bytes.
+pub fn status(code: Code, mut message: String) -> Status {
+    if message.len() > MAX_STATUS_MESSAGE {
+        let mut end = MAX_STATUS_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = message.len() - end;
+        message.truncate(end);
+        message.push_str(&format!("… ({cut} more bytes)"));
     }
+    Status::new(code, message)
 }
 
 pub fn meta_status(e: hull_metadata::Error) -> Status {
     use hull_metadata::Error as E;
-    let msg = e.to_string();
-    match e {
-        E::InvalidNamespace(_) => Status::invalid_argument(msg),
-        E::NoNamespace(_) | E::NotFound { .. } => Status::not_found(msg),
-        E::NamespaceNotEmpty(_) => Status::failed_precondition(msg),
-        E::Db(_) => Status::internal(msg),
-    }
+    let code = match e {
+        E::InvalidNamespace(_) => Code::InvalidArgument,
+        E::NoNamespace(_) | E::NotFound { .. } => Code::NotFound,
+        E::NamespaceNotEmpty(_) | E::Gc(_) => Code::FailedPrecondition,
+        E::NoSpace(_) => Code::ResourceExhausted,
+        E::Io(_) | E::Poisoned => Code::Unavailable,
+        E::Db(_) => Code::Internal,
+    };
+    status(code, e.to_string())
 }
 
 pub fn content_status(e: hull_content::Error) -> Status {
-    let msg = e.to_string();
-    match e {
-        hull_content::Error::NotFound(_) | hull_content::Error::NoIngest(_) => {
-            Status::not_found(msg)
-        }
-        hull_content::Error::Locked(_) => Status::unavailable(msg),
-        _ => Status::internal(msg),
-    }
+    let code = match e {
+        hull_content::Error::NotFound(_) | hull_content::Error::NoIngest(_) => Code::NotFound,
+        hull_content::Error::Locked(_) => Code::Unavailable,
+        _ => Code::Internal,
+    };
+    status(code, e.to_string())
 }
 
 pub fn now() -> u64 {

@@ -1,4 +1,4 @@
-use super::{blocking, meta_status, namespace, now, Shared};
+use super::{blocking, meta_status, namespace, now, status, Shared};
 use hull_api::images::Descriptor;
 use hull_api::transfer::transfer_server::Transfer;
 use hull_api::transfer::*;
@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 pub struct Service(pub Shared);
 
@@ -18,16 +18,16 @@ pub struct Service(pub Shared);
 const PULL_LEASE_SECONDS: u64 = 24 * 3600;
 
 fn pull_status(e: PullError) -> Status {
-    let msg = e.to_string();
-    match e {
-        PullError::NotFound { .. } | PullError::NoPlatform { .. } => Status::not_found(msg),
-        PullError::Unauthorized { .. } => Status::unauthenticated(msg),
-        PullError::Unreachable { .. } | PullError::Tls { .. } => Status::unavailable(msg),
-        PullError::NoSpace { .. } => Status::resource_exhausted(msg),
-        PullError::Manifest { .. } => Status::failed_precondition(msg),
-        PullError::Blob { .. } => Status::data_loss(msg),
-        PullError::Store(_) | PullError::Registry { .. } => Status::internal(msg),
-    }
+    let code = match e {
+        PullError::NotFound { .. } | PullError::NoPlatform { .. } => Code::NotFound,
+        PullError::Unauthorized { .. } => Code::Unauthenticated,
+        PullError::Unreachable { .. } | PullError::Tls { .. } => Code::Unavailable,
+        PullError::NoSpace { .. } => Code::ResourceExhausted,
+        PullError::Manifest { .. } | PullError::TooLarge { .. } => Code::FailedPrecondition,
+        PullError::Blob { .. } => Code::DataLoss,
+        PullError::Store(_) | PullError::Registry { .. } => Code::Internal,
+    };
+    status(code, e.to_string())
 }
 
 fn descriptor(d: &hull_images::pull::Descriptor) -> Descriptor {
@@ -111,7 +111,16 @@ impl Transfer for Service {
                     let _ = tx.try_send(message(msg));
                 }
             });
-            let result = d.puller.pull(&reference, &opts, &events).await;
+            // A client that goes away (Ctrl-C of hullctl) cancels the pull:
+            // dropping it aborts its downloads, whose partial data stays
+            // for the next pull to resume.
+            let result = tokio::select! {
+                result = d.puller.pull(&reference, &opts, &events) => result,
+                _ = tx.closed() => {
+                    tracing::info!("pull {reference}: the client went away, cancelled");
+                    return;
+                }
+            };
             let outcome = match result {
                 Ok(pulled) => {
                     let name = reference.to_string();
