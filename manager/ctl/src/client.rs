@@ -2,11 +2,12 @@
 //! namespace header added to every request.
 
 use hull_api::content::content_client::ContentClient;
+use hull_api::gc::gc_client::GcClient;
 use hull_api::images::images_client::ImagesClient;
-use hull_api::introspection::introspection_client::IntrospectionClient;
 use hull_api::leases::leases_client::LeasesClient;
 use hull_api::namespaces::namespaces_client::NamespacesClient;
 use hull_api::transfer::transfer_client::TransferClient;
+use hull_api::version::version_client::VersionClient;
 use std::path::Path;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -74,7 +75,10 @@ impl Client {
     pub fn transfer(&self) -> TransferClient<Svc> {
         TransferClient::new(self.svc())
     }
-    pub fn introspection(&self) -> IntrospectionClient<Svc> {
-        IntrospectionClient::new(self.svc())
+    pub fn version(&self) -> VersionClient<Svc> {
+        VersionClient::new(self.svc())
+    }
+    pub fn gc(&self) -> GcClient<Svc> {
+        GcClient::new(self.svc())
     }
 }

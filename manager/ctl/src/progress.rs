@@ -2,7 +2,7 @@
 //! line per state change otherwise (logs, CI).
 
 use crate::output::{safe, short_digest, size};
-use hull_api::transfer::{pull_progress::Event, BlobProgress};
+use hull_api::transfer::{pull_progress::Event, BlobProgress, UnpackProgress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 
@@ -83,6 +83,12 @@ impl Progress {
                     eprintln!("{}", line(b));
                 }
             }
+            (Progress::Bars { multi, .. }, Event::Unpack(u)) => {
+                if u.state != "unpacking" {
+                    let _ = multi.println(unpack_line(u));
+                }
+            }
+            (Progress::Lines { .. }, Event::Unpack(u)) => eprintln!("{}", unpack_line(u)),
             (_, Event::Done(_)) => {}
         }
     }
@@ -102,5 +108,15 @@ fn line(b: &BlobProgress) -> String {
         safe(&b.state),
         size(b.offset),
         size(b.total)
+    )
+}
+
+fn unpack_line(u: &UnpackProgress) -> String {
+    format!(
+        "{:<8} {}  {:<11} {}",
+        "unpack",
+        safe(short_digest(&u.layer)),
+        safe(&u.state),
+        size(u.applied)
     )
 }

@@ -8,14 +8,15 @@ use hull_metadata::Metadata;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 pub struct Daemon {
     pub config: Config,
     pub store: Arc<LocalStore>,
     pub meta: Arc<Metadata>,
     pub puller: hull_images::Puller,
-    pub started: Instant,
+    /// This daemon's identity (introspection's Server), kept in the root.
+    pub uuid: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,11 @@ pub enum OpenError {
     Content(#[from] hull_content::Error),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("daemon id {path}: {source}")]
+    Uuid {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("metadata DB {path}: {source}")]
     Metadata {
         path: String,
@@ -52,13 +58,46 @@ impl Daemon {
                 source,
             })?;
         let puller = hull_images::Puller::new(store.clone(), config.registry_config()?);
+        let uuid = daemon_uuid(&config.root).map_err(|source| OpenError::Uuid {
+            path: config.root.join("uuid").display().to_string(),
+            source,
+        })?;
         Ok(Daemon {
             config,
             store,
             meta: Arc::new(meta),
             puller,
-            started: Instant::now(),
+            uuid,
         })
+    }
+
+    /// Whether the store holds a blob.
+    pub fn store_has(&self, digest: &str) -> bool {
+        digest
+            .parse::<Digest>()
+            .is_ok_and(|d| self.store.info(&d).is_ok())
+    }
+
+    /// A committed blob becomes content of `ns` (with labels merged), and
+    /// part of the client's lease if it works under one.
+    pub fn record_content(
+        &self,
+        ns: &str,
+        digest: &str,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+        lease: Option<&str>,
+    ) -> Result<(), tonic::Status> {
+        use crate::services::meta_status;
+        self.meta.create_namespace(ns).map_err(meta_status)?;
+        self.meta
+            .add_content_with(ns, digest, labels)
+            .map_err(meta_status)?;
+        if let Some(lease) = lease {
+            self.meta
+                .add_lease_resource(ns, lease, digest)
+                .map_err(meta_status)?;
+        }
+        Ok(())
     }
 
     /// What a blob references, with media types, for the garbage
@@ -201,4 +240,32 @@ impl Daemon {
             }
         }
     }
+}
+
+/// A random id made on first start and kept in `<root>/uuid`.
+fn daemon_uuid(root: &std::path::Path) -> std::io::Result<String> {
+    let path = root.join("uuid");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    let tmp = root.join(".uuid.tmp");
+    std::fs::write(&tmp, &id)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
 }

@@ -4,17 +4,20 @@ use crate::daemon::Daemon;
 use crate::lock::RootLock;
 use crate::services;
 use hull_api::content::content_server::ContentServer;
+use hull_api::gc::gc_server::GcServer;
 use hull_api::images::images_server::ImagesServer;
 use hull_api::introspection::introspection_server::IntrospectionServer;
 use hull_api::leases::leases_server::LeasesServer;
 use hull_api::namespaces::namespaces_server::NamespacesServer;
 use hull_api::transfer::transfer_server::TransferServer;
+use hull_api::version::version_server::VersionServer;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::service::Routes;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -94,28 +97,42 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
     let listener = listen(&address, gid)?;
     tracing::info!(
         "hulld {} serving on {} (root {})",
-        services::introspection::VERSION,
+        services::version::VERSION,
         address.display(),
         daemon.config.root.display()
     );
     tonic::transport::Server::builder()
-        .add_service(NamespacesServer::new(services::namespaces::Service(
-            daemon.clone(),
-        )))
-        .add_service(ContentServer::new(services::content::Service(
-            daemon.clone(),
-        )))
-        .add_service(ImagesServer::new(services::images::Service(daemon.clone())))
-        .add_service(LeasesServer::new(services::leases::Service(daemon.clone())))
-        .add_service(TransferServer::new(services::transfer::Service(
-            daemon.clone(),
-        )))
-        .add_service(IntrospectionServer::new(services::introspection::Service(
-            daemon.clone(),
-        )))
+        .add_routes(routes(&daemon))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
         .await?;
     let _ = std::fs::remove_file(&address);
     tracing::info!("hulld stopped");
     Ok(())
+}
+
+/// Every service hulld serves. A method it does not serve answers
+/// Unimplemented naming it, so a client learns what is missing instead of
+/// getting an empty error.
+fn routes(daemon: &Arc<Daemon>) -> Routes {
+    let d = || daemon.clone();
+    let mut routes = Routes::new(NamespacesServer::new(services::namespaces::Service(d())))
+        .add_service(ContentServer::new(services::content::Service(d())))
+        .add_service(ImagesServer::new(services::images::Service(d())))
+        .add_service(LeasesServer::new(services::leases::Service(d())))
+        .add_service(IntrospectionServer::new(services::introspection::Service(
+            d(),
+        )))
+        .add_service(VersionServer::new(services::version::Service))
+        .add_service(TransferServer::new(services::transfer::Service(d())))
+        .add_service(GcServer::new(services::gc::Service(d())));
+    let router = std::mem::take(routes.axum_router_mut());
+    Routes::from(router.fallback(unimplemented))
+}
+
+async fn unimplemented(uri: axum::http::Uri) -> axum::response::Response {
+    let method = uri.path().trim_start_matches('/');
+    tracing::debug!("unimplemented method {method}");
+    let status = tonic::Status::unimplemented(format!("hulld does not implement {method}"));
+    let (parts, ()) = status.into_http::<()>().into_parts();
+    axum::response::Response::from_parts(parts, axum::body::Body::empty())
 }

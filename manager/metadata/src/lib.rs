@@ -1,22 +1,36 @@
-//! hull-metadata: what the manager records about content, in one embedded
-//! transactional database (redb): namespaces, images (name → target
-//! descriptor), which content each namespace references, and leases that
-//! protect content while it is being used. Every change is one transaction,
-//! so a crash leaves the previous or the next state, never half of one.
+//! hull-metadata: what the manager records, in one embedded transactional
+//! database (redb): namespaces, images (name → target descriptor), which
+//! content each namespace references (with labels, as containerd keeps
+//! them), leases that protect content and snapshots while they are used,
+//! snapshot records, and the garbage collector over all of it. Every change
+//! is one transaction, so a crash leaves the previous or the next state,
+//! never half of one.
 //!
 //! Keys are `<namespace>/<name>`: namespace names cannot contain `/`, so a
 //! namespace's entries are one contiguous key range.
 
+mod content;
+mod gc;
+mod images;
+mod leases;
+mod namespaces;
+
+pub use content::ContentRecord;
+pub use gc::{content_refs, snapshot_refs, GC_EXPIRE, GC_REF_CONTENT, GC_REF_SNAPSHOT, GC_ROOT};
+pub use images::{Descriptor, Image};
+pub use leases::{Lease, LeaseResource};
+pub use namespaces::{check_namespace, Namespace};
+
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const NAMESPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("namespaces");
-const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
-const CONTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("content");
-const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+pub(crate) const NAMESPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("namespaces");
+pub(crate) const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
+pub(crate) const CONTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("content");
+pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,7 +40,7 @@ pub enum Error {
     InvalidNamespace(String),
     #[error("namespace {0:?} does not exist: create it with `hullctl namespaces create {0}`")]
     NoNamespace(String),
-    #[error("namespace {0:?} is not empty: remove its images and leases first")]
+    #[error("namespace {0:?} is not empty: remove its images, leases and snapshots first")]
     NamespaceNotEmpty(String),
     #[error("{kind} {name:?} not found in namespace {namespace:?}")]
     NotFound {
@@ -34,6 +48,14 @@ pub enum Error {
         namespace: String,
         name: String,
     },
+    #[error("{kind} {name:?} already exists in namespace {namespace:?}")]
+    AlreadyExists {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("garbage collection stopped, nothing was removed: {0}")]
     Gc(String),
     #[error("metadata database: {0}: free space on its device, then try again")]
@@ -51,7 +73,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn not_found(kind: &'static str, ns: &str, name: &str) -> Error {
+pub(crate) fn not_found(kind: &'static str, ns: &str, name: &str) -> Error {
     Error::NotFound {
         kind,
         namespace: ns.to_string(),
@@ -59,7 +81,15 @@ fn not_found(kind: &'static str, ns: &str, name: &str) -> Error {
     }
 }
 
-fn dberr<E: Into<redb::Error>>(e: E) -> Error {
+pub(crate) fn already_exists(kind: &'static str, ns: &str, name: &str) -> Error {
+    Error::AlreadyExists {
+        kind,
+        namespace: ns.to_string(),
+        name: name.to_string(),
+    }
+}
+
+pub(crate) fn dberr<E: Into<redb::Error>>(e: E) -> Error {
     match e.into() {
         redb::Error::PreviousIo => Error::Poisoned,
         redb::Error::Io(e)
@@ -72,110 +102,74 @@ fn dberr<E: Into<redb::Error>>(e: E) -> Error {
     }
 }
 
-fn codec(e: serde_json::Error) -> Error {
+pub(crate) fn codec(e: serde_json::Error) -> Error {
     Error::Db(format!("a record does not decode: {e}"))
 }
 
-/// What an image name points at (an OCI descriptor).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Descriptor {
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Image {
-    pub name: String,
-    pub target: Descriptor,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Seconds since the epoch.
-    pub created: u64,
-    pub updated: u64,
-}
-
-/// Content kept alive while a pull or unpack is in progress.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    pub id: String,
-    #[serde(default)]
-    pub resources: BTreeSet<String>,
-    /// Seconds since the epoch after which the lease no longer protects
-    /// anything (0: never). A pull's lease expires, so one left behind by a
-    /// killed daemon cannot pin content forever.
-    #[serde(default)]
-    pub expires: u64,
-}
-
-impl Lease {
-    pub fn live(&self, now: u64) -> bool {
-        self.expires == 0 || self.expires > now
-    }
-}
-
-fn now() -> u64 {
+/// Seconds since the epoch.
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-/// containerd's rule for namespace names (its `identifiers` package):
-/// runs of letters and digits joined by single '.', '_' or '-', at most 76
-/// characters. So `.`, `..`, `../x` and `a..b` are not names.
-pub fn check_namespace(ns: &str) -> Result<()> {
-    let bytes = ns.as_bytes();
-    let separator = |b: u8| matches!(b, b'.' | b'_' | b'-');
-    let ok = !ns.is_empty()
-        && ns.len() <= 76
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || separator(*b))
-        && !separator(bytes[0])
-        && !separator(bytes[bytes.len() - 1])
-        && !bytes.windows(2).any(|w| separator(w[0]) && separator(w[1]));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidNamespace(ns.to_string()))
-    }
-}
-
-fn key(ns: &str, name: &str) -> String {
+pub(crate) fn key(ns: &str, name: &str) -> String {
     format!("{ns}/{name}")
 }
 
 /// The key range of one namespace: "<ns>/" up to "<ns>0" ('0' follows '/').
-fn range(ns: &str) -> (String, String) {
+pub(crate) fn range(ns: &str) -> (String, String) {
     (format!("{ns}/"), format!("{ns}0"))
 }
 
-fn add_resource(tx: &redb::WriteTransaction, ns: &str, id: &str, digest: &str) -> Result<()> {
-    let mut t = tx.open_table(LEASES).map_err(dberr)?;
-    let k = key(ns, id);
-    let mut lease: Lease = match t.get(k.as_str()).map_err(dberr)? {
-        Some(v) => serde_json::from_slice(v.value()).map_err(codec)?,
-        None => return Err(not_found("lease", ns, id)),
-    };
-    lease.resources.insert(digest.to_string());
-    let value = serde_json::to_vec(&lease).map_err(codec)?;
-    t.insert(k.as_str(), value.as_slice()).map_err(dberr)?;
+type Table<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+
+/// A JSON record of `table` at `key`, if there is one.
+pub(crate) fn get<T: for<'de> Deserialize<'de>>(t: &Table<'_>, key: &str) -> Result<Option<T>> {
+    match t.get(key).map_err(dberr)? {
+        Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(codec)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn put<T: Serialize>(t: &mut Table<'_>, key: &str, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(codec)?;
+    t.insert(key, bytes.as_slice()).map_err(dberr)?;
     Ok(())
 }
 
-fn remove_lease(tx: &redb::WriteTransaction, ns: &str, id: &str) -> Result<()> {
-    let removed = tx
-        .open_table(LEASES)
-        .map_err(dberr)?
-        .remove(key(ns, id).as_str())
-        .map_err(dberr)?
-        .is_some();
-    if !removed {
-        return Err(not_found("lease", ns, id));
+/// Labels after an update: with no paths, `new` replaces them all; with
+/// paths (containerd's field mask), only `labels` (all) or `labels.KEY`
+/// entries change, and an empty value removes a key.
+pub fn merge_labels(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    paths: &[String],
+) -> Result<BTreeMap<String, String>> {
+    if paths.is_empty() {
+        return Ok(new.clone());
     }
-    Ok(())
+    let mut out = old.clone();
+    for path in paths {
+        if path == "labels" {
+            out = new.clone();
+        } else if let Some(k) = path.strip_prefix("labels.") {
+            match new.get(k).filter(|v| !v.is_empty()) {
+                Some(v) => {
+                    out.insert(k.to_string(), v.clone());
+                }
+                None => {
+                    out.remove(k);
+                }
+            }
+        } else {
+            return Err(Error::InvalidArgument(format!(
+                "cannot update {path:?}: only labels can be changed"
+            )));
+        }
+    }
+    Ok(out)
 }
 
 pub struct Metadata {
@@ -238,17 +232,26 @@ impl Metadata {
         *self.db.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    fn read<T>(&self, mut f: impl FnMut(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(
+        &self,
+        mut f: impl FnMut(&redb::ReadTransaction) -> Result<T>,
+    ) -> Result<T> {
         self.with_db(|db| f(&db.begin_read().map_err(dberr)?))
     }
 
-    fn write<T>(&self, f: impl FnMut(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnMut(&redb::WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
         self.write_with(redb::Durability::Immediate, f)
     }
 
     /// A commit that is made durable by the next durable one (one fsync
     /// less). Only for changes whose loss in a crash is harmless.
-    fn write_deferred<T>(&self, f: impl FnMut(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
+    pub(crate) fn write_deferred<T>(
+        &self,
+        f: impl FnMut(&redb::WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
         self.write_with(redb::Durability::None, f)
     }
 
@@ -266,332 +269,27 @@ impl Metadata {
         })
     }
 
-    fn list_values<V: for<'de> Deserialize<'de>>(
+    /// Every record of `table` in namespace `ns`, with its name.
+    pub(crate) fn list_records<V: for<'de> Deserialize<'de>>(
         &self,
         table: TableDefinition<&str, &[u8]>,
         ns: &str,
-    ) -> Result<Vec<V>> {
+    ) -> Result<Vec<(String, V)>> {
         self.read(|tx| {
             let t = tx.open_table(table).map_err(dberr)?;
             let (a, b) = range(ns);
             let mut out = Vec::new();
             for entry in t.range(a.as_str()..b.as_str()).map_err(dberr)? {
-                let (_, v) = entry.map_err(dberr)?;
-                out.push(serde_json::from_slice(v.value()).map_err(codec)?);
+                let (k, v) = entry.map_err(dberr)?;
+                let name = k.value()[ns.len() + 1..].to_string();
+                out.push((name, serde_json::from_slice(v.value()).map_err(codec)?));
             }
             Ok(out)
-        })
-    }
-
-    pub fn create_namespace(&self, ns: &str) -> Result<()> {
-        check_namespace(ns)?;
-        if self.namespaces()?.iter().any(|n| n == ns) {
-            return Ok(());
-        }
-        self.write(|tx| {
-            tx.open_table(NAMESPACES)
-                .map_err(dberr)?
-                .insert(ns, b"{}".as_slice())
-                .map_err(dberr)?;
-            Ok(())
-        })
-    }
-
-    pub fn namespaces(&self) -> Result<Vec<String>> {
-        self.read(|tx| {
-            let t = tx.open_table(NAMESPACES).map_err(dberr)?;
-            let mut out = Vec::new();
-            for entry in t.iter().map_err(dberr)? {
-                out.push(entry.map_err(dberr)?.0.value().to_string());
-            }
-            Ok(out)
-        })
-    }
-
-    /// Remove a namespace without images or leases. Its content references
-    /// go with it; returns the digests no other namespace references (the
-    /// caller removes those blobs).
-    pub fn delete_namespace(&self, ns: &str) -> Result<Vec<String>> {
-        check_namespace(ns)?;
-        if !self.images(ns)?.is_empty() || !self.leases(ns)?.is_empty() {
-            return Err(Error::NamespaceNotEmpty(ns.to_string()));
-        }
-        let mine = self.content(ns)?;
-        let others: Vec<String> = self.namespaces()?.into_iter().filter(|o| o != ns).collect();
-        self.write(|tx| {
-            let removed = tx
-                .open_table(NAMESPACES)
-                .map_err(dberr)?
-                .remove(ns)
-                .map_err(dberr)?
-                .is_some();
-            if !removed {
-                return Err(Error::NoNamespace(ns.to_string()));
-            }
-            let mut content = tx.open_table(CONTENT).map_err(dberr)?;
-            let mut freed = Vec::new();
-            for digest in &mine {
-                content.remove(key(ns, digest).as_str()).map_err(dberr)?;
-                let mut shared = false;
-                for o in &others {
-                    shared |= content
-                        .get(key(o, digest).as_str())
-                        .map_err(dberr)?
-                        .is_some();
-                }
-                if !shared {
-                    freed.push(digest.clone());
-                }
-            }
-            Ok(freed)
-        })
-    }
-
-    fn require_namespace(&self, tx: &redb::WriteTransaction, ns: &str) -> Result<()> {
-        check_namespace(ns)?;
-        let t = tx.open_table(NAMESPACES).map_err(dberr)?;
-        if t.get(ns).map_err(dberr)?.is_none() {
-            return Err(Error::NoNamespace(ns.to_string()));
-        }
-        Ok(())
-    }
-
-    /// Create or update an image; its target content becomes referenced by
-    /// the namespace in the same transaction.
-    pub fn put_image(&self, ns: &str, image: &Image) -> Result<()> {
-        self.write(|tx| {
-            self.require_namespace(tx, ns)?;
-            let value = serde_json::to_vec(image).map_err(codec)?;
-            tx.open_table(IMAGES)
-                .map_err(dberr)?
-                .insert(key(ns, &image.name).as_str(), value.as_slice())
-                .map_err(dberr)?;
-            tx.open_table(CONTENT)
-                .map_err(dberr)?
-                .insert(key(ns, &image.target.digest).as_str(), b"{}".as_slice())
-                .map_err(dberr)?;
-            Ok(())
-        })
-    }
-
-    pub fn image(&self, ns: &str, name: &str) -> Result<Image> {
-        self.read(|tx| {
-            let t = tx.open_table(IMAGES).map_err(dberr)?;
-            let v = t
-                .get(key(ns, name).as_str())
-                .map_err(dberr)?
-                .ok_or_else(|| not_found("image", ns, name))?;
-            serde_json::from_slice(v.value()).map_err(codec)
-        })
-    }
-
-    pub fn images(&self, ns: &str) -> Result<Vec<Image>> {
-        self.list_values(IMAGES, ns)
-    }
-
-    pub fn delete_image(&self, ns: &str, name: &str) -> Result<()> {
-        self.write(|tx| {
-            let removed = tx
-                .open_table(IMAGES)
-                .map_err(dberr)?
-                .remove(key(ns, name).as_str())
-                .map_err(dberr)?
-                .is_some();
-            if !removed {
-                return Err(not_found("image", ns, name));
-            }
-            Ok(())
-        })
-    }
-
-    /// Record that `ns` has (committed) content `digest`.
-    pub fn add_content(&self, ns: &str, digest: &str) -> Result<()> {
-        self.write(|tx| {
-            self.require_namespace(tx, ns)?;
-            tx.open_table(CONTENT)
-                .map_err(dberr)?
-                .insert(key(ns, digest).as_str(), b"{}".as_slice())
-                .map_err(dberr)?;
-            Ok(())
-        })
-    }
-
-    /// Drop `ns`'s reference to `digest`. Returns whether another namespace
-    /// still references it (if not, the caller removes the blob).
-    pub fn remove_content(&self, ns: &str, digest: &str) -> Result<bool> {
-        let namespaces = self.namespaces()?;
-        self.write(|tx| {
-            let mut t = tx.open_table(CONTENT).map_err(dberr)?;
-            let removed = t.remove(key(ns, digest).as_str()).map_err(dberr)?.is_some();
-            if !removed {
-                return Err(not_found("content", ns, digest));
-            }
-            for other in namespaces.iter().filter(|o| o.as_str() != ns) {
-                if t.get(key(other, digest).as_str()).map_err(dberr)?.is_some() {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        })
-    }
-
-    /// Content digests visible in `ns`.
-    pub fn content(&self, ns: &str) -> Result<Vec<String>> {
-        self.read(|tx| {
-            let t = tx.open_table(CONTENT).map_err(dberr)?;
-            let (a, b) = range(ns);
-            let mut out = Vec::new();
-            for entry in t.range(a.as_str()..b.as_str()).map_err(dberr)? {
-                let (k, _) = entry.map_err(dberr)?;
-                out.push(k.value()[ns.len() + 1..].to_string());
-            }
-            Ok(out)
-        })
-    }
-
-    pub fn put_lease(&self, ns: &str, lease: &Lease) -> Result<()> {
-        self.write(|tx| self.insert_lease(tx, ns, lease))
-    }
-
-    /// [`Metadata::put_lease`] without its own fsync, for a pull's expiring
-    /// lease: lost in a crash, it would have protected nothing yet.
-    pub fn put_lease_deferred(&self, ns: &str, lease: &Lease) -> Result<()> {
-        self.write_deferred(|tx| self.insert_lease(tx, ns, lease))
-    }
-
-    /// A pulled blob is in the store: make it content of `ns`, protected by
-    /// `lease`, in one commit without an fsync of its own. The image record
-    /// written at the end of the pull makes it durable; if a crash loses it
-    /// first, the blob stays in the store and the next pull records it again.
-    pub fn record_fetched(&self, ns: &str, lease: &str, digest: &str) -> Result<()> {
-        self.write_deferred(|tx| {
-            self.require_namespace(tx, ns)?;
-            tx.open_table(CONTENT)
-                .map_err(dberr)?
-                .insert(key(ns, digest).as_str(), b"{}".as_slice())
-                .map_err(dberr)?;
-            add_resource(tx, ns, lease, digest)
         })
     }
 
     /// Make every deferred commit durable.
     pub fn flush(&self) -> Result<()> {
         self.write(|_| Ok(()))
-    }
-
-    fn insert_lease(&self, tx: &redb::WriteTransaction, ns: &str, lease: &Lease) -> Result<()> {
-        self.require_namespace(tx, ns)?;
-        let value = serde_json::to_vec(lease).map_err(codec)?;
-        tx.open_table(LEASES)
-            .map_err(dberr)?
-            .insert(key(ns, &lease.id).as_str(), value.as_slice())
-            .map_err(dberr)?;
-        Ok(())
-    }
-
-    /// Add `digest` to lease `id` (one transaction, so concurrent additions
-    /// are not lost).
-    pub fn add_lease_resource(&self, ns: &str, id: &str, digest: &str) -> Result<()> {
-        self.write(|tx| add_resource(tx, ns, id, digest))
-    }
-
-    pub fn leases(&self, ns: &str) -> Result<Vec<Lease>> {
-        self.list_values(LEASES, ns)
-    }
-
-    pub fn delete_lease(&self, ns: &str, id: &str) -> Result<()> {
-        self.write(|tx| remove_lease(tx, ns, id))
-    }
-
-    /// [`Metadata::delete_lease`] without its own fsync, for a finished
-    /// pull: lost in a crash, the lease just lives until it expires.
-    pub fn delete_lease_deferred(&self, ns: &str, id: &str) -> Result<()> {
-        self.write_deferred(|tx| remove_lease(tx, ns, id))
-    }
-
-    /// Mark and sweep: content reachable from an image target or a live
-    /// lease (following `children`, e.g. manifest → config and layers)
-    /// stays; the rest is dropped from each namespace, and so are expired
-    /// leases. Returns the digests no namespace references any more: the
-    /// caller deletes them from the content store.
-    ///
-    /// `children(digest, media_type)` lists what a blob references, with
-    /// media types ("" where unknown, as for lease resources). If it fails
-    /// for any blob, nothing is swept: what that blob references cannot be
-    /// told from garbage.
-    pub fn gc(
-        &self,
-        children: impl Fn(&str, &str) -> Result<Vec<(String, String)>, String>,
-    ) -> Result<Vec<String>> {
-        let namespaces = self.namespaces()?;
-        let now = now();
-        self.write(|tx| {
-            let mut leases = tx.open_table(LEASES).map_err(dberr)?;
-            let mut expired = Vec::new();
-            for entry in leases.iter().map_err(dberr)? {
-                let (k, v) = entry.map_err(dberr)?;
-                let lease: Lease = serde_json::from_slice(v.value()).map_err(codec)?;
-                if !lease.live(now) {
-                    expired.push(k.value().to_string());
-                }
-            }
-            for k in expired {
-                leases.remove(k.as_str()).map_err(dberr)?;
-            }
-            Ok(())
-        })?;
-        // In one write transaction, so no pull records content between
-        // the mark and the sweep.
-        let (unreferenced, keep_anywhere) = self.write(|tx| {
-            let mut keep_anywhere = BTreeSet::new();
-            let mut unreferenced = BTreeSet::new();
-            // Mark everything first, so a failure sweeps nothing.
-            let mut marked_in = BTreeMap::new();
-            for ns in &namespaces {
-                let mut roots: Vec<(String, String)> = self
-                    .images(ns)?
-                    .into_iter()
-                    .map(|i| (i.target.digest, i.target.media_type))
-                    .collect();
-                roots.extend(
-                    self.leases(ns)?
-                        .into_iter()
-                        .flat_map(|l| l.resources)
-                        .map(|d| (d, String::new())),
-                );
-                // digest → whether it was seen with its media type: a blob
-                // first met untyped (a lease resource) is followed again
-                // when it is met as a manifest.
-                let mut seen: BTreeMap<String, bool> = BTreeMap::new();
-                while let Some((digest, media_type)) = roots.pop() {
-                    let typed = !media_type.is_empty();
-                    if seen.get(&digest).is_some_and(|was| *was || !typed) {
-                        continue;
-                    }
-                    seen.insert(digest.clone(), typed);
-                    roots.extend(children(&digest, &media_type).map_err(Error::Gc)?);
-                }
-                marked_in.insert(ns.clone(), seen.into_keys().collect::<BTreeSet<_>>());
-            }
-            let mut content = tx.open_table(CONTENT).map_err(dberr)?;
-            for (ns, marked) in marked_in {
-                let (a, b) = range(&ns);
-                let mut drop = Vec::new();
-                for entry in content.range(a.as_str()..b.as_str()).map_err(dberr)? {
-                    let (k, _) = entry.map_err(dberr)?;
-                    let digest = k.value()[ns.len() + 1..].to_string();
-                    if !marked.contains(&digest) {
-                        drop.push(digest);
-                    }
-                }
-                for d in drop {
-                    content.remove(key(&ns, &d).as_str()).map_err(dberr)?;
-                    unreferenced.insert(d);
-                }
-                keep_anywhere.extend(marked);
-            }
-            Ok((unreferenced, keep_anywhere))
-        })?;
-        Ok(unreferenced.difference(&keep_anywhere).cloned().collect())
     }
 }

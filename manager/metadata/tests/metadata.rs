@@ -33,6 +33,7 @@ fn image(name: &str, digest: &str) -> Image {
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             digest: digest.into(),
             size: 100,
+            annotations: BTreeMap::new(),
         },
         labels: BTreeMap::new(),
         created: 1,
@@ -119,6 +120,7 @@ fn gc_keeps_what_images_and_leases_reach() {
             id: "pull-1".into(),
             resources: ["sha256:p".to_string()].into(),
             expires: 0,
+            ..Lease::default()
         },
     )
     .unwrap();
@@ -129,6 +131,7 @@ fn gc_keeps_what_images_and_leases_reach() {
             id: "pull-dead".into(),
             resources: Default::default(),
             expires: 1,
+            ..Lease::default()
         },
     )
     .unwrap();
@@ -231,6 +234,7 @@ fn gc_follows_a_manifest_met_first_as_an_untyped_lease_resource() {
             id: "l".into(),
             resources: ["sha256:m".to_string()].into(),
             expires: 0,
+            ..Lease::default()
         },
     )
     .unwrap();

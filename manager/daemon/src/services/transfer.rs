@@ -1,7 +1,7 @@
 use super::{blocking, meta_status, namespace, now, status, Shared};
-use hull_api::images::Descriptor;
 use hull_api::transfer::transfer_server::Transfer;
 use hull_api::transfer::*;
+use hull_api::types::Descriptor;
 use hull_images::pull::{Event, PullError, PullOptions};
 use hull_images::{Platform, Reference};
 use std::pin::Pin;
@@ -34,7 +34,8 @@ fn descriptor(d: &hull_images::pull::Descriptor) -> Descriptor {
     Descriptor {
         media_type: d.media_type.clone(),
         digest: d.digest.clone(),
-        size: d.size,
+        size: d.size as i64,
+        annotations: Default::default(),
     }
 }
 
@@ -74,6 +75,7 @@ impl Transfer for Service {
             id: super::leases::new_lease_id("pull"),
             resources: Default::default(),
             expires: now() + PULL_LEASE_SECONDS,
+            ..Default::default()
         };
         let d = self.0.clone();
         let (n, l) = (ns.clone(), lease.clone());
@@ -130,6 +132,7 @@ impl Transfer for Service {
                             media_type: pulled.target.media_type.clone(),
                             digest: pulled.target.digest.clone(),
                             size: pulled.target.size,
+                            annotations: Default::default(),
                         },
                         labels: Default::default(),
                         created: d.meta.image(&ns, &name).map(|i| i.created).unwrap_or(now()),
@@ -158,6 +161,7 @@ impl Transfer for Service {
                             target: Some(descriptor(&pulled.target)),
                             bytes_fetched: pulled.bytes_fetched,
                             blobs: pulled.blobs.len() as u32,
+                            snapshot: String::new(),
                         })
                     })
                 }
