@@ -25,7 +25,9 @@ fn pull_status(e: PullError) -> Status {
         PullError::NoSpace { .. } => Code::ResourceExhausted,
         PullError::Manifest { .. } | PullError::TooLarge { .. } => Code::FailedPrecondition,
         PullError::Blob { .. } => Code::DataLoss,
-        PullError::Store(_) | PullError::Registry { .. } => Code::Internal,
+        PullError::Store(_) | PullError::Registry { .. } | PullError::Unpack { .. } => {
+            Code::Internal
+        }
     };
     status(code, e.to_string())
 }
@@ -70,6 +72,8 @@ impl Transfer for Service {
                 .map(|c| (c.host, (c.username, c.secret)))
                 .collect(),
             max_concurrent_downloads: r.max_concurrent_downloads as usize,
+            // Wired to the snapshotter with the snapshots service.
+            unpacker: None,
         };
         let lease = hull_metadata::Lease {
             id: super::leases::new_lease_id("pull"),
@@ -99,6 +103,12 @@ impl Transfer for Service {
                             state: b.state.as_str().into(),
                             offset: b.offset,
                             total: b.total,
+                        }),
+                        Event::Unpack(u) => pull_progress::Event::Unpack(UnpackProgress {
+                            layer: u.layer,
+                            chain_id: u.chain_id,
+                            state: u.state.into(),
+                            applied: u.applied,
                         }),
                         Event::Committed(c) => {
                             // Visible in the namespace and protected by the lease

@@ -14,6 +14,13 @@
 //! image record only after [`Puller::pull`] returns, i.e. when all of it is
 //! there.
 
+mod blob;
+mod feed;
+mod remote;
+mod unpack;
+
+pub use unpack::{chain_ids, LayerUnpacker, UnpackProgress};
+
 use crate::manifest::{self, Document};
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -21,8 +28,11 @@ use crate::registry::{self, body::Progress};
 use hull_content::{ContentStore, Digest};
 use std::collections::BTreeMap;
 use std::io::Write;
+use blob::BlobFetcher;
+use feed::Feeds;
+use remote::Remote;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where and how to reach registries (from hulld's config).
 #[derive(Clone, Debug)]
@@ -87,6 +97,8 @@ pub struct PullOptions {
     pub credentials: Credentials,
     /// 0: the configured default.
     pub max_concurrent_downloads: usize,
+    /// Unpack the layers into snapshots while they download.
+    pub unpacker: Option<Arc<dyn LayerUnpacker>>,
 }
 
 /// What a pull reports while it runs.
@@ -97,6 +109,7 @@ pub enum Event {
     Blob(BlobProgress),
     /// A blob is in the store, verified (new or already there).
     Committed(Descriptor),
+    Unpack(UnpackProgress),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +159,8 @@ pub struct Pulled {
     /// Every blob of the image that is now in the store.
     pub blobs: Vec<Descriptor>,
     pub bytes_fetched: u64,
+    /// The top layer's snapshot (chain ID), when unpacked.
+    pub snapshot: Option<String>,
 }
 
 /// What a failed blob download means for its partial data.
@@ -202,6 +217,8 @@ pub enum PullError {
         detail: String,
         failure: BlobFailure,
     },
+    #[error("{reference}: unpacking: {detail}")]
+    Unpack { reference: String, detail: String },
     #[error("no space left on the device of the content store ({source}): free space (`hullctl images rm`, `hullctl content gc`) and pull again (completed layers are kept)")]
     NoSpace { source: hull_content::Error },
     #[error("content store: {0}")]
@@ -430,6 +447,22 @@ impl Puller {
         // the client went away and the caller dropped this future) aborts
         // the downloads; their ingests stay for the next pull to resume.
         let remote = Arc::new(remote);
+        let feeds = Arc::new(Feeds::default());
+        // Ends the feeds if this pull stops early (failed, or dropped when
+        // the client went away), so the unpacker never waits for them.
+        let _feeds_guard = EndFeeds(feeds.clone());
+        let unpacking = opts.unpacker.clone().map(|unpacker| {
+            let job = unpack::UnpackJob {
+                store: self.store.clone(),
+                feeds: feeds.clone(),
+                unpacker,
+                config: wanted[0].clone(),
+                layers: wanted[1..].to_vec(),
+                events: events.clone(),
+                reference: reference.to_string(),
+            };
+            tokio::task::spawn_blocking(move || job.run())
+        });
         let mut queue = wanted
             .into_iter()
             .filter(|d| !manifest::is_foreign_layer(&d.media_type));
@@ -444,6 +477,7 @@ impl Puller {
             stall: self.config.progress.window * 2,
             remote: remote.clone(),
             events: events.clone(),
+            feeds: feeds.clone(),
         });
         loop {
             while tasks.len() < concurrency.max(1) {
@@ -476,6 +510,13 @@ impl Puller {
         }
         let bytes_fetched = fetched.iter().map(|(_, n)| n).sum();
         blobs.extend(fetched.into_iter().map(|(d, _)| d));
+        let snapshot = match unpacking {
+            None => None,
+            Some(task) => Some(task.await.map_err(|e| PullError::Unpack {
+                reference: reference.to_string(),
+                detail: format!("the unpack task ended abnormally ({e}); this is a hulld bug, please report it"),
+            })??),
+        };
 
         // The manifest, then the index (if any): each only after what it
         // references is in the store.
@@ -490,6 +531,7 @@ impl Puller {
             target,
             blobs,
             bytes_fetched,
+            snapshot,
         })
     }
 
@@ -530,164 +572,13 @@ impl Puller {
     }
 }
 
-/// What every blob download of one pull shares.
-struct BlobFetcher {
-    store: Arc<dyn ContentStore + Send + Sync>,
-    retries: u32,
-    /// How long another pull's download of the same blob may go without
-    /// progress before this one gives up waiting for it.
-    stall: Duration,
-    remote: Arc<Remote>,
-    events: Events,
-}
+/// Marks every feed of a pull failed when dropped (a no-op for the ones
+/// that completed).
+struct EndFeeds(Arc<Feeds>);
 
-impl BlobFetcher {
-    /// Download one blob into its ingest, resuming and retrying; returns
-    /// the descriptor and the bytes that came over the network.
-    async fn fetch(
-        self: Arc<Self>,
-        d: manifest::Descriptor,
-    ) -> Result<(Descriptor, u64), PullError> {
-        let (remote, events) = (&self.remote, &self.events);
-        let d = &d;
-        let desc = Descriptor {
-            media_type: d.media_type.clone(),
-            digest: d.digest.clone(),
-            size: d.size,
-        };
-        let digest: Digest = d
-            .digest
-            .parse()
-            .map_err(|e| remote.blob_error(&d.digest, format!("{e}"), BlobFailure::Fatal))?;
-        let reference = ingest_ref(&d.digest);
-        let mut fetched = 0;
-        let mut attempt = 0;
-        let mut other = OtherDownload::new();
-        loop {
-            if let Ok(info) = self.store.info(&digest) {
-                if info.size != d.size {
-                    return Err(remote.blob_error(
-                        &d.digest,
-                        format!(
-                            "the manifest lists it with {} bytes, but the blob in the store has {}: the manifest is wrong",
-                            d.size, info.size
-                        ),
-                        BlobFailure::Fatal,
-                    ));
-                }
-                events(Event::Blob(progress(d, BlobState::Exists, d.size)));
-                events(Event::Committed(desc.clone()));
-                return Ok((desc, fetched));
-            }
-            let mut writer = match self.store.writer(&reference, Some(d.size), Some(&digest)) {
-                Ok(w) => w,
-                Err(hull_content::Error::Locked(_)) => {
-                    // Another pull is fetching the same blob: wait for it
-                    // while it makes progress (shown as ours).
-                    let offset = self.store.status(&reference).map(|s| s.offset).unwrap_or(0);
-                    if other.advanced(offset) {
-                        events(Event::Blob(progress(d, BlobState::Waiting, offset)));
-                    } else if other.stalled_for() > self.stall {
-                        return Err(remote.blob_error(
-                            &d.digest,
-                            format!(
-                                "another pull has been downloading it without progress for {}s: try again later",
-                                other.stalled_for().as_secs()
-                            ),
-                            BlobFailure::Fatal,
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-                Err(e) => return Err(PullError::from_store(e)),
-            };
-            let before = writer.offset();
-            let result = remote.download(d, &mut writer, events).await;
-            fetched += writer.offset().saturating_sub(before);
-            match result {
-                Ok(()) => return self.commit(d, desc, digest, writer, fetched).await,
-                Err(
-                    e @ (PullError::NoSpace { .. }
-                    | PullError::Blob {
-                        failure: BlobFailure::BadData,
-                        ..
-                    }),
-                ) => {
-                    // A partial download is no use on a full disk (its
-                    // bytes are what the next pull needs), nor when the
-                    // registry sent wrong data.
-                    drop(writer);
-                    let _ = self.store.abort(&reference);
-                    return Err(e);
-                }
-                Err(e) if e.transient() && attempt < self.retries => {
-                    attempt += 1;
-                    tracing::warn!("{e}; retrying (attempt {attempt})");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Verify and publish a complete download.
-    async fn commit(
-        &self,
-        d: &manifest::Descriptor,
-        desc: Descriptor,
-        digest: Digest,
-        writer: hull_content::Writer,
-        fetched: u64,
-    ) -> Result<(Descriptor, u64), PullError> {
-        let size = d.size;
-        let committed = tokio::task::spawn_blocking(move || writer.commit(size, &digest))
-            .await
-            .expect("content store commit panicked");
-        match committed {
-            Ok(_) => {
-                (self.events)(Event::Blob(progress(d, BlobState::Done, d.size)));
-                (self.events)(Event::Committed(desc.clone()));
-                Ok((desc, fetched))
-            }
-            // The store has dropped the data already.
-            Err(e @ hull_content::Error::DigestMismatch { .. }) => Err(self.remote.blob_error(
-                &d.digest,
-                format!("the registry sent wrong content: {e}"),
-                BlobFailure::BadData,
-            )),
-            Err(e) => Err(PullError::from_store(e)),
-        }
-    }
-}
-
-/// Progress of a download of the same blob by another pull, as seen
-/// through its ingest's size.
-struct OtherDownload {
-    offset: Option<u64>,
-    since: Instant,
-}
-
-impl OtherDownload {
-    fn new() -> OtherDownload {
-        OtherDownload {
-            offset: None,
-            since: Instant::now(),
-        }
-    }
-
-    /// Whether the other download got further since the last look.
-    fn advanced(&mut self, offset: u64) -> bool {
-        if self.offset == Some(offset) {
-            return false;
-        }
-        self.offset = Some(offset);
-        self.since = Instant::now();
-        true
-    }
-
-    fn stalled_for(&self) -> Duration {
-        self.since.elapsed()
+impl Drop for EndFeeds {
+    fn drop(&mut self) {
+        self.0.fail_all("the pull stopped");
     }
 }
 
@@ -727,180 +618,6 @@ fn available_platforms(manifests: &[manifest::Descriptor]) -> String {
         0 => "it lists no platforms".into(),
         n if n <= SHOWN => format!("it has: {}", distinct.join(", ")),
         n => format!("{n} available, e.g. {}", distinct.join(", ")),
-    }
-}
-
-/// One repository on one endpoint, with its authenticated client.
-struct Remote {
-    client: Arc<registry::Client>,
-    /// The repository path (`library/busybox`).
-    repo: String,
-    /// The registry a mirror stands in for (`?ns=` on every request).
-    ns: Option<String>,
-    /// The host requests go to (a mirror or the registry).
-    host: String,
-    reference: String,
-    /// Further attempts after a transient failure (5xx, reset).
-    retries: u32,
-}
-
-impl Remote {
-    fn new(
-        client: Arc<registry::Client>,
-        endpoint: &Endpoint,
-        reference: &Reference,
-        retries: u32,
-    ) -> Remote {
-        Remote {
-            client,
-            repo: reference.path.clone(),
-            ns: endpoint.mirror.then(|| reference.domain.clone()),
-            host: endpoint.host.clone(),
-            reference: reference.to_string(),
-            retries,
-        }
-    }
-
-    fn blob_error(&self, digest: &str, detail: String, failure: BlobFailure) -> PullError {
-        PullError::Blob {
-            reference: self.reference.clone(),
-            digest: digest.to_string(),
-            detail,
-            failure,
-        }
-    }
-
-    fn error(&self, e: registry::Error) -> PullError {
-        PullError::from_registry(&self.host, &self.reference, e)
-    }
-
-    fn parse(&self, bytes: &[u8]) -> Result<Document, PullError> {
-        Document::parse(bytes, "").map_err(|source| PullError::Manifest {
-            reference: self.reference.clone(),
-            source,
-        })
-    }
-
-    /// Ping the registry and get a token if it wants one: also where an
-    /// unreachable registry or rejected credentials show up first.
-    async fn authenticate(&self) -> Result<(), PullError> {
-        self.client
-            .ping(&format!("repository:{}:pull", self.repo))
-            .await
-            .map_err(|e| self.error(e))
-    }
-
-    async fn manifest(&self, object: &str) -> Result<(Vec<u8>, String), PullError> {
-        let mut attempt = 0;
-        loop {
-            match self
-                .client
-                .manifest(&self.repo, object, self.ns.as_deref(), manifest::ACCEPT)
-                .await
-            {
-                Ok(m) => return Ok((m.bytes, m.digest)),
-                Err(e) if e.transient() && attempt < self.retries => {
-                    attempt += 1;
-                    tracing::warn!("{}; retrying (attempt {attempt})", self.error(e));
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(self.error(e)),
-            }
-        }
-    }
-
-    /// Stream the rest of a blob into `writer` (from its offset).
-    async fn download(
-        &self,
-        d: &manifest::Descriptor,
-        writer: &mut hull_content::Writer,
-        events: &Events,
-    ) -> Result<(), PullError> {
-        if writer.offset() > d.size {
-            writer.restart().map_err(PullError::from_store)?;
-        }
-        let offset = writer.offset();
-        if offset == d.size && d.size > 0 {
-            return Ok(());
-        }
-        let digest = d.digest.as_str();
-        // An empty blob has no range to ask for (a Range past the end is
-        // a 416).
-        let range = (d.size > 0).then_some(offset);
-        let mut blob = self
-            .client
-            .blob(&self.repo, digest, range, self.ns.as_deref())
-            .await
-            .map_err(|e| self.blob_fetch_error(digest, e))?;
-        if !blob.partial {
-            writer.restart().map_err(PullError::from_store)?;
-        }
-        let state = if writer.offset() > 0 {
-            BlobState::Resuming
-        } else {
-            BlobState::Downloading
-        };
-        events(Event::Blob(progress(d, state, writer.offset())));
-        let mut last_report = Instant::now();
-        while let Some(chunk) = blob
-            .body
-            .chunk()
-            .await
-            .map_err(|e| self.blob_fetch_error(digest, e))?
-        {
-            if writer.offset() + chunk.len() as u64 > d.size {
-                return Err(self.blob_error(
-                    digest,
-                    format!(
-                        "the registry sent more than the {} bytes the manifest lists",
-                        d.size
-                    ),
-                    BlobFailure::BadData,
-                ));
-            }
-            writer.write_all(&chunk).map_err(|source| {
-                PullError::from_store(hull_content::Error::Io {
-                    what: "writing the ingest of",
-                    path: digest.into(),
-                    source,
-                })
-            })?;
-            if last_report.elapsed() >= Duration::from_millis(100) {
-                last_report = Instant::now();
-                events(Event::Blob(progress(
-                    d,
-                    BlobState::Downloading,
-                    writer.offset(),
-                )));
-            }
-        }
-        if writer.offset() < d.size {
-            return Err(self.blob_error(
-                digest,
-                format!(
-                    "transfer interrupted: body ended after {} of {} bytes",
-                    writer.offset(),
-                    d.size
-                ),
-                BlobFailure::Transient,
-            ));
-        }
-        Ok(())
-    }
-
-    /// A blob request's failure: the network's (retried) or the answer's.
-    fn blob_fetch_error(&self, digest: &str, e: registry::Error) -> PullError {
-        let failure = if e.transient() {
-            BlobFailure::Transient
-        } else {
-            BlobFailure::Fatal
-        };
-        match e {
-            registry::Error::NotFound { .. }
-            | registry::Error::Unauthorized { .. }
-            | registry::Error::Tls { .. } => self.error(e),
-            e => self.blob_error(digest, e.to_string(), failure),
-        }
     }
 }
 
