@@ -107,6 +107,101 @@ fn future_oci_version() {
     });
 }
 
+/// The kernel reads uid/gid 4294967295 ((uid_t)-1) as "no change": a process
+/// asked to run as it would stay root. Ids above 2147483647 are refused.
+#[test]
+fn user_ids_out_of_range() {
+    let cases = [
+        (
+            "bad-uid",
+            "/process/user/uid",
+            json!(4294967295u32),
+            "process.user.uid 4294967295",
+        ),
+        (
+            "bad-gid",
+            "/process/user/gid",
+            json!(4294967295u32),
+            "process.user.gid 4294967295",
+        ),
+        (
+            "bad-uid-big",
+            "/process/user/uid",
+            json!(2147483648u32),
+            "process.user.uid 2147483648",
+        ),
+        (
+            "bad-additional-gid",
+            "/process/user/additionalGids",
+            json!([10, 4294967295u32]),
+            "process.user.additionalGids[1] 4294967295",
+        ),
+    ];
+    for (name, pointer, value, field) in cases {
+        rejects(
+            name,
+            mention(
+                &format!("{field} is out of range (0-2147483647)"),
+                "must be in range 0-2147483647",
+            ),
+            |b| {
+                b.args(&["id"]).set(pointer, value);
+            },
+        );
+    }
+}
+
+/// uid/gid mappings (of the user namespace and of idmapped mounts) must not
+/// reach past 2147483647 on either side.
+#[test]
+fn id_mappings_out_of_range() {
+    if !is_hull() {
+        return skip("runc 1.1 leaves mapping ranges to the kernel");
+    }
+    let user_ns = |b: &mut Bundle, uid_map: serde_json::Value| {
+        b.namespace("user", None)
+            .set("/linux/uidMappings", uid_map)
+            .set(
+                "/linux/gidMappings",
+                json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]),
+            );
+    };
+    let cases = [
+        (
+            json!({ "containerID": 0, "hostID": 4294967295u32, "size": 1 }),
+            "linux.uidMappings[0].hostID 4294967295",
+        ),
+        (
+            json!({ "containerID": 4294967295u32, "hostID": 100000, "size": 1 }),
+            "linux.uidMappings[0].containerID 4294967295",
+        ),
+        (
+            json!({ "containerID": 2147483647, "hostID": 100000, "size": 2 }),
+            "containerID 2147483647 with size 2",
+        ),
+        (
+            json!({ "containerID": 0, "hostID": 2147483600, "size": 65536 }),
+            "hostID 2147483600 with size 65536",
+        ),
+    ];
+    for (i, (mapping, says)) in cases.into_iter().enumerate() {
+        rejects(&format!("bad-idmap-{i}"), says, |b| {
+            user_ns(b, json!([mapping]))
+        });
+    }
+    rejects(
+        "bad-mount-idmap",
+        "mounts[0].uidMappings[0].hostID 4294967295",
+        |b| {
+            let mut mounts = b.config["mounts"].as_array().unwrap().clone();
+            mounts[0]["uidMappings"] =
+                json!([{ "containerID": 0, "hostID": 4294967295u32, "size": 1 }]);
+            mounts[0]["gidMappings"] = json!([{ "containerID": 0, "hostID": 0, "size": 1 }]);
+            b.set("/mounts", json!(mounts));
+        },
+    );
+}
+
 #[test]
 fn invalid_container_ids() {
     let Some(rt) = Runtime::new("bad-ids") else {

@@ -427,6 +427,7 @@ impl Container {
             bail!("a terminal was requested (-t): pass --console-socket to receive it");
         }
         crate::lsm::check(&opts.process)?;
+        crate::spec::validate_user(&opts.process)?;
         let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
         let console_socket = opts
             .console_socket
