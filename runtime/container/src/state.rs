@@ -65,6 +65,40 @@ pub struct Record {
     /// Where the container's cgroups are, in every hierarchy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<hull_cgroups::CgroupPaths>,
+    /// Set while `create` runs: the hull process creating the container.
+    /// `create` writes the record (with the init's pid and the cgroup paths)
+    /// before the cgroups exist, so a create that is killed half-way leaves
+    /// a record that `delete` cleans up from; the final record has no creator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<ProcessId>,
+}
+
+/// A process known by pid and start time, so that a recycled pid is never
+/// taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// The process running as `pid` now, if any.
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        Some(ProcessId {
+            pid,
+            start_time: process_start_time(pid)?,
+        })
+    }
+
+    /// This process.
+    pub fn current() -> Option<ProcessId> {
+        ProcessId::of(std::process::id() as i32)
+    }
+
+    /// Whether the same process is still alive.
+    pub fn alive(&self) -> bool {
+        self.pid > 0 && process_start_time(self.pid) == Some(self.start_time)
+    }
 }
 
 /// runc's `state` JSON (field order and names as runc prints them).
@@ -231,6 +265,14 @@ impl Record {
     }
 
     pub fn status(&self, dir: &StateDir) -> Status {
+        if let Some(creator) = &self.creator {
+            // A create that died half-way left a container that never runs.
+            return if creator.alive() {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
         if !self.init_alive() {
             Status::Stopped
         } else if dir.start_socket().exists() {
