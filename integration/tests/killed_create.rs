@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use hull_integration::host::wait_until;
+use hull_integration::host::{self, wait_until};
 use hull_integration::{is_hull, json, runtime_bin, skip, Bundle, Runtime};
 
 /// `create --bundle B ID` in the background, for the test to kill.
@@ -168,4 +168,58 @@ fn delete_force_while_create_hangs_in_a_hook() {
         !status.success(),
         "create succeeded although its container was deleted"
     );
+}
+
+/// A create killed half-way leaves its (empty) cgroup behind until `delete`.
+/// Another container may be created into it meanwhile; deleting the
+/// half-created one must then neither kill that container nor remove its
+/// cgroup.
+#[test]
+fn leftover_cgroup_taken_over_is_not_killed_by_delete() {
+    let Some(rt) = Runtime::new("killed-create-shared") else {
+        return;
+    };
+    if !is_hull() {
+        return skip("runc 1.1 has no state for a container still being created");
+    }
+    let (killed_id, next_id) = (rt.new_id(), rt.new_id());
+    let marker = rt.dir("hook").join("started");
+    let mut killed = rt.bundle();
+    let script = format!("touch {}; sleep 600; exit 0", marker.display());
+    killed
+        .args(&["sleep", "600"])
+        .set("/linux/cgroupsPath", next_id.as_str())
+        .push(
+            "/hooks/createRuntime",
+            json!({ "path": "/bin/sh", "args": ["sh", "-c", script] }),
+        );
+    killed.save();
+    let mut create = spawn_create(&rt, &killed, &killed_id);
+    assert!(wait_until(Duration::from_secs(10), || marker.exists()));
+    sigkill(&mut create);
+    let emptied = wait_until(Duration::from_secs(5), || {
+        let dirs = rt.cgroup_dirs(&next_id);
+        !dirs.is_empty() && dirs.iter().all(|d| host::cgroup_procs(d).is_empty())
+    });
+    assert!(emptied, "the killed create's init is still in its cgroup");
+
+    let mut next = rt.bundle();
+    next.args(&["sleep", "600"])
+        .set("/linux/cgroupsPath", next_id.as_str());
+    rt.create(&next, &next_id, &[]).ok();
+    rt.start(&next_id).ok();
+    let pid = rt.pid(&next_id);
+
+    rt.delete_force(&killed_id).ok();
+    assert!(
+        host::pid_alive(pid),
+        "delete of the half-created container killed the other one"
+    );
+    assert_eq!(rt.status(&next_id), "running");
+    assert!(
+        !rt.cgroup_dirs(&next_id).is_empty(),
+        "the running container's cgroup was removed"
+    );
+    rt.delete_force(&next_id).ok();
+    rt.assert_no_cgroups(&next_id, "by delete --force");
 }

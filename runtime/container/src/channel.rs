@@ -31,7 +31,8 @@ pub enum ToChild {
     CgroupJoined,
     IdsMapped,
     HooksDone,
-    /// The init's pid (after `InitPid`) is in the state record: it may go on.
+    /// The init's pid (after `InitPid`) is in the state record: the
+    /// intermediate process may exit and let the init go on.
     InitRecorded,
     /// The container's final record is saved: the init may wait for `start`.
     Committed,

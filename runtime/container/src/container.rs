@@ -196,6 +196,7 @@ impl Container {
             .iter()
             .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
         let cgroup = ContainerCgroup::plan(&bundle.spec, id, opts.systemd_cgroup)?;
+        cgroup.check_unused()?;
         let host_side = HostSide {
             console_socket,
             cgroup_binds: if wants_cgroup_mount {
@@ -432,16 +433,75 @@ impl Container {
         Ok(())
     }
 
-    /// Remove the cgroups (killing stragglers: processes of a container
-    /// without a pid namespace can outlive its init), run poststop hooks
-    /// (failures are warnings) and remove the state.
+    /// Remove the cgroups, run poststop hooks (failures are warnings) and
+    /// remove the state. The init is dead by now.
     fn destroy(&self) -> Result<()> {
         if let Some(cg) = self.cgroup() {
-            let _ = cg.manager().kill_all(Signal::SIGKILL);
-            cg.destroy()?;
+            self.remove_cgroups(cg)?;
         }
         self.run_hooks_after_create(Point::Poststop, Status::Stopped);
         self.dir.remove()
+    }
+
+    /// Without a pid namespace of its own, processes the container started
+    /// can outlive its init: they are killed with the cgroups. With one, the
+    /// kernel killed them with the init, so whatever still runs in the
+    /// cgroups belongs to someone else (a container created into them after
+    /// this one's processes were gone, e.g. after a killed create): it is
+    /// left alone, and so are the cgroups.
+    fn remove_cgroups(&self, cg: &ContainerCgroup) -> Result<()> {
+        if !self.has_own_pid_namespace() {
+            let _ = cg.manager().kill_all(Signal::SIGKILL);
+            return cg.destroy();
+        }
+        self.wait_until_init_is_gone();
+        match cg.processes() {
+            Ok(others) if !others.is_empty() => {
+                crate::log::warn(format!(
+                    "container {:?}: its cgroup {} holds {} process(es) of another container \
+                     (pid {}...): left in place",
+                    self.id(),
+                    cg.manager().path().display(),
+                    others.len(),
+                    others[0]
+                ));
+                Ok(())
+            }
+            _ => cg.destroy(),
+        }
+    }
+
+    /// Whether the container was created with a new pid namespace.
+    fn has_own_pid_namespace(&self) -> bool {
+        let Ok(spec) = self.config() else {
+            return false;
+        };
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|list| {
+                list.iter().any(|ns| {
+                    ns.typ() == oci_spec::runtime::LinuxNamespaceType::Pid
+                        && ns.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+                })
+            })
+    }
+
+    /// Wait until the init has exited completely: the init of a pid
+    /// namespace finishes exiting only once every other process of its
+    /// namespace is gone.
+    fn wait_until_init_is_gone(&self) {
+        let pid = self.record.pid;
+        if pid <= 0 {
+            return;
+        }
+        let Ok(pidfd) = hooks::pidfd_open(pid) else {
+            return;
+        };
+        // Checked after opening the pidfd: it is the recorded process's.
+        if state::stat_start_time(pid) == Some(self.record.init_start_time) {
+            wait_fd_readable(&pidfd, Duration::from_secs(10));
+        }
     }
 
     /// Run a new process inside the container. Returns its host pid. In a

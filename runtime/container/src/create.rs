@@ -69,6 +69,9 @@ impl Spawned {
             }
         }
         if let Some(cg) = &self.cgroup {
+            // Anything the init started (a createContainer hook) goes too;
+            // the cgroups were checked to be unused before create.
+            let _ = cg.manager().kill_all(Signal::SIGKILL);
             if let Err(e) = cg.destroy() {
                 crate::log::warn(format!("cleanup after failed create: {e}"));
             }
@@ -255,12 +258,13 @@ impl InitSession<'_> {
                 }
                 Some(ToParent::InitPid(p)) => {
                     spawned.init = Some(p);
-                    let _ = waitpid(Pid::from_raw(child), None);
-                    spawned.child = None;
                     record.pid = p;
                     record.init_start_time = state::process_start_time(p).unwrap_or(0);
                     self.dir.save(record)?;
+                    // The intermediate process waits for this, then exits.
                     self.ch.send(&ToChild::InitRecorded)?;
+                    let _ = waitpid(Pid::from_raw(child), None);
+                    spawned.child = None;
                     if self.needs_host_pid {
                         self.ch.send(&ToChild::HostPid(p))?;
                     }

@@ -127,20 +127,8 @@ fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
         if ns.is_new(Kind::Pid) {
             // unshare(CLONE_NEWPID) only moves children: the kernel needs one fork here.
             nix::sched::unshare(CloneFlags::CLONE_NEWPID).ctx(|| "creating the pid namespace")?;
-            // SAFETY: single-threaded process; the child continues the setup.
-            match unsafe { nix::unistd::fork() }.ctx(|| "forking into the pid namespace")? {
-                nix::unistd::ForkResult::Parent { child } => {
-                    ch.send(&ToParent::InitPid(child.as_raw()))?;
-                    // SAFETY: the intermediate process is done.
-                    unsafe { libc::_exit(0) }
-                }
-                nix::unistd::ForkResult::Child => {
-                    // Nothing of the container's happens before the runtime
-                    // knows this process: a killed create must find it.
-                    direct = false;
-                    ch.expect("the runtime to record its pid")?;
-                }
-            }
+            fork_into_pid_namespace(ch)?;
+            direct = false;
         }
     }
     if ctx.created_by_clone && ns.is_new(Kind::Cgroup) {
@@ -148,6 +136,52 @@ fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "creating the cgroup namespace")?;
     }
     init_container(ctx, ch, direct)
+}
+
+/// Fork the process that becomes the init, in the new pid namespace; returns
+/// in the init only. The intermediate process stays until the runtime has
+/// recorded the init's pid: until then the state names the intermediate, and
+/// a `delete` after a killed create kills the container's cgroup (the init
+/// with it) only while the recorded process lives. The init waits for the
+/// intermediate's word that it was recorded; without it (the runtime died)
+/// it exits.
+fn fork_into_pid_namespace(ch: &Parent) -> Result<()> {
+    let (recorded_r, recorded_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "creating a pipe")?;
+    // SAFETY: single-threaded process; the child continues the setup.
+    match unsafe { nix::unistd::fork() }.ctx(|| "forking into the pid namespace")? {
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(recorded_r);
+            ch.send(&ToParent::InitPid(child.as_raw()))?;
+            match ch.expect("the runtime to record the init's pid")? {
+                ToChild::InitRecorded => {
+                    let _ = nix::unistd::write(&recorded_w, b"r");
+                }
+                other => {
+                    return Err(Error::msg(format!(
+                        "unexpected message {other:?} while waiting for the init to be recorded"
+                    )))
+                }
+            }
+            // SAFETY: the intermediate process is done.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(recorded_w);
+            let mut b = [0u8; 1];
+            loop {
+                match nix::unistd::read(recorded_r.as_raw_fd(), &mut b) {
+                    Ok(1) => return Ok(()),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    _ => {
+                        return Err(Error::msg(
+                            "the runtime went away before it recorded the container's init",
+                        ))
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Act as root of the new user namespace (uid/gid 0 must be mapped).

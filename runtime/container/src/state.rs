@@ -245,17 +245,27 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Start time of a process (/proc/PID/stat field 22), or None if it is gone.
-pub fn process_start_time(pid: i32) -> Option<u64> {
+/// Fields of /proc/PID/stat from field 3 (state) on.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    // rest starts at field 3 (state); field 22 is index 19. Zombies count as gone.
-    if f.first() == Some(&"Z") || f.first() == Some(&"X") {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split(' ').map(str::to_owned).collect())
+}
+
+/// Start time of a process (/proc/PID/stat field 22), or None if it is gone.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let f = stat_fields(pid)?;
+    // Zombies count as gone.
+    if matches!(f.first().map(String::as_str), Some("Z" | "X")) {
         return None;
     }
     f.get(19)?.parse().ok()
+}
+
+/// Start time of the process with this pid, whatever its state (a zombie's too).
+pub fn stat_start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 impl Record {
