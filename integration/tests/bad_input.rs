@@ -282,6 +282,20 @@ fn start_running_container() {
 }
 
 #[test]
+fn start_stopped_container() {
+    let Some(rt) = Runtime::new("bad-start-stopped") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.args(&["true"]);
+    let id = rt.start_until_stopped(&bundle);
+    // runc's words, which clients match.
+    rt.start(&id)
+        .fails_mentioning("cannot start a container that has stopped");
+    assert_eq!(rt.status(&id), "stopped");
+}
+
+#[test]
 fn commands_on_unknown_container() {
     let Some(rt) = Runtime::new("bad-unknown") else {
         return;

@@ -313,3 +313,33 @@ fn run_forwards_signals_and_returns_status() {
         "foreground run left state behind"
     );
 }
+
+/// Concurrent `start`s of one created container (a retrying client, two
+/// controllers): exactly one starts it, every other one fails with runc's
+/// words for a container that is no longer created, never with a socket
+/// error.
+#[test]
+fn concurrent_starts_one_wins() {
+    let Some(rt) = Runtime::new("lc-start-race") else {
+        return;
+    };
+    if !hull_integration::is_hull() {
+        return hull_integration::skip("runc 1.1's losing starts wait on the exec fifo forever");
+    }
+    let mut bundle = rt.bundle();
+    bundle.args(&["sleep", "600"]);
+    for _ in 0..3 {
+        let id = rt.new_id();
+        rt.create(&bundle, &id, &[]).ok();
+        let outs: Vec<_> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..8).map(|_| s.spawn(|| rt.start(&id))).collect();
+            starts.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let winners = outs.iter().filter(|o| o.success()).count();
+        assert_eq!(winners, 1, "{} starts succeeded:\n{outs:#?}", winners);
+        for out in outs.iter().filter(|o| !o.success()) {
+            out.fails_mentioning("cannot start an already running container");
+        }
+        assert_eq!(rt.status(&id), "running");
+    }
+}

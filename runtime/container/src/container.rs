@@ -231,10 +231,14 @@ impl Container {
 
     /// Let the created container run its program.
     pub fn start(&self) -> Result<()> {
+        // Concurrent starts take turns: one starts the container, the
+        // others then find it running (or stopped) and say so, as runc does,
+        // instead of finding the init's socket gone mid-way.
+        let _turn = self.dir.lock()?;
         match self.status() {
             Status::Created => {}
             Status::Stopped => bail!(
-                "cannot start container {:?}: it has stopped; delete it and create it again",
+                "cannot start a container that has stopped ({:?}): delete it and create it again",
                 self.id()
             ),
             Status::Running | Status::Paused => {

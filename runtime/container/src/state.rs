@@ -209,6 +209,31 @@ impl StateDir {
         crate::spec::parse_spec(&raw).map_err(|e| e.context(path.display()))
     }
 
+    /// An exclusive lock on the state directory, held until the returned
+    /// descriptor is dropped. Taken by `start`, so concurrent starts of one
+    /// container run one after the other.
+    pub fn lock(&self) -> Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsRawFd;
+        let dir = match std::fs::File::open(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = self.dir.file_name().unwrap_or_default().to_string_lossy();
+                return Err(Error::msg(format!("container {id:?} does not exist")));
+            }
+            Err(e) => return Err(Error::io(format!("opening {}", self.dir.display()), e)),
+        };
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(dir.into());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::io(format!("locking {}", self.dir.display()), e));
+            }
+        }
+    }
+
     pub fn remove(&self) -> Result<()> {
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
