@@ -218,6 +218,41 @@ fn invalid_container_ids() {
     );
 }
 
+/// Ids name directories: 255 characters (a file name's limit) work end to
+/// end, also under a --root too long for a socket address below it; longer
+/// ids are refused up front, naming the limit, rather than failing half-way
+/// with "file name too long".
+#[test]
+fn long_container_ids() {
+    let Some(rt) = Runtime::new(&format!("bad-long-id-{}", "r".repeat(100))) else {
+        return;
+    };
+    assert!(rt.root().as_os_str().len() > 108, "{}", rt.root().display());
+    let mut bundle = rt.bundle();
+    bundle.args(&["sleep", "600"]);
+    let prefix = format!("long-{}-", std::process::id());
+    let longest = format!("{prefix}{}", "a".repeat(255 - prefix.len()));
+    rt.track_id(&longest);
+    rt.create(&bundle, &longest, &[]).ok();
+    rt.start(&longest).ok();
+    assert_eq!(rt.status(&longest), "running");
+    rt.delete_force(&longest).ok();
+    rt.assert_no_cgroups(&longest, "by delete --force");
+    for n in [256, 1024] {
+        let id = format!("{prefix}{}", "b".repeat(n - prefix.len()));
+        let out = rt.create_rejected(&bundle, &id);
+        if is_hull() {
+            out.fails_mentioning(&format!("has {n} characters, at most 255 are allowed"));
+            assert!(
+                out.stderr.contains(&id),
+                "the error does not name the id:\n{out}"
+            );
+        } else {
+            out.fails_mentioning("file name too long");
+        }
+    }
+}
+
 #[test]
 fn duplicate_id() {
     let Some(rt) = Runtime::new("bad-duplicate") else {

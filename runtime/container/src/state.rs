@@ -16,6 +16,8 @@ pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 /// The init process listens here until `start` connects.
 pub const START_SOCKET: &str = "start.sock";
+/// The longest path the kernel accepts, without the terminating NUL.
+const PATH_MAX: usize = libc::PATH_MAX as usize - 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -147,7 +149,19 @@ pub struct StateDir {
 impl StateDir {
     pub fn new(root: &Path, id: &str) -> Result<StateDir> {
         crate::id::validate(id)?;
-        Ok(StateDir { dir: root.join(id) })
+        let dir = root.join(id);
+        // The longest path hull makes in the directory: a temporary file of
+        // write_atomic. (The start socket is reached through /proc/self/fd,
+        // so sun_path's 108 bytes do not limit the directory.)
+        let longest = dir.as_os_str().len() + "/.config.json.tmp4294967295".len();
+        if longest > PATH_MAX {
+            return Err(Error::msg(format!(
+                "state directory {} of container {id:?} is too long: paths in it would have {longest} bytes, \
+                 at most {PATH_MAX} are allowed; use a shorter --root or id",
+                dir.display()
+            )));
+        }
+        Ok(StateDir { dir })
     }
 
     pub fn exists(&self) -> bool {
@@ -350,6 +364,21 @@ mod tests {
     fn state_dir_rejects_bad_ids() {
         assert!(StateDir::new(Path::new("/run/hull"), "../etc").is_err());
         assert!(StateDir::new(Path::new("/run/hull"), "ok-id").is_ok());
+    }
+
+    #[test]
+    fn state_dir_paths_fit_in_path_max() {
+        let id = "i".repeat(255);
+        let root = format!("/{}", vec!["r".repeat(250); 15].join("/"));
+        assert!(StateDir::new(Path::new(&root), &id).is_ok());
+        let root = format!("{root}/{}", "r".repeat(200));
+        let e = StateDir::new(Path::new(&root), &id)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("at most 4095 are allowed; use a shorter --root or id"),
+            "{e}"
+        );
     }
 
     #[test]
