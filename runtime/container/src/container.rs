@@ -449,30 +449,33 @@ impl Container {
 
     /// Without a pid namespace of its own, processes the container started
     /// can outlive its init: they are killed with the cgroups. With one, the
-    /// kernel killed them with the init, so whatever still runs in the
-    /// cgroups belongs to someone else (a container created into them after
-    /// this one's processes were gone, e.g. after a killed create): it is
-    /// left alone, and so are the cgroups.
+    /// kernel kills them with the init, so a process in the cgroups that is
+    /// in another pid namespace belongs to someone else (a container created
+    /// into the cgroups after this one's processes were gone, e.g. after a
+    /// killed create): it is left alone, and so are the cgroups.
     fn remove_cgroups(&self, cg: &ContainerCgroup) -> Result<()> {
         if !self.has_own_pid_namespace() {
             let _ = cg.manager().kill_all(Signal::SIGKILL);
             return cg.destroy();
         }
-        self.wait_until_init_is_gone();
-        match cg.processes() {
-            Ok(others) if !others.is_empty() => {
-                crate::log::warn(format!(
-                    "container {:?}: its cgroup {} holds {} process(es) of another container \
-                     (pid {}...): left in place",
-                    self.id(),
-                    cg.manager().path().display(),
-                    others.len(),
-                    others[0]
-                ));
-                Ok(())
-            }
-            _ => cg.destroy(),
+        let own = self.init_pid_namespace();
+        let others: Vec<i32> = cg
+            .processes()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| namespaces::ns_inode(*p, Kind::Pid).is_some_and(|ns| Some(ns) != own))
+            .collect();
+        if let Some(first) = others.first() {
+            crate::log::warn(format!(
+                "container {:?}: its cgroup {} holds {} process(es) of another container \
+                 (pid {first}...): left in place",
+                self.id(),
+                cg.manager().path().display(),
+                others.len(),
+            ));
+            return Ok(());
         }
+        cg.destroy()
     }
 
     /// Whether the container was created with a new pid namespace.
@@ -491,21 +494,19 @@ impl Container {
             })
     }
 
-    /// Wait until the init has exited completely: the init of a pid
-    /// namespace finishes exiting only once every other process of its
-    /// namespace is gone.
-    fn wait_until_init_is_gone(&self) {
+    /// The pid namespace of the init, while the init (alive, exiting or a
+    /// zombie) still exists. Once it is reaped, so is every other process
+    /// of its namespace.
+    fn init_pid_namespace(&self) -> Option<u64> {
         let pid = self.record.pid;
-        if pid <= 0 {
-            return;
+        let is_init =
+            || pid > 0 && state::stat_start_time(pid) == Some(self.record.init_start_time);
+        if !is_init() {
+            return None;
         }
-        let Ok(pidfd) = hooks::pidfd_open(pid) else {
-            return;
-        };
-        // Checked after opening the pidfd: it is the recorded process's.
-        if state::stat_start_time(pid) == Some(self.record.init_start_time) {
-            wait_fd_readable(&pidfd, Duration::from_secs(10));
-        }
+        let ns = namespaces::ns_inode(pid, Kind::Pid)?;
+        // Read again: the pid was not recycled in between.
+        is_init().then_some(ns)
     }
 
     /// Run a new process inside the container. Returns its host pid. In a

@@ -286,20 +286,52 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 
 /// Fields of /proc/PID/stat from field 3 (state) on.
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_file_fields(&format!("/proc/{pid}/stat"))
+}
+
+fn stat_file_fields(path: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
     Some(rest.split(' ').map(str::to_owned).collect())
 }
 
-/// Start time of a process (/proc/PID/stat field 22), or None if it is gone.
+/// Start time of a live process (/proc/PID/stat field 22), or None once it
+/// is gone, a zombie, or exiting. An exiting process's program has ended,
+/// but the kernel may take a while to finish (unmounting its mount
+/// namespace; a pid namespace's init waits until every other process of the
+/// namespace is reaped): the container is stopped from the start of that.
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let f = stat_fields(pid)?;
-    // Zombies count as gone.
-    if matches!(f.first().map(String::as_str), Some("Z" | "X")) {
+    let start = f.get(19)?.parse().ok()?;
+    if has_ended(&f) && !other_thread_runs(pid) {
         return None;
     }
-    f.get(19)?.parse().ok()
+    Some(start)
+}
+
+/// Whether a task (fields of its stat from field 3) is a zombie or exiting.
+fn has_ended(f: &[String]) -> bool {
+    /// PF_EXITING in the flags (field 9): set when the task starts to exit.
+    const PF_EXITING: u64 = 0x4;
+    let flags: u64 = f.get(6).and_then(|v| v.parse().ok()).unwrap_or(0);
+    matches!(f.first().map(String::as_str), Some("Z" | "X")) || flags & PF_EXITING != 0
+}
+
+/// Whether a thread of `pid` other than the main one still runs: a main
+/// thread that exited alone (pthread_exit) leaves the process alive.
+fn other_thread_runs(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| t.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|tid| *tid != pid)
+        .any(|tid| {
+            stat_file_fields(&format!("/proc/{pid}/task/{tid}/stat"))
+                .is_some_and(|f| !has_ended(&f))
+        })
 }
 
 /// Start time of the process with this pid, whatever its state (a zombie's too).
@@ -358,6 +390,40 @@ mod tests {
     fn own_start_time_is_readable() {
         assert!(process_start_time(std::process::id() as i32).is_some());
         assert!(process_start_time(i32::MAX).is_none());
+    }
+
+    #[test]
+    fn zombies_and_exiting_tasks_have_ended() {
+        let fields = |state: &str, flags: u64| -> Vec<String> {
+            let mut f = vec!["0".to_string(); 20];
+            f[0] = state.into();
+            f[6] = flags.to_string();
+            f
+        };
+        assert!(!has_ended(&fields("S", 0x400100)));
+        assert!(has_ended(&fields("D", 0x40010c)));
+        assert!(has_ended(&fields("Z", 0x40810c)));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        assert!(
+            wait_for(|| process_start_time(pid).is_none()),
+            "exited child counts as alive"
+        );
+        assert!(
+            stat_start_time(pid).is_some(),
+            "a zombie still has its stat"
+        );
+        child.wait().unwrap();
+    }
+
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        (0..200).any(|_| {
+            let ok = cond();
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            ok
+        })
     }
 
     #[test]
