@@ -7,6 +7,10 @@
 //! Keys are `<namespace>/<name>`: namespace names cannot contain `/`, so a
 //! namespace's entries are one contiguous key range.
 
+mod snapshots;
+
+pub use snapshots::{now_nanos, SnapshotError, SnapshotKind, SnapshotRecord, SnapshotUsage};
+
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
