@@ -213,9 +213,9 @@ impl Applier {
             Ok(None) => Err(io_err(path, "opening the parent directory")(
                 io::Error::from_raw_os_error(libc::ENOENT),
             )),
-            Err(e) if sys::errno(&e) == libc::ENOTDIR => Err(refused(
+            Err(e) if matches!(sys::errno(&e), libc::ENOTDIR | libc::ELOOP) => Err(refused(
                 &path.to_string(),
-                "its parent path is not a directory",
+                "its parent path is not a directory (a file, a dangling symlink or a symlink loop)",
             )),
             Err(e) => Err(io_err(path, "opening the parent directory")(e)),
         }
@@ -579,11 +579,15 @@ fn link_name<R: Read>(e: &tar::Entry<R>, shown: &str) -> Result<Vec<u8>, ApplyEr
 fn read_meta<R: Read>(e: &mut tar::Entry<R>, shown: &str) -> Result<Meta, ApplyError> {
     let bad = |what: &str| refused(shown, format!("invalid {what} in the header"));
     let h = e.header();
-    let mode = h.mode().map_err(|_| bad("mode"))? & 0o7777;
-    let id = |v: u64, what| u32::try_from(v).map_err(|_| bad(what));
-    let uid = id(h.uid().map_err(|_| bad("uid"))?, "uid")?;
-    let gid = id(h.gid().map_err(|_| bad("gid"))?, "gid")?;
-    let sec = h.mtime().map_err(|_| bad("mtime"))?;
+    let old = h.as_old();
+    let mode =
+        numeric(h.mode().map(u64::from), &old.mode).map_err(|_| bad("mode"))? as u32 & 0o7777;
+    let id = |v: io::Result<u64>, raw: &[u8], what| {
+        u32::try_from(numeric(v, raw).map_err(|_| bad(what))?).map_err(|_| bad(what))
+    };
+    let uid = id(h.uid(), &old.uid, "uid")?;
+    let gid = id(h.gid(), &old.gid, "gid")?;
+    let sec = numeric(h.mtime(), &old.mtime).map_err(|_| bad("mtime"))?;
     let mut meta = Meta {
         mode,
         uid,
@@ -616,6 +620,16 @@ fn read_meta<R: Read>(e: &mut tar::Entry<R>, shown: &str) -> Result<Meta, ApplyE
         }
     }
     Ok(meta)
+}
+
+/// A numeric header field; one left empty (all NUL or spaces, as some
+/// writers leave unused fields) reads as 0, as Go's archive/tar and GNU tar
+/// read it.
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        r => r,
+    }
 }
 
 /// A PAX time: decimal seconds with an optional fraction ("1700000000.5").

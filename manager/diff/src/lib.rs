@@ -36,7 +36,7 @@ mod stream;
 mod sys;
 mod tree;
 
-pub use tree::{copy_tree, CopyError};
+pub use tree::{copy_tree, disk_usage, CopyError};
 
 use std::io::{self, BufReader, Read};
 use std::os::fd::OwnedFd;
