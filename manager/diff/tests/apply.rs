@@ -484,3 +484,42 @@ fn an_empty_layer_applies_nothing_and_hashes_its_end_blocks() {
     assert_eq!(a.size, 1024);
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
 }
+
+#[test]
+fn copy_tree_keeps_owners_modes_xattrs_times_links_and_nodes() {
+    if !require_root() {
+        return;
+    }
+    let t = TempDir::new("copy");
+    let src = t.sub("src");
+    let dst = t.sub("dst");
+    let mut l = Layer::new();
+    l.dir_owned("d", 0o2750, 5, 6, MTIME)
+        .pax(&[("SCHILY.xattr.security.capability", &CAP_NET_BIND)])
+        .file_owned("d/cap", b"bin", 0o4755, 0, 0)
+        .pax(&[("SCHILY.xattr.user.k", b"v")])
+        .file_owned("d/f", b"data", 0o640, 7, 8)
+        .hardlink("d/f2", "d/f")
+        .symlink("d/l", "../d/f")
+        .device("d/null", tar::EntryType::Char, 1, 3)
+        .device("d/fifo", tar::EntryType::Fifo, 0, 0)
+        .dir("sticky", 0o1777);
+    remove_mode(&l.finish(), &src).unwrap();
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o751)).unwrap();
+    hull_diff::copy_tree(&src, &dst).unwrap();
+    assert_eq!(fingerprint(&src).len(), fingerprint(&dst).len());
+    for (a, b) in fingerprint(&src).iter().zip(fingerprint(&dst)) {
+        let strip = |s: &str, p: &Path| s.replacen(&p.display().to_string(), "", 1);
+        assert_eq!(strip(a, &src), strip(&b, &dst));
+    }
+    assert_eq!(
+        getxattr(&dst.join("d/cap"), "security.capability").unwrap(),
+        CAP_NET_BIND
+    );
+    assert_eq!(getxattr(&dst.join("d/f"), "user.k").unwrap(), b"v");
+    assert_eq!(
+        lstat(&dst.join("d/f")).ino(),
+        lstat(&dst.join("d/f2")).ino()
+    );
+    assert_ne!(lstat(&dst.join("d/f")).ino(), lstat(&src.join("d/f")).ino());
+}

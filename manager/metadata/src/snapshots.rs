@@ -483,3 +483,113 @@ impl Metadata {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDb(std::path::PathBuf, Metadata);
+
+    fn db(name: &str) -> TempDb {
+        let dir =
+            std::env::temp_dir().join(format!("hull-meta-snap-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = Metadata::open(&dir.join("meta.db")).unwrap();
+        m.create_namespace("ns").unwrap();
+        TempDb(dir, m)
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn record(id: u64, kind: SnapshotKind, parent: Option<&str>) -> SnapshotRecord {
+        SnapshotRecord {
+            id,
+            kind,
+            parent: parent.map(str::to_string),
+            labels: BTreeMap::new(),
+            created: 1,
+            updated: 1,
+            usage: None,
+        }
+    }
+
+    #[test]
+    fn an_unused_db_reads_as_empty_and_ids_count_per_snapshotter() {
+        let t = db("empty");
+        let m = &t.1;
+        assert!(m.snapshots("ns", "overlayfs").unwrap().is_empty());
+        assert!(m.snapshot_ids("overlayfs").unwrap().is_empty());
+        assert!(matches!(
+            m.snapshot("ns", "overlayfs", "k"),
+            Err(SnapshotError::NotFound { .. })
+        ));
+        assert_eq!(m.next_snapshot_id("overlayfs").unwrap(), 1);
+        assert_eq!(m.next_snapshot_id("overlayfs").unwrap(), 2);
+        assert_eq!(m.next_snapshot_id("native").unwrap(), 1);
+        assert!(m.next_snapshot_id("a/b").is_err());
+    }
+
+    #[test]
+    fn refusals_change_nothing() {
+        let t = db("refusals");
+        let m = &t.1;
+        let ov = "overlayfs";
+        m.create_snapshot("ns", ov, "a", &record(1, SnapshotKind::Active, None))
+            .unwrap();
+        let e = m
+            .create_snapshot("ns", ov, "a", &record(2, SnapshotKind::View, None))
+            .unwrap_err();
+        assert!(matches!(e, SnapshotError::AlreadyExists { .. }), "{e}");
+        let e = m
+            .create_snapshot("ns", ov, "b", &record(2, SnapshotKind::Active, Some("a")))
+            .unwrap_err();
+        assert!(matches!(e, SnapshotError::FailedPrecondition { .. }), "{e}");
+        let e = m
+            .create_snapshot("nope", ov, "b", &record(2, SnapshotKind::Active, None))
+            .unwrap_err();
+        assert!(matches!(e, SnapshotError::Db(Error::NoNamespace(_))), "{e}");
+        let usage = SnapshotUsage {
+            size: 4096,
+            inodes: 1,
+        };
+        let c = m
+            .commit_snapshot("ns", ov, "a", "A", BTreeMap::new(), usage)
+            .unwrap();
+        assert_eq!(
+            (c.id, c.kind, c.usage),
+            (1, SnapshotKind::Committed, Some(usage))
+        );
+        m.create_snapshot("ns", ov, "b", &record(2, SnapshotKind::Active, Some("A")))
+            .unwrap();
+        let e = m.remove_snapshot("ns", ov, "A").unwrap_err();
+        assert!(e.to_string().contains("it has children (b)"), "{e}");
+        assert_eq!(m.snapshots("ns", ov).unwrap().len(), 2);
+        assert_eq!(
+            m.snapshot_ids(ov).unwrap().into_iter().collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        let chain = m.snapshot_parent_chain("ns", ov, "b").unwrap();
+        assert_eq!(chain.len(), 1);
+        assert_eq!(chain[0].0, "A");
+        m.remove_snapshot("ns", ov, "b").unwrap();
+        m.remove_snapshot("ns", ov, "A").unwrap();
+        assert!(m.snapshots("ns", ov).unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_are_json_with_the_documented_fields() {
+        let mut r = record(7, SnapshotKind::Committed, Some("p"));
+        r.usage = Some(SnapshotUsage { size: 1, inodes: 2 });
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["kind"], "committed");
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["usage"]["inodes"], 2);
+        let active = serde_json::to_value(record(1, SnapshotKind::Active, None)).unwrap();
+        assert!(active.get("usage").is_none());
+    }
+}
