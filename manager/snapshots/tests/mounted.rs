@@ -209,7 +209,9 @@ fn a_mount_that_fails_says_what_and_where() {
         options: vec![format!("lowerdir={}", env.dir.join("missing").display())],
     };
     let mnt = env.mountpoint("bad");
-    let e = Mounted::new(&[bad.clone()], &mnt).err().unwrap();
+    let e = Mounted::new(std::slice::from_ref(&bad), &mnt)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains(&mnt.display().to_string()), "{e}");
     // The same through the new API (a lowerdir list over a page).
     let long: Vec<String> = (0..100)
