@@ -5,6 +5,7 @@
 //! cargo run --release -p hull-diff --example apply_speed            # a layer made from /usr, 200 MB
 //! cargo run --release -p hull-diff --example apply_speed -- 500     # ... of 500 MB
 //! cargo run --release -p hull-diff --example apply_speed -- bomb    # 100k empty files
+//! cargo run --release -p hull-diff --example apply_speed -- 200 tmpfs  # on a tmpfs: CPU only
 //! ```
 //!
 //! It writes the layer (plain and `gzip -6`) under /tmp, applies each with
@@ -19,9 +20,18 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let arg = std::env::args().nth(1).unwrap_or_else(|| "200".into());
+    let tmpfs = std::env::args().nth(2).as_deref() == Some("tmpfs");
     let work = std::env::temp_dir().join(format!("hull-apply-speed-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
-    let _cleanup = Cleanup(work.clone());
+    let _cleanup = Cleanup(work.clone(), tmpfs);
+    if tmpfs {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=8g", "hull-bench"])
+            .arg(&work)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mounting a tmpfs on {}", work.display());
+    }
     let tar_path = work.join("layer.tar");
     if arg == "bomb" {
         write_bomb(&tar_path);
@@ -168,10 +178,14 @@ fn write_bomb(out: &Path) {
     b.finish().unwrap();
 }
 
-struct Cleanup(PathBuf);
+/// Removes the work dir (unmounting our tmpfs first) at the end.
+struct Cleanup(PathBuf, bool);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if self.1 {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
