@@ -223,7 +223,13 @@ fn schema1_is_refused_and_foreign_layers_are_skipped() {
         &serde_json::to_vec(&with_foreign).unwrap(),
         "application/vnd.oci.image.manifest.v1+json",
     );
-    let out = d.ctl(&["pull", &r]).ok();
+    // A foreign layer cannot be unpacked: the error says how to pull.
+    let out = d.ctl(&["pull", &r]).fails();
+    assert!(
+        out.stderr.contains(&foreign) && out.stderr.contains("--no-unpack"),
+        "{out:?}"
+    );
+    let out = d.ctl(&["pull", "--no-unpack", &r]).ok();
     assert!(out.stderr.contains("skipped"), "{out:?}");
     assert!(!proxy.requests().iter().any(|q| q.contains(&foreign)));
     assert!(!d.content("default").contains(&foreign));
@@ -383,16 +389,28 @@ fn a_full_disk_fails_clearly_and_keeps_the_db_consistent() {
     };
     let filler = root.join("filler");
     in_ns(&format!("cat /dev/zero > {} 2>/dev/null", filler.display()));
+    // Records with 1.2 MiB of labels cannot all fit in pages the DB
+    // already has free: their commits need new space. (ctr: hullctl sets
+    // no labels; one argument may hold 128 KiB.)
+    let labels: Vec<String> = (0..12)
+        .map(|i| format!("big{i}={}", "x".repeat(100 << 10)))
+        .collect();
     let mut failed = None;
-    for i in 0..50 {
-        let out = d.ctl(&["namespaces", "create", &format!("full{i}")]);
-        if out.code != 0 {
-            failed = Some(out);
+    for i in 0..32 {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&d.socket)
+            .args(["namespaces", "create", &format!("full{i}")])
+            .args(&labels)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failed = Some(String::from_utf8_lossy(&out.stderr).into_owned());
             break;
         }
     }
     let failed = failed.expect("a DB write fails on a full disk");
-    assert!(failed.stderr.contains("free space"), "{failed:?}");
+    assert!(failed.contains("free space"), "{failed}");
     // Once space is back, the daemon works again without a restart.
     assert!(in_ns(&format!("rm {}", filler.display())).success());
     let limit = Duration::from_secs(60);

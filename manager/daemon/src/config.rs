@@ -19,6 +19,24 @@ pub struct Config {
     pub grpc: Grpc,
     pub pull: Pull,
     pub registry: Registry,
+    pub snapshots: Snapshots,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Snapshots {
+    /// The snapshotter pulls unpack into unless told otherwise:
+    /// "overlayfs" (layers shared through overlay mounts) or "native"
+    /// (full copies, for filesystems overlayfs cannot use).
+    pub default: String,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Snapshots {
+            default: "overlayfs".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +81,7 @@ impl Default for Config {
             grpc: Grpc::default(),
             pull: Pull::default(),
             registry: Registry::default(),
+            snapshots: Snapshots::default(),
         }
     }
 }
@@ -94,6 +113,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("config: {0}")]
+    Invalid(String),
     #[error("registry.ca_files: {} holds no PEM certificate", path.display())]
     NotPem { path: PathBuf },
     #[error("config {}: {source}(`hulld config default` prints a valid file)", path.display())]

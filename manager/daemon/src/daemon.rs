@@ -10,11 +10,22 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// What a collection removed.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Blob digests.
+    pub removed: Vec<String>,
+    pub bytes: u64,
+    /// Snapshots, as "<namespace>/<snapshotter>/<key>".
+    pub snapshots: Vec<String>,
+}
+
 pub struct Daemon {
     pub config: Config,
     pub store: Arc<LocalStore>,
     pub meta: Arc<Metadata>,
     pub puller: hull_images::Puller,
+    pub snapshotters: crate::snapshotters::Snapshotters,
     /// This daemon's identity (introspection's Server), kept in the root.
     pub uuid: String,
 }
@@ -25,6 +36,8 @@ pub enum OpenError {
     Content(#[from] hull_content::Error),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("snapshots: {0}")]
+    Snapshots(#[from] hull_snapshots::Error),
     #[error("daemon id {path}: {source}")]
     Uuid {
         path: String,
@@ -57,6 +70,19 @@ impl Daemon {
                 path: db.display().to_string(),
                 source,
             })?;
+        let meta = Arc::new(meta);
+        let snapshotters = crate::snapshotters::Snapshotters::open(
+            meta.clone(),
+            &config.root,
+            &config.snapshots.default,
+        )?;
+        snapshotters.get("").map_err(|_| {
+            crate::config::ConfigError::Invalid(format!(
+                "snapshots.default = {:?}: choose one of {}",
+                config.snapshots.default,
+                snapshotters.names().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
         let puller = hull_images::Puller::new(store.clone(), config.registry_config()?);
         let uuid = daemon_uuid(&config.root).map_err(|source| OpenError::Uuid {
             path: config.root.join("uuid").display().to_string(),
@@ -65,8 +91,9 @@ impl Daemon {
         Ok(Daemon {
             config,
             store,
-            meta: Arc::new(meta),
+            meta,
             puller,
+            snapshotters,
             uuid,
         })
     }
@@ -160,25 +187,47 @@ impl Daemon {
     /// that no namespace records, e.g. after a crash lost a pull's deferred
     /// record) older than [`ORPHAN_GRACE`], and stale partial downloads.
     /// Returns the removed digests and bytes.
-    pub fn gc(&self) -> Result<(Vec<String>, u64), hull_metadata::Error> {
-        let mut doomed = self.meta.gc(|d, t| self.children(d, t))?;
+    pub fn gc(&self) -> Result<GcReport, hull_metadata::Error> {
+        let collected = self.meta.gc(|d, t| self.children(d, t))?;
+        let mut report = GcReport::default();
+        for s in collected.snapshots {
+            let name = format!("{}/{}/{}", s.namespace, s.snapshotter, s.key);
+            let removed = self
+                .snapshotters
+                .get(&s.snapshotter)
+                .map_err(|e| e.message().to_string())
+                .and_then(|sn| sn.remove(&s.namespace, &s.key).map_err(|e| e.to_string()));
+            match removed {
+                Ok(()) => report.snapshots.push(name),
+                // A child prepared since the mark keeps it; the next
+                // collection looks again.
+                Err(e) => tracing::warn!("gc: removing snapshot {name}: {e}"),
+            }
+        }
+        let mut doomed = collected.blobs;
         doomed.extend(self.orphans()?);
-        let mut bytes = 0;
-        let mut removed = Vec::new();
         for digest in doomed {
             if let Ok(d) = digest.parse::<Digest>() {
-                bytes += self.store.info(&d).map(|i| i.size).unwrap_or(0);
+                let size = self.store.info(&d).map(|i| i.size).unwrap_or(0);
                 match self.store.delete(&d) {
-                    Ok(()) | Err(hull_content::Error::NotFound(_)) => removed.push(digest),
+                    Ok(()) | Err(hull_content::Error::NotFound(_)) => {
+                        report.bytes += size;
+                        report.removed.push(digest)
+                    }
                     Err(e) => tracing::warn!("gc: removing {digest}: {e}"),
                 }
             }
         }
         self.drop_stale_ingests();
-        if !removed.is_empty() {
-            tracing::info!("gc: removed {} blobs, {bytes} bytes", removed.len());
+        if !report.removed.is_empty() || !report.snapshots.is_empty() {
+            tracing::info!(
+                "gc: removed {} blobs ({} bytes) and {} snapshots",
+                report.removed.len(),
+                report.bytes,
+                report.snapshots.len()
+            );
         }
-        Ok((removed, bytes))
+        Ok(report)
     }
 
     /// Collect after a change that released content (an image or lease

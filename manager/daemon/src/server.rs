@@ -4,11 +4,13 @@ use crate::daemon::Daemon;
 use crate::lock::RootLock;
 use crate::services;
 use hull_api::content::content_server::ContentServer;
+use hull_api::diff::diff_server::DiffServer;
 use hull_api::gc::gc_server::GcServer;
 use hull_api::images::images_server::ImagesServer;
 use hull_api::introspection::introspection_server::IntrospectionServer;
 use hull_api::leases::leases_server::LeasesServer;
 use hull_api::namespaces::namespaces_server::NamespacesServer;
+use hull_api::snapshots::snapshots_server::SnapshotsServer;
 use hull_api::transfer::transfer_server::TransferServer;
 use hull_api::version::version_server::VersionServer;
 use std::os::unix::fs::PermissionsExt;
@@ -93,7 +95,11 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
     let daemon = Arc::new(tokio::task::spawn_blocking(move || Daemon::open(config)).await??);
     // Leases of pulls that a killed daemon left behind may have expired.
     let d = daemon.clone();
-    tokio::task::spawn_blocking(move || d.gc_after("start-up")).await?;
+    tokio::task::spawn_blocking(move || {
+        d.gc_after("start-up");
+        d.snapshotters.cleanup();
+    })
+    .await?;
     let listener = listen(&address, gid)?;
     tracing::info!(
         "hulld {} serving on {} (root {})",
@@ -119,6 +125,8 @@ fn routes(daemon: &Arc<Daemon>) -> Routes {
         .add_service(ContentServer::new(services::content::Service(d())))
         .add_service(ImagesServer::new(services::images::Service(d())))
         .add_service(LeasesServer::new(services::leases::Service(d())))
+        .add_service(SnapshotsServer::new(services::snapshots::Service(d())))
+        .add_service(DiffServer::new(services::diff::Service(d())))
         .add_service(IntrospectionServer::new(services::introspection::Service(
             d(),
         )))

@@ -19,6 +19,23 @@ pub const GC_ROOT: &str = "containerd.io/gc.root";
 /// On a lease: when it stops protecting (RFC 3339).
 pub const GC_EXPIRE: &str = "containerd.io/gc.expire";
 
+/// What a collection found unreachable.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Digests no namespace references any more: delete them from the
+    /// content store.
+    pub blobs: Vec<String>,
+    /// Snapshots to remove, children before parents.
+    pub snapshots: Vec<DoomedSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoomedSnapshot {
+    pub namespace: String,
+    pub snapshotter: String,
+    pub key: String,
+}
+
 /// The digests `labels` reference through `containerd.io/gc.ref.content*`.
 pub fn content_refs(labels: &BTreeMap<String, String>) -> impl Iterator<Item = &String> {
     labels.iter().filter_map(|(k, v)| {
@@ -70,18 +87,21 @@ impl Metadata {
     pub fn gc(
         &self,
         children: impl Fn(&str, &str) -> Result<Vec<(String, String)>, String>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Collected> {
         self.drop_expired_leases()?;
         let namespaces = self.namespaces()?;
         // In one write transaction, so no pull records content between
         // the mark and the sweep.
-        let (unreferenced, keep_anywhere) = self.write(|tx| {
+        let (unreferenced, keep_anywhere, snapshots) = self.write(|tx| {
             let mut keep_anywhere = BTreeSet::new();
             let mut unreferenced = BTreeSet::new();
             // Mark everything first, so a failure sweeps nothing.
             let mut marked_in = BTreeMap::new();
+            let mut doomed_snapshots = Vec::new();
             for ns in &namespaces {
-                marked_in.insert(ns.clone(), self.mark(ns, &children)?);
+                let marked = self.mark(ns, &children)?;
+                doomed_snapshots.extend(self.unreachable_snapshots(ns, &marked)?);
+                marked_in.insert(ns.clone(), marked);
             }
             let mut content = tx.open_table(CONTENT).map_err(dberr)?;
             for (ns, marked) in marked_in {
@@ -100,9 +120,89 @@ impl Metadata {
                 }
                 keep_anywhere.extend(marked);
             }
-            Ok((unreferenced, keep_anywhere))
+            Ok((unreferenced, keep_anywhere, doomed_snapshots))
         })?;
-        Ok(unreferenced.difference(&keep_anywhere).cloned().collect())
+        Ok(Collected {
+            blobs: unreferenced.difference(&keep_anywhere).cloned().collect(),
+            snapshots,
+        })
+    }
+
+    /// The snapshots of `ns` nothing keeps: roots are live leases, the
+    /// `containerd.io/gc.ref.snapshot.*` labels of reachable content
+    /// (`marked`) and `containerd.io/gc.root` labels; parents of kept
+    /// snapshots are kept. Children come before their parents in the
+    /// result, the order they can be removed in.
+    fn unreachable_snapshots(
+        &self,
+        ns: &str,
+        marked: &BTreeSet<String>,
+    ) -> Result<Vec<DoomedSnapshot>> {
+        let snapshot_err = |e: crate::SnapshotError| Error::Gc(e.to_string());
+        let all = self.namespace_snapshots(ns).map_err(snapshot_err)?;
+        if all.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut roots: Vec<(String, String)> = Vec::new();
+        for lease in self.leases(ns)? {
+            roots.extend(lease.snapshots.iter().filter_map(|s| {
+                let (sn, key) = s.split_once('/')?;
+                Some((sn.to_string(), key.to_string()))
+            }));
+        }
+        for (digest, record) in self.content_records(ns)? {
+            if marked.contains(&digest) {
+                roots.extend(
+                    snapshot_refs(&record.labels).map(|(sn, k)| (sn.to_string(), k.clone())),
+                );
+            }
+        }
+        roots.extend(
+            all.iter()
+                .filter(|(_, _, r)| r.labels.contains_key(GC_ROOT))
+                .map(|(sn, k, _)| (sn.clone(), k.clone())),
+        );
+        let by_key: BTreeMap<(String, String), &crate::SnapshotRecord> = all
+            .iter()
+            .map(|(sn, k, r)| ((sn.clone(), k.clone()), r))
+            .collect();
+        let mut kept = BTreeSet::new();
+        while let Some(id) = roots.pop() {
+            if let Some(r) = by_key.get(&id) {
+                if kept.insert(id.clone()) {
+                    if let Some(parent) = &r.parent {
+                        roots.push((id.0.clone(), parent.clone()));
+                    }
+                }
+            }
+        }
+        let depth = |mut id: (String, String)| {
+            let mut d = 0;
+            while let Some(parent) = by_key.get(&id).and_then(|r| r.parent.clone()) {
+                id.1 = parent;
+                d += 1;
+                if d > by_key.len() {
+                    break;
+                }
+            }
+            d
+        };
+        let mut doomed: Vec<(usize, DoomedSnapshot)> = by_key
+            .keys()
+            .filter(|id| !kept.contains(*id))
+            .map(|(sn, key)| {
+                (
+                    depth((sn.clone(), key.clone())),
+                    DoomedSnapshot {
+                        namespace: ns.to_string(),
+                        snapshotter: sn.clone(),
+                        key: key.clone(),
+                    },
+                )
+            })
+            .collect();
+        doomed.sort_by_key(|d| std::cmp::Reverse(d.0));
+        Ok(doomed.into_iter().map(|(_, d)| d).collect())
     }
 
     /// The content of `ns` that is reachable from its roots.

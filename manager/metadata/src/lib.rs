@@ -14,12 +14,17 @@ mod gc;
 mod images;
 mod leases;
 mod namespaces;
+mod snapshots;
 
 pub use content::ContentRecord;
-pub use gc::{content_refs, snapshot_refs, GC_EXPIRE, GC_REF_CONTENT, GC_REF_SNAPSHOT, GC_ROOT};
+pub use gc::{
+    content_refs, snapshot_refs, Collected, DoomedSnapshot, GC_EXPIRE, GC_REF_CONTENT,
+    GC_REF_SNAPSHOT, GC_ROOT,
+};
 pub use images::{Descriptor, Image};
 pub use leases::{Lease, LeaseResource};
 pub use namespaces::{check_namespace, Namespace};
+pub use snapshots::{now_nanos, SnapshotError, SnapshotKind, SnapshotRecord, SnapshotUsage};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};

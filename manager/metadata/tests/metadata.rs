@@ -159,7 +159,7 @@ fn gc_keeps_what_images_and_leases_reach() {
             _ => vec![],
         })
     };
-    assert_eq!(m.gc(children).unwrap(), ["sha256:o", "sha256:stale"]);
+    assert_eq!(m.gc(children).unwrap().blobs, ["sha256:o", "sha256:stale"]);
     assert_eq!(
         m.leases("default")
             .unwrap()
@@ -183,7 +183,7 @@ fn gc_keeps_what_images_and_leases_reach() {
         "only default had p"
     );
     assert!(m.remove_content("default", "sha256:p").is_err());
-    let freed = m.gc(children).unwrap();
+    let freed = m.gc(children).unwrap().blobs;
     assert_eq!(freed, ["sha256:c", "sha256:l1", "sha256:m"]);
     m.add_content("default", "sha256:l2").unwrap();
     assert!(
@@ -247,7 +247,8 @@ fn gc_follows_a_manifest_met_first_as_an_untyped_lease_resource() {
                 _ => vec![],
             })
         })
-        .unwrap();
+        .unwrap()
+        .blobs;
     assert!(freed.is_empty(), "{freed:?}");
     assert_eq!(m.content("default").unwrap(), ["sha256:l1", "sha256:m"]);
 }

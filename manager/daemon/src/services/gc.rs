@@ -14,11 +14,11 @@ impl Gc for Service {
         _req: Request<CollectRequest>,
     ) -> Result<Response<CollectResponse>, Status> {
         let d = self.0.clone();
-        let (removed, bytes) = blocking(move || d.gc().map_err(meta_status)).await?;
+        let report = blocking(move || d.gc().map_err(meta_status)).await?;
         Ok(Response::new(CollectResponse {
-            removed,
-            bytes,
-            snapshots: Vec::new(),
+            removed: report.removed,
+            bytes: report.bytes,
+            snapshots: report.snapshots,
         }))
     }
 }

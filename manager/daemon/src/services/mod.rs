@@ -2,12 +2,14 @@
 //! containerd's own (`containerd.services.*.v1`) and hull's transfer.
 
 pub mod content;
+pub mod diff;
 pub mod filters;
 pub mod gc;
 pub mod images;
 pub mod introspection;
 pub mod leases;
 pub mod namespaces;
+pub mod snapshots;
 pub mod transfer;
 pub mod version;
 

@@ -72,7 +72,6 @@ impl Transfer for Service {
                 .map(|c| (c.host, (c.username, c.secret)))
                 .collect(),
             max_concurrent_downloads: r.max_concurrent_downloads as usize,
-            // Wired to the snapshotter with the snapshots service.
             unpacker: None,
         };
         let lease = hull_metadata::Lease {
@@ -80,6 +79,22 @@ impl Transfer for Service {
             resources: Default::default(),
             expires: now() + PULL_LEASE_SECONDS,
             ..Default::default()
+        };
+        let snapshotter = if r.unpack && r.store_image {
+            Some(self.0.snapshotters.get(&r.snapshotter)?)
+        } else {
+            None
+        };
+        let opts = PullOptions {
+            unpacker: snapshotter.clone().map(|sn| {
+                Arc::new(crate::unpack::SnapshotUnpacker {
+                    snapshotter: sn,
+                    meta: self.0.meta.clone(),
+                    ns: ns.clone(),
+                    lease: lease.id.clone(),
+                }) as Arc<dyn hull_images::pull::LayerUnpacker>
+            }),
+            ..opts
         };
         let d = self.0.clone();
         let (n, l) = (ns.clone(), lease.clone());
@@ -148,11 +163,29 @@ impl Transfer for Service {
                         created: d.meta.image(&ns, &name).map(|i| i.created).unwrap_or(now()),
                         updated: now(),
                     };
-                    // The image record last: only now is all of it committed.
-                    let stored = if r.store_image {
-                        d.meta.put_image(&ns, &record).map_err(meta_status)
-                    } else {
-                        Ok(())
+                    // The snapshot belongs to the image through its config
+                    // (containerd's label), then the image record last: only
+                    // now is all of it committed.
+                    let labelled = match (&snapshotter, &pulled.snapshot) {
+                        (Some(sn), Some(chain)) => {
+                            let label = format!("{}{}", hull_metadata::GC_REF_SNAPSHOT, sn.name());
+                            d.meta
+                                .update_content(
+                                    &ns,
+                                    &pulled.config.digest,
+                                    &[(label.clone(), chain.clone())].into(),
+                                    &[format!("labels.{label}")],
+                                )
+                                .map(drop)
+                                .map_err(meta_status)
+                        }
+                        _ => Ok(()),
+                    };
+                    let stored = match labelled {
+                        Ok(()) if r.store_image => {
+                            d.meta.put_image(&ns, &record).map_err(meta_status)
+                        }
+                        other => other,
                     };
                     // The image holds the content now. A content-only fetch
                     // keeps its lease (expiring, as ctr's), or the next GC
@@ -171,7 +204,7 @@ impl Transfer for Service {
                             target: Some(descriptor(&pulled.target)),
                             bytes_fetched: pulled.bytes_fetched,
                             blobs: pulled.blobs.len() as u32,
-                            snapshot: String::new(),
+                            snapshot: pulled.snapshot.clone().unwrap_or_default(),
                         })
                     })
                 }

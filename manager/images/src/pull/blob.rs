@@ -190,4 +190,3 @@ impl OtherDownload {
         self.since.elapsed()
     }
 }
-

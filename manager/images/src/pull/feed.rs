@@ -264,9 +264,12 @@ mod tests {
         let feed = Arc::new(Feed::default());
         let mut reader = FeedReader::new(feed.clone(), store.clone(), digest.clone());
         let writer_side = {
-            let (store, feed, data, digest) = (store.clone(), feed.clone(), data.clone(), digest.clone());
+            let (store, feed, data, digest) =
+                (store.clone(), feed.clone(), data.clone(), digest.clone());
             std::thread::spawn(move || {
-                let mut w = store.writer("r", Some(data.len() as u64), Some(&digest)).unwrap();
+                let mut w = store
+                    .writer("r", Some(data.len() as u64), Some(&digest))
+                    .unwrap();
                 feed.opened(w.data_path(), w.offset());
                 for chunk in data.chunks(7_000) {
                     w.write_all(chunk).unwrap();

@@ -25,12 +25,12 @@ use crate::manifest::{self, Document};
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{self, body::Progress};
-use hull_content::{ContentStore, Digest};
-use std::collections::BTreeMap;
-use std::io::Write;
 use blob::BlobFetcher;
 use feed::Feeds;
+use hull_content::{ContentStore, Digest};
 use remote::Remote;
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,6 +161,8 @@ pub struct Pulled {
     pub bytes_fetched: u64,
     /// The top layer's snapshot (chain ID), when unpacked.
     pub snapshot: Option<String>,
+    /// The image config (of the platform pulled).
+    pub config: Descriptor,
 }
 
 /// What a failed blob download means for its partial data.
@@ -431,6 +433,11 @@ impl Puller {
             });
         };
 
+        let config_desc = Descriptor {
+            media_type: config.media_type.clone(),
+            digest: config.digest.clone(),
+            size: config.size,
+        };
         // Config and layers first: manifests are committed last, so a
         // manifest in the store means its blobs are there too.
         let wanted: Vec<manifest::Descriptor> = std::iter::once(config).chain(layers).collect();
@@ -514,7 +521,9 @@ impl Puller {
             None => None,
             Some(task) => Some(task.await.map_err(|e| PullError::Unpack {
                 reference: reference.to_string(),
-                detail: format!("the unpack task ended abnormally ({e}); this is a hulld bug, please report it"),
+                detail: format!(
+                    "the unpack task ended abnormally ({e}); this is a hulld bug, please report it"
+                ),
             })??),
         };
 
@@ -532,6 +541,7 @@ impl Puller {
             blobs,
             bytes_fetched,
             snapshot,
+            config: config_desc,
         })
     }
 

@@ -41,7 +41,12 @@ impl Remote {
         }
     }
 
-    pub(super) fn blob_error(&self, digest: &str, detail: String, failure: BlobFailure) -> PullError {
+    pub(super) fn blob_error(
+        &self,
+        digest: &str,
+        detail: String,
+        failure: BlobFailure,
+    ) -> PullError {
         PullError::Blob {
             reference: self.reference.clone(),
             digest: digest.to_string(),
@@ -187,4 +192,3 @@ impl Remote {
         }
     }
 }
-

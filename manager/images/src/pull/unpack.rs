@@ -148,7 +148,13 @@ impl UnpackJob {
         Ok(chains.last().cloned().unwrap_or_default())
     }
 
-    fn report(&self, layer: &manifest::Descriptor, chain_id: &str, state: &'static str, applied: u64) {
+    fn report(
+        &self,
+        layer: &manifest::Descriptor,
+        chain_id: &str,
+        state: &'static str,
+        applied: u64,
+    ) {
         (self.events)(Event::Unpack(UnpackProgress {
             layer: layer.digest.clone(),
             chain_id: chain_id.to_string(),
@@ -200,7 +206,14 @@ impl UnpackJob {
             tracing::debug!("unpacking {} again from the store: {first}", layer.digest);
             let mut reader = FeedReader::new(feed, self.store.clone(), digest);
             self.unpacker
-                .unpack(&mut reader, &layer.media_type, parent, chain_id, diff_id, &tick)
+                .unpack(
+                    &mut reader,
+                    &layer.media_type,
+                    parent,
+                    chain_id,
+                    diff_id,
+                    &tick,
+                )
                 .map_err(|e| self.error(format!("layer {}: {e}", layer.digest)))?;
         }
         let total = applied.load(std::sync::atomic::Ordering::Relaxed);
