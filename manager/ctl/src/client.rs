@@ -6,6 +6,7 @@ use hull_api::gc::gc_client::GcClient;
 use hull_api::images::images_client::ImagesClient;
 use hull_api::leases::leases_client::LeasesClient;
 use hull_api::namespaces::namespaces_client::NamespacesClient;
+use hull_api::snapshots::snapshots_client::SnapshotsClient;
 use hull_api::transfer::transfer_client::TransferClient;
 use hull_api::version::version_client::VersionClient;
 use std::path::Path;
@@ -77,6 +78,9 @@ impl Client {
     }
     pub fn version(&self) -> VersionClient<Svc> {
         VersionClient::new(self.svc())
+    }
+    pub fn snapshots(&self) -> SnapshotsClient<Svc> {
+        SnapshotsClient::new(self.svc())
     }
     pub fn gc(&self) -> GcClient<Svc> {
         GcClient::new(self.svc())

@@ -23,6 +23,61 @@ pub fn normalise(name: &str) -> Result<String> {
         .map_err(|e| e.to_string())
 }
 
+/// A blob's bytes (manifests and indexes: small).
+async fn read_blob(c: &Client, digest: &str) -> Result<Vec<u8>> {
+    use hull_api::content::ReadContentRequest;
+    let mut stream = c
+        .content()
+        .read(ReadContentRequest {
+            digest: digest.to_string(),
+            offset: 0,
+            size: hull_images::manifest::MAX_SIZE as i64,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.message().await.map_err(status)? {
+        out.extend(chunk.data);
+    }
+    Ok(out)
+}
+
+/// The config of the image for this host's platform.
+async fn config_digest(c: &Client, target: &hull_api::types::Descriptor) -> Result<String> {
+    use hull_images::manifest::Document;
+    let parse = |b: &[u8]| Document::parse(b, "").map_err(|e| e.to_string());
+    let mut doc = parse(&read_blob(c, &target.digest).await?)?;
+    if let Document::Index { manifests, .. } = &doc {
+        let chosen = hull_images::Platform::host()
+            .select(manifests)
+            .ok_or("no manifest for this platform")?;
+        doc = parse(&read_blob(c, &chosen.digest).await?)?;
+    }
+    match doc {
+        Document::Manifest { config, .. } => Ok(config.digest),
+        Document::Index { .. } => Err("nested index".into()),
+    }
+}
+
+/// What the image's unpacked layers take on disk in `snapshotter`, if it
+/// is unpacked there.
+async fn unpacked_size(c: &Client, image: &Image, snapshotter: &str) -> Option<u64> {
+    use hull_api::content::InfoRequest;
+    let config = config_digest(c, image.target.as_ref()?).await.ok()?;
+    let info = c
+        .content()
+        .info(InfoRequest { digest: config })
+        .await
+        .ok()?
+        .into_inner()
+        .info?;
+    // containerd's label from a config to its top layer's snapshot.
+    let label = format!("containerd.io/gc.ref.snapshot.{snapshotter}");
+    let top = info.labels.get(&label)?;
+    crate::snapshots::chain_usage(c, snapshotter, top).await.ok()
+}
+
 async fn get(c: &Client, name: &str) -> Result<Image> {
     c.images()
         .get(GetImageRequest {
@@ -49,15 +104,20 @@ pub async fn images(c: &Client, cmd: ImagesCmd, format: Format) -> Result {
                 (Format::Json, _) => print_json(&list.iter().map(image_json).collect()),
                 (Format::Table, true) => list.iter().for_each(|i| println!("{}", safe(&i.name))),
                 (Format::Table, false) => {
-                    let rows: Vec<Vec<String>> = list
-                        .iter()
-                        .map(|i| {
-                            let t = i.target.clone().unwrap_or_default();
-                            let created = i.created_at.map(|t| t.seconds as u64).unwrap_or(0);
-                            vec![i.name.clone(), t.media_type, t.digest, age(created)]
-                        })
-                        .collect();
-                    print!("{}", table(&["REF", "TYPE", "DIGEST", "CREATED"], &rows));
+                    let mut rows = Vec::new();
+                    for i in &list {
+                        let t = i.target.clone().unwrap_or_default();
+                        let created = i.created_at.map(|t| t.seconds as u64).unwrap_or(0);
+                        let unpacked = match unpacked_size(c, i, "overlayfs").await {
+                            Some(n) => crate::output::size(n),
+                            None => "-".into(),
+                        };
+                        rows.push(vec![i.name.clone(), t.media_type, t.digest, unpacked, age(created)]);
+                    }
+                    print!(
+                        "{}",
+                        table(&["REF", "TYPE", "DIGEST", "UNPACKED", "CREATED"], &rows)
+                    );
                 }
             }
         }

@@ -12,6 +12,7 @@ mod namespaces;
 mod output;
 mod progress;
 mod pull;
+mod snapshots;
 
 use clap::{Parser, Subcommand};
 use client::Client;
@@ -53,6 +54,15 @@ enum Command {
     /// Leases that keep content from garbage collection
     #[command(subcommand, alias = "lease")]
     Leases(LeasesCmd),
+    /// Snapshots (unpacked layers, container root filesystems)
+    #[command(alias = "snapshot")]
+    Snapshots {
+        /// Snapshotter (default: hulld's, overlayfs)
+        #[arg(long, default_value = "overlayfs")]
+        snapshotter: String,
+        #[command(subcommand)]
+        command: SnapshotsCmd,
+    },
     /// Log in to a registry (credentials go to ~/.docker/config.json)
     Login(LoginArgs),
     /// Client and server versions
@@ -152,6 +162,27 @@ enum LeasesCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum SnapshotsCmd {
+    /// List snapshots
+    #[command(alias = "list")]
+    Ls,
+    /// One snapshot's record (JSON)
+    Info { key: String },
+    /// Snapshots as a tree of parents and children
+    Tree,
+    /// Disk use of one or all snapshots
+    Usage { key: Option<String> },
+    /// Remove snapshots (refused while one has children)
+    #[command(alias = "remove", alias = "delete")]
+    Rm {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// How to mount an active snapshot or a view (JSON)
+    Mounts { key: String },
+}
+
 #[derive(clap::Args)]
 struct LoginArgs {
     /// Registry host (default: docker.io)
@@ -206,6 +237,10 @@ async fn run(cli: Cli) -> Result {
         Command::Content(cmd) => content::content(&c, cmd, cli.format).await,
         Command::Namespaces(cmd) => namespaces::namespaces(&c, cmd, cli.format).await,
         Command::Leases(cmd) => leases::leases(&c, cmd, cli.format).await,
+        Command::Snapshots {
+            snapshotter,
+            command,
+        } => snapshots::snapshots(&c, &snapshotter, command, cli.format).await,
         Command::Login(args) => login::login(&c, args).await,
         Command::Version => version(&c, cli.format).await,
     }
