@@ -48,6 +48,76 @@ pub fn images_dir() -> &'static Path {
     })
 }
 
+/// Where hostile layers aim (hack/registry/layers.py, $HULL_CANARY): a
+/// directory of this test process's that nothing may write into.
+pub fn canary_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("hull-canary-{}", std::process::id()))
+}
+
+/// The layer fixtures of hack/registry/layers.py (features, features-child,
+/// hostile-*), built once per test process (fast: a few small layers).
+pub fn layer_images_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = scratch_dir("layer-images");
+        let out = Command::new("python3")
+            .arg(workspace_dir().join("hack/registry/layers.py"))
+            .arg("build")
+            .arg(&dir)
+            .env("HULL_CANARY", canary_dir())
+            .output()
+            .expect("running hack/registry/layers.py");
+        assert!(
+            out.status.success(),
+            "layers.py build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// What a tree holds, one line per entry (layers.py list): the form the
+/// unpack tests compare.
+pub fn tree_listing(dir: &Path) -> String {
+    let out = Command::new("python3")
+        .arg(workspace_dir().join("hack/registry/layers.py"))
+        .arg("list")
+        .arg(dir)
+        .output()
+        .expect("running layers.py list");
+    assert!(
+        out.status.success(),
+        "layers.py list {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The tree an image's layers make, by the reference unpacker (Python's
+/// tarfile and the image spec's whiteout rules), listed.
+pub fn reference_listing(layout: &Path) -> String {
+    let dest = scratch_dir("reference");
+    let out = Command::new("python3")
+        .arg(workspace_dir().join("hack/registry/layers.py"))
+        .arg("unpack")
+        .arg(layout)
+        .arg(dest.join("rootfs"))
+        .output()
+        .expect("running layers.py unpack");
+    assert!(
+        out.status.success(),
+        "layers.py unpack {}: {}",
+        layout.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = tree_listing(&dest.join("rootfs"));
+    if let Err(e) = remove_scratch_dir(&dest) {
+        eprintln!("{e}");
+    }
+    listing
+}
+
 /// The manifest (or index) digest of a test image's `latest`.
 pub fn image_digest(image: &str) -> String {
     let index: serde_json::Value = serde_json::from_slice(
@@ -162,8 +232,14 @@ impl Registry {
 
     /// Push a test image as `repo:tag`.
     pub fn push(&self, image: &str, repo: &str) -> String {
+        self.push_layout(&images_dir().join(image), repo)
+    }
+
+    /// Push an OCI layout as `repo:tag`.
+    pub fn push_layout(&self, layout: &Path, repo: &str) -> String {
+        let image = layout.display();
         let out = Command::new(workspace_dir().join("hack/registry/push.sh"))
-            .arg(images_dir().join(image))
+            .arg(layout)
             .arg(format!("{}/{repo}", self.address))
             .args(["--user", &format!("{USER}:{PASSWORD}")])
             .stdin(Stdio::null())
@@ -491,6 +567,79 @@ impl Hulld {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM in /proc/PID/status");
         kib / 1024
+    }
+
+    /// ctr against this daemon (containerd 1.6's client).
+    pub fn ctr(&self, args: &[&str]) -> Out {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ctr (apt-get install containerd)");
+        Out::from(out)
+    }
+
+    /// What snapshot `key` of `snapshotter` holds, seen through a
+    /// read-only view mounted (as its Mounts say) in a private mount
+    /// namespace: one line per entry (layers.py list).
+    pub fn snapshot_listing(&self, snapshotter: &str, key: &str) -> String {
+        let view = format!("test-view-{}", std::process::id());
+        self.ctr(&[
+            "snapshots",
+            "--snapshotter",
+            snapshotter,
+            "view",
+            &view,
+            key,
+        ])
+        .ok();
+        let mounts = self
+            .ctl(&["snapshots", "--snapshotter", snapshotter, "mounts", &view])
+            .ok();
+        let mounts: serde_json::Value = serde_json::from_str(&mounts.stdout).unwrap();
+        let [m] = mounts.as_array().unwrap().as_slice() else {
+            panic!("one mount expected: {mounts}");
+        };
+        let target = self.dir.join("view-mount");
+        std::fs::create_dir_all(&target).unwrap();
+        let options: Vec<&str> = m["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        let mount = match m["type"].as_str().unwrap() {
+            "bind" => format!(
+                "mount --bind {} {t} && mount -o remount,bind,ro {t}",
+                m["source"].as_str().unwrap(),
+                t = target.display()
+            ),
+            kind => format!(
+                "mount -t {kind} -o {} {} {}",
+                options.join(","),
+                m["source"].as_str().unwrap(),
+                target.display()
+            ),
+        };
+        let script = format!(
+            "{mount} && python3 {} list {}",
+            workspace_dir().join("hack/registry/layers.py").display(),
+            target.display()
+        );
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .output()
+            .expect("running unshare");
+        assert!(
+            out.status.success(),
+            "mounting view of {key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.ctl(&["snapshots", "--snapshotter", snapshotter, "rm", &view])
+            .ok();
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Digests `hullctl content ls` shows in `ns`.

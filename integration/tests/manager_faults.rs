@@ -370,6 +370,9 @@ fn a_full_disk_fails_clearly_and_keeps_the_db_consistent() {
     // Consistent: no image, only verified blobs, no partial downloads
     // holding the space, and the daemon still works.
     assert!(d.ctl(&["images", "ls", "-q"]).ok().stdout.is_empty());
+    // An unpack cut short by the full disk left no snapshot half-applied.
+    let snapshots = d.ctl(&["snapshots", "ls"]).ok().stdout;
+    assert!(!snapshots.contains("Active"), "{snapshots}");
     let active = d.ctl(&["content", "active"]).ok().stdout;
     assert_eq!(
         active.lines().count(),

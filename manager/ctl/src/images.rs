@@ -75,7 +75,9 @@ async fn unpacked_size(c: &Client, image: &Image, snapshotter: &str) -> Option<u
     // containerd's label from a config to its top layer's snapshot.
     let label = format!("containerd.io/gc.ref.snapshot.{snapshotter}");
     let top = info.labels.get(&label)?;
-    crate::snapshots::chain_usage(c, snapshotter, top).await.ok()
+    crate::snapshots::chain_usage(c, snapshotter, top)
+        .await
+        .ok()
 }
 
 async fn get(c: &Client, name: &str) -> Result<Image> {
@@ -112,7 +114,13 @@ pub async fn images(c: &Client, cmd: ImagesCmd, format: Format) -> Result {
                             Some(n) => crate::output::size(n),
                             None => "-".into(),
                         };
-                        rows.push(vec![i.name.clone(), t.media_type, t.digest, unpacked, age(created)]);
+                        rows.push(vec![
+                            i.name.clone(),
+                            t.media_type,
+                            t.digest,
+                            unpacked,
+                            age(created),
+                        ]);
                     }
                     print!(
                         "{}",

@@ -132,7 +132,10 @@ pub async fn snapshots(c: &Client, sn: &str, cmd: SnapshotsCmd, format: Format) 
             let all = list(c, &sn).await?;
             let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for i in &all {
-                children.entry(i.parent.clone()).or_default().push(i.name.clone());
+                children
+                    .entry(i.parent.clone())
+                    .or_default()
+                    .push(i.name.clone());
             }
             for root in children.get("").cloned().unwrap_or_default() {
                 print_tree(&children, &root, 0);

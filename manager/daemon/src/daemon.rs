@@ -230,6 +230,37 @@ impl Daemon {
         Ok(report)
     }
 
+    /// Remove layer unpacks a killed daemon left half-done: `extract-…`
+    /// snapshots (ours and ctr's) that are still Active. At start-up no
+    /// client is connected yet, so none of them is in progress; an unpack
+    /// cannot resume, the next pull starts it over.
+    pub fn drop_interrupted_unpacks(&self) {
+        let Ok(namespaces) = self.meta.namespaces() else {
+            return;
+        };
+        for ns in namespaces {
+            let Ok(all) = self.meta.namespace_snapshots(&ns) else {
+                continue;
+            };
+            for (name, key, record) in all {
+                let interrupted = key.starts_with("extract-")
+                    && record.kind == hull_metadata::SnapshotKind::Active;
+                if !interrupted {
+                    continue;
+                }
+                let removed = self
+                    .snapshotters
+                    .get(&name)
+                    .map_err(|e| e.message().to_string())
+                    .and_then(|sn| sn.remove(&ns, &key).map_err(|e| e.to_string()));
+                match removed {
+                    Ok(()) => tracing::info!("removed the interrupted unpack {ns}/{name}/{key:?}"),
+                    Err(e) => tracing::warn!("removing the interrupted unpack {key:?}: {e}"),
+                }
+            }
+        }
+    }
+
     /// Collect after a change that released content (an image or lease
     /// removed): the change stands even if collection fails, which only
     /// keeps more than needed; the failure is logged for the operator.

@@ -96,6 +96,7 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
     // Leases of pulls that a killed daemon left behind may have expired.
     let d = daemon.clone();
     tokio::task::spawn_blocking(move || {
+        d.drop_interrupted_unpacks();
         d.gc_after("start-up");
         d.snapshotters.cleanup();
     })
