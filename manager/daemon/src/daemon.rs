@@ -65,11 +65,8 @@ impl Daemon {
             path: db.display().to_string(),
             source,
         })?;
-        meta.create_namespace(hull_api::DEFAULT_NAMESPACE)
-            .map_err(|source| OpenError::Metadata {
-                path: db.display().to_string(),
-                source,
-            })?;
+        // Namespaces are made by the first write into them, as containerd
+        // does (so `default` exists once something was put there).
         let meta = Arc::new(meta);
         let snapshotters = crate::snapshotters::Snapshotters::open(
             meta.clone(),

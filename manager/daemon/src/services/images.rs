@@ -137,6 +137,7 @@ impl Service {
                     record = merged;
                 }
             }
+            d.meta.create_namespace(&ns).map_err(meta_status)?;
             d.meta.put_image(&ns, &record).map_err(meta_status)?;
             if update.is_some() {
                 d.gc_after(&format!("updating image {}", record.name));

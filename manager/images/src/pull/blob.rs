@@ -62,6 +62,7 @@ impl BlobFetcher {
         let mut fetched = 0;
         let mut attempt = 0;
         let mut other = OtherDownload::new();
+        let mut refetched = false;
         loop {
             if let Ok(info) = self.store.info(&digest) {
                 if info.size != d.size {
@@ -106,7 +107,28 @@ impl BlobFetcher {
             let result = remote.download(d, &mut writer, events, feed).await;
             fetched += writer.offset().saturating_sub(before);
             match result {
-                Ok(()) => return self.commit(d, desc, digest, writer, fetched).await,
+                Ok(()) => match self
+                    .commit(d, desc.clone(), digest.clone(), writer, fetched)
+                    .await
+                {
+                    // The part kept from an earlier, interrupted download
+                    // may be what was wrong (a registry that sent bad bytes
+                    // then, or a download cut short by another blob's
+                    // failure): the store dropped it; fetch it whole once.
+                    Err(PullError::Blob {
+                        failure: BlobFailure::BadData,
+                        ..
+                    }) if before > 0 && !refetched => {
+                        tracing::warn!(
+                            "{}: wrong after resuming at {before}; fetching it whole",
+                            d.digest
+                        );
+                        refetched = true;
+                        feed.restarted();
+                        continue;
+                    }
+                    result => return result,
+                },
                 Err(
                     e @ (PullError::NoSpace { .. }
                     | PullError::Blob {
