@@ -107,11 +107,19 @@ fn peek<R: Read>(input: &mut BufReader<R>) -> io::Result<Vec<u8>> {
     Ok(first[..first.len().min(4)].to_vec())
 }
 
-/// A reader that hashes and counts everything read through it.
+/// Buffer between the decompressor and the tar parser: tar asks for 512
+/// bytes per header, which should not each become a decompressor call.
+const TAR_BUFFER: usize = 1 << 20;
+
+/// A buffered reader that hashes and counts every byte it takes from
+/// `inner`, as it fills its buffer (one buffer and one copy for both jobs).
 pub(crate) struct Hashing<R> {
     inner: R,
     hasher: Sha256,
     count: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    filled: usize,
 }
 
 impl<R: Read> Hashing<R> {
@@ -120,10 +128,14 @@ impl<R: Read> Hashing<R> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            buf: vec![0; TAR_BUFFER],
+            pos: 0,
+            filled: 0,
         }
     }
 
-    /// `sha256:<hex>` of every byte read, and their number.
+    /// `sha256:<hex>` of every byte taken from the stream, and their
+    /// number. The caller reads to the end first.
     pub(crate) fn finish(self) -> (String, u64) {
         let digest = self.hasher.finalize();
         let mut hex = String::with_capacity(64);
@@ -135,10 +147,22 @@ impl<R: Read> Hashing<R> {
 }
 
 impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.filled {
+            let n = loop {
+                match self.inner.read(&mut self.buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r?,
+                }
+            };
+            self.hasher.update(&self.buf[..n]);
+            self.count += n as u64;
+            self.pos = 0;
+            self.filled = n;
+        }
+        let n = out.len().min(self.filled - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
