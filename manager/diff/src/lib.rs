@@ -179,7 +179,7 @@ pub fn apply(
         after: shown(&last),
         source,
     })?;
-    let (diff_id, size) = rest.into_inner().finish();
+    let (diff_id, size) = rest.into_inner().finish().map_err(ApplyError::Read)?;
     Ok(Applied { diff_id, size })
 }
 
