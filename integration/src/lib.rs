@@ -27,6 +27,7 @@
 
 pub mod bundle;
 pub mod host;
+pub mod hostile;
 pub mod manager;
 pub mod runtime;
 

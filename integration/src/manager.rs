@@ -1,9 +1,8 @@
 //! Harness for the manager's end-to-end tests: real processes only. Test
 //! images built from busybox-static (hack/registry/mkimages.sh), Debian's
 //! docker-registry on 127.0.0.1 (hack/registry/serve.sh), hulld on a
-//! scratch root and socket, hullctl as a user would run it, and a small
-//! HTTP proxy that injects faults (truncated or slowed blob bodies) and
-//! records what the client asked for (Range headers, concurrency).
+//! scratch root and socket, and hullctl as a user would run it. The
+//! registry that misbehaves on purpose is in [`crate::hostile`].
 //!
 //! Every handle cleans up on drop (daemons stopped by PID, scratch removed),
 //! also when the test panics.
@@ -11,12 +10,11 @@
 use crate::host::{remove_scratch_dir, scratch_dir, wait_until};
 use crate::workspace_dir;
 use sha2::Digest as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// `<target>/debug/<name>` of this workspace (hulld, hullctl).
@@ -340,6 +338,11 @@ impl Out {
         }
     }
 
+    /// Wait for a command started in the background.
+    pub fn wait(child: Child) -> Out {
+        Out::from(child.wait_with_output().expect("waiting for a command"))
+    }
+
     #[track_caller]
     pub fn ok(self) -> Out {
         assert_eq!(self.code, 0, "command failed: {self:#?}");
@@ -438,7 +441,19 @@ impl Hulld {
     }
 
     pub fn ctl_stdin(&self, args: &[&str], stdin: &str) -> Out {
-        let mut child = Command::new(manager_bin("hullctl"))
+        let mut child = self.spawn_ctl(args);
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        Out::from(child.wait_with_output().unwrap())
+    }
+
+    /// hullctl in the background (stdin, stdout and stderr piped).
+    pub fn spawn_ctl(&self, args: &[&str]) -> Child {
+        Command::new(manager_bin("hullctl"))
             .arg("--address")
             .arg(&self.socket)
             .args(args)
@@ -449,14 +464,33 @@ impl Hulld {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("running hullctl (build it first: cargo build -p hullctl)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+            .expect("running hullctl (build it first: cargo build -p hullctl)")
+    }
+
+    /// hullctl that must finish within `limit`: a hang fails the test (the
+    /// command is killed) instead of hanging it.
+    #[track_caller]
+    pub fn ctl_within(&self, limit: Duration, args: &[&str]) -> Out {
+        let mut child = self.spawn_ctl(args);
+        drop(child.stdin.take());
+        let done = wait_until(limit, || child.try_wait().ok().flatten().is_some());
+        if !done {
+            let _ = child.kill();
+            let out = Out::from(child.wait_with_output().unwrap());
+            panic!("hullctl {args:?} did not finish within {limit:?}: {out:#?}");
+        }
         Out::from(child.wait_with_output().unwrap())
+    }
+
+    /// The daemon's peak resident memory so far (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib / 1024
     }
 
     /// Digests `hullctl content ls` shows in `ns`.
@@ -531,227 +565,6 @@ impl Drop for Hulld {
         }
         if let Err(e) = remove_scratch_dir(&self.dir) {
             eprintln!("{e}");
-        }
-    }
-}
-
-/// What the proxy does to blob responses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// Forward as is.
-    None,
-    /// Send the headers, then only this many body bytes, then hang up.
-    Truncate(usize),
-    /// Send blob bodies at about this many bytes per second.
-    Throttle(usize),
-    /// Answer the first N requests for each manifest or blob with 503.
-    Unavailable(usize),
-}
-
-#[derive(Default)]
-struct ProxyState {
-    requests: Mutex<Vec<String>>,
-    /// Requests per manifest/blob path so far (for `Fault::Unavailable`).
-    seen: Mutex<std::collections::HashMap<String, usize>>,
-    active_blobs: AtomicUsize,
-    max_active_blobs: AtomicUsize,
-    /// A manifest (body, media type) served for every manifest request.
-    manifest: Mutex<Option<(Vec<u8>, String)>>,
-}
-
-/// An HTTP/1.1 proxy in front of a registry (one request per connection).
-pub struct Proxy {
-    pub address: String,
-    fault: Arc<Mutex<Fault>>,
-    state: Arc<ProxyState>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    pub fn start(upstream: &str, fault: Fault) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let fault = Arc::new(Mutex::new(fault));
-        let state = Arc::new(ProxyState::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (f, s, st, up) = (
-            fault.clone(),
-            state.clone(),
-            stop.clone(),
-            upstream.to_string(),
-        );
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (f, s, up) = (*f.lock().unwrap(), s.clone(), up.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &up, f, &s);
-                });
-            }
-        });
-        Proxy {
-            address,
-            fault,
-            state,
-            stop,
-        }
-    }
-
-    /// Answer every manifest request with this document instead of the
-    /// registry's (no Docker-Content-Digest header, as some registries).
-    pub fn serve_manifest(&self, body: &[u8], media_type: &str) {
-        *self.state.manifest.lock().unwrap() = Some((body.to_vec(), media_type.to_string()));
-    }
-
-    pub fn set_fault(&self, fault: Fault) {
-        *self.fault.lock().unwrap() = fault;
-    }
-
-    /// "GET /v2/... range=bytes=N-" lines, in arrival order.
-    pub fn requests(&self) -> Vec<String> {
-        self.state.requests.lock().unwrap().clone()
-    }
-
-    /// The most blob downloads that were in flight at once.
-    pub fn max_concurrent_blobs(&self) -> usize {
-        self.state.max_active_blobs.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(&self.address);
-    }
-}
-
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let line = line.trim_end().to_string();
-        if line.is_empty() {
-            return Ok(lines);
-        }
-        lines.push(line);
-    }
-}
-
-/// A request or response head again, with "Connection: close": one
-/// exchange per connection keeps the proxy simple.
-fn closing_head(lines: &[String]) -> String {
-    let mut out = String::new();
-    for h in lines {
-        if !h.to_ascii_lowercase().starts_with("connection:") {
-            out.push_str(h);
-            out.push_str("\r\n");
-        }
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    out
-}
-
-fn serve(
-    client: TcpStream,
-    upstream: &str,
-    fault: Fault,
-    state: &ProxyState,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(client.try_clone()?);
-    let head = read_head(&mut reader)?;
-    let request_line = head.first().cloned().unwrap_or_default();
-    let header = |name: &str| {
-        head.iter().skip(1).find_map(|h| {
-            let (k, v) = h.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    };
-    let is_blob = request_line.starts_with("GET ") && request_line.contains("/blobs/sha256:");
-    state.requests.lock().unwrap().push(format!(
-        "{request_line} range={}",
-        header("range").unwrap_or_default()
-    ));
-    let canned = state.manifest.lock().unwrap().clone();
-    if let (Some((body, media_type)), true) = (canned, request_line.contains("/manifests/")) {
-        let mut client = client;
-        client.write_all(
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )?;
-        client.write_all(&body)?;
-        let _ = client.shutdown(Shutdown::Both);
-        return Ok(());
-    }
-    let is_object = request_line.contains("/manifests/") || request_line.contains("/blobs/");
-    if let (Fault::Unavailable(n), true) = (fault, is_object) {
-        let mut seen = state.seen.lock().unwrap();
-        let count = seen.entry(request_line.clone()).or_insert(0);
-        *count += 1;
-        if *count <= n {
-            drop(seen);
-            let mut client = client;
-            client.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            )?;
-            let _ = client.shutdown(Shutdown::Both);
-            return Ok(());
-        }
-    }
-    let mut up = TcpStream::connect(upstream)?;
-    up.write_all(closing_head(&head).as_bytes())?;
-    // Registry requests we proxy are GET/HEAD: no request body to forward.
-    let mut upr = BufReader::new(up);
-    let response = read_head(&mut upr)?;
-    let mut client = client;
-    client.write_all(closing_head(&response).as_bytes())?;
-    if is_blob {
-        let n = state.active_blobs.fetch_add(1, Ordering::SeqCst) + 1;
-        state.max_active_blobs.fetch_max(n, Ordering::SeqCst);
-    }
-    let result = copy_body(
-        &mut upr,
-        &mut client,
-        if is_blob { fault } else { Fault::None },
-    );
-    if is_blob {
-        state.active_blobs.fetch_sub(1, Ordering::SeqCst);
-    }
-    let _ = client.shutdown(Shutdown::Both);
-    result
-}
-
-fn copy_body(from: &mut impl Read, to: &mut TcpStream, fault: Fault) -> std::io::Result<()> {
-    let mut buf = vec![0; 64 * 1024];
-    let mut sent = 0usize;
-    let started = std::time::Instant::now();
-    loop {
-        let want = match fault {
-            Fault::Truncate(limit) if sent >= limit => return Ok(()),
-            Fault::Truncate(limit) => buf.len().min(limit - sent),
-            Fault::Throttle(_) | Fault::None | Fault::Unavailable(_) => buf.len(),
-        };
-        let n = from.read(&mut buf[..want])?;
-        if n == 0 {
-            return Ok(());
-        }
-        to.write_all(&buf[..n])?;
-        sent += n;
-        if let Fault::Throttle(rate) = fault {
-            // Stay on schedule: `sent` bytes may leave after sent/rate seconds.
-            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-            if let Some(ahead) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(ahead);
-            }
         }
     }
 }

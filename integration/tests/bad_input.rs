@@ -107,6 +107,101 @@ fn future_oci_version() {
     });
 }
 
+/// The kernel reads uid/gid 4294967295 ((uid_t)-1) as "no change": a process
+/// asked to run as it would stay root. Ids above 2147483647 are refused.
+#[test]
+fn user_ids_out_of_range() {
+    let cases = [
+        (
+            "bad-uid",
+            "/process/user/uid",
+            json!(4294967295u32),
+            "process.user.uid 4294967295",
+        ),
+        (
+            "bad-gid",
+            "/process/user/gid",
+            json!(4294967295u32),
+            "process.user.gid 4294967295",
+        ),
+        (
+            "bad-uid-big",
+            "/process/user/uid",
+            json!(2147483648u32),
+            "process.user.uid 2147483648",
+        ),
+        (
+            "bad-additional-gid",
+            "/process/user/additionalGids",
+            json!([10, 4294967295u32]),
+            "process.user.additionalGids[1] 4294967295",
+        ),
+    ];
+    for (name, pointer, value, field) in cases {
+        rejects(
+            name,
+            mention(
+                &format!("{field} is out of range (0-2147483647)"),
+                "must be in range 0-2147483647",
+            ),
+            |b| {
+                b.args(&["id"]).set(pointer, value);
+            },
+        );
+    }
+}
+
+/// uid/gid mappings (of the user namespace and of idmapped mounts) must not
+/// reach past 2147483647 on either side.
+#[test]
+fn id_mappings_out_of_range() {
+    if !is_hull() {
+        return skip("runc 1.1 leaves mapping ranges to the kernel");
+    }
+    let user_ns = |b: &mut Bundle, uid_map: serde_json::Value| {
+        b.namespace("user", None)
+            .set("/linux/uidMappings", uid_map)
+            .set(
+                "/linux/gidMappings",
+                json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]),
+            );
+    };
+    let cases = [
+        (
+            json!({ "containerID": 0, "hostID": 4294967295u32, "size": 1 }),
+            "linux.uidMappings[0].hostID 4294967295",
+        ),
+        (
+            json!({ "containerID": 4294967295u32, "hostID": 100000, "size": 1 }),
+            "linux.uidMappings[0].containerID 4294967295",
+        ),
+        (
+            json!({ "containerID": 2147483647, "hostID": 100000, "size": 2 }),
+            "containerID 2147483647 with size 2",
+        ),
+        (
+            json!({ "containerID": 0, "hostID": 2147483600, "size": 65536 }),
+            "hostID 2147483600 with size 65536",
+        ),
+    ];
+    for (i, (mapping, says)) in cases.into_iter().enumerate() {
+        rejects(&format!("bad-idmap-{i}"), says, |b| {
+            user_ns(b, json!([mapping]))
+        });
+    }
+    rejects(
+        "bad-mount-idmap",
+        "mounts[0].uidMappings[0].hostID 4294967295",
+        |b| {
+            let mut mounts = b.config["mounts"].as_array().unwrap().clone();
+            mounts[0]["uidMappings"] =
+                json!([{ "containerID": 0, "hostID": 4294967295u32, "size": 1 }]);
+            mounts[0]["gidMappings"] = json!([{ "containerID": 0, "hostID": 0, "size": 1 }]);
+            b.set("/mounts", json!(mounts));
+        },
+    );
+}
+
 #[test]
 fn invalid_container_ids() {
     let Some(rt) = Runtime::new("bad-ids") else {
@@ -121,6 +216,41 @@ fn invalid_container_ids() {
         !rt.root().parent().unwrap().join("escape").exists(),
         "id ../escape escaped --root"
     );
+}
+
+/// Ids name directories: 255 characters (a file name's limit) work end to
+/// end, also under a --root too long for a socket address below it; longer
+/// ids are refused up front, naming the limit, rather than failing half-way
+/// with "file name too long".
+#[test]
+fn long_container_ids() {
+    let Some(rt) = Runtime::new(&format!("bad-long-id-{}", "r".repeat(100))) else {
+        return;
+    };
+    assert!(rt.root().as_os_str().len() > 108, "{}", rt.root().display());
+    let mut bundle = rt.bundle();
+    bundle.args(&["sleep", "600"]);
+    let prefix = format!("long-{}-", std::process::id());
+    let longest = format!("{prefix}{}", "a".repeat(255 - prefix.len()));
+    rt.track_id(&longest);
+    rt.create(&bundle, &longest, &[]).ok();
+    rt.start(&longest).ok();
+    assert_eq!(rt.status(&longest), "running");
+    rt.delete_force(&longest).ok();
+    rt.assert_no_cgroups(&longest, "by delete --force");
+    for n in [256, 1024] {
+        let id = format!("{prefix}{}", "b".repeat(n - prefix.len()));
+        let out = rt.create_rejected(&bundle, &id);
+        if is_hull() {
+            out.fails_mentioning(&format!("has {n} characters, at most 255 are allowed"));
+            assert!(
+                out.stderr.contains(&id),
+                "the error does not name the id:\n{out}"
+            );
+        } else {
+            out.fails_mentioning("file name too long");
+        }
+    }
 }
 
 #[test]
@@ -184,6 +314,20 @@ fn start_running_container() {
     rt.start(&id).fails_mentioning("running");
     assert_eq!(rt.status(&id), "running");
     assert_eq!(rt.pid(&id), pid);
+}
+
+#[test]
+fn start_stopped_container() {
+    let Some(rt) = Runtime::new("bad-start-stopped") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.args(&["true"]);
+    let id = rt.start_until_stopped(&bundle);
+    // runc's words, which clients match.
+    rt.start(&id)
+        .fails_mentioning("cannot start a container that has stopped");
+    assert_eq!(rt.status(&id), "stopped");
 }
 
 #[test]

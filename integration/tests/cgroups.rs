@@ -1054,3 +1054,44 @@ fn systemd_cgroup_without_systemd_is_a_clear_error() {
     assert!(rt.root_entries().is_empty(), "state left behind: {out}");
     rt.assert_no_cgroups(&id, "failed --systemd-cgroup create");
 }
+
+/// Two containers never share a cgroup: deleting a container kills every
+/// process in its cgroup, so a second container put into a cgroup that
+/// already has processes would take the first one down with it. As runc 1.2
+/// does, that create is refused and the first container keeps running.
+#[test]
+fn shared_cgroups_path_is_refused() {
+    let Some(rt) = Runtime::new("cg-shared") else {
+        return;
+    };
+    if !is_hull() {
+        return skip("runc 1.1 lets a container join a cgroup that has processes");
+    }
+    let first_id = rt.new_id();
+    let mut first = rt.bundle();
+    // The default placement, spelled out so the second container can ask for it.
+    first
+        .args(&["sleep", "600"])
+        .set("/linux/cgroupsPath", first_id.as_str());
+    rt.create(&first, &first_id, &[]).ok();
+    rt.start(&first_id).ok();
+    let pid = rt.pid(&first_id);
+    let memory_dir = cgroup_dir(pid, "memory");
+
+    let mut second = rt.bundle();
+    second
+        .args(&["sleep", "600"])
+        .set("/linux/cgroupsPath", first_id.as_str());
+    let second_id = rt.new_id();
+    rt.create_rejected(&second, &second_id)
+        .fails_mentioning("container's cgroup is not empty: 1 process(es) found");
+    rt.delete_force(&second_id).ok();
+
+    assert_eq!(rt.status(&first_id), "running");
+    assert!(host::pid_alive(pid), "the first container's process died");
+    assert_eq!(
+        cgroup_dir(pid, "memory"),
+        memory_dir,
+        "moved out of its cgroup"
+    );
+}

@@ -57,6 +57,49 @@ fn exec_user_and_additional_gids() {
     assert_eq!(groups, ["10", "1000"], "{out}");
 }
 
+/// `exec` refuses ids the kernel would read as "no change" (4294967295) or
+/// that are above 2147483647, from the flags and from a process file alike,
+/// instead of running the process as root.
+#[test]
+fn exec_user_ids_out_of_range() {
+    let Some((rt, id)) = running_container("exec-user-range") else {
+        return;
+    };
+    let hull = hull_integration::is_hull();
+    let cases: [(&[&str], &str); 4] = [
+        (&["-u", "4294967295"], "--user uid 4294967295"),
+        (&["-u", "0:4294967295"], "--user gid 4294967295"),
+        (&["-u", "2147483648:0"], "--user uid 2147483648"),
+        (
+            &["--additional-gids", "4294967295"],
+            "--additional-gids 4294967295",
+        ),
+    ];
+    for (flags, field) in cases {
+        let out = rt.exec(&id, flags, &["id", "-u"]);
+        let says = if hull {
+            format!("{field} is out of range (0-2147483647)")
+        } else {
+            "must be in range 0-2147483647".into()
+        };
+        out.fails_mentioning(&says);
+        assert_eq!(out.code(), 255, "{out}");
+    }
+    let process = json!({
+        "args": ["id", "-u"], "cwd": "/", "env": ["PATH=/bin"],
+        "user": { "uid": 4294967295u32, "gid": 0 },
+    });
+    let path = rt.dir("process").join("process.json");
+    fs::write(&path, process.to_string()).unwrap();
+    let out = rt.exec(&id, &["--process", path.to_str().unwrap()], &[]);
+    out.fails_mentioning(if hull {
+        "process.user.uid 4294967295 is out of range (0-2147483647)"
+    } else {
+        "must be in range 0-2147483647"
+    });
+    assert_eq!(rt.status(&id), "running");
+}
+
 #[test]
 fn exec_exit_code_propagates() {
     let Some((rt, id)) = running_container("exec-code") else {

@@ -313,3 +313,98 @@ fn run_forwards_signals_and_returns_status() {
         "foreground run left state behind"
     );
 }
+
+/// Concurrent `start`s of one created container (a retrying client, two
+/// controllers): exactly one starts it, every other one fails with runc's
+/// words for a container that is no longer created, never with a socket
+/// error.
+#[test]
+fn concurrent_starts_one_wins() {
+    let Some(rt) = Runtime::new("lc-start-race") else {
+        return;
+    };
+    if !hull_integration::is_hull() {
+        return hull_integration::skip("runc 1.1's losing starts wait on the exec fifo forever");
+    }
+    let mut bundle = rt.bundle();
+    bundle.args(&["sleep", "600"]);
+    for _ in 0..3 {
+        let id = rt.new_id();
+        rt.create(&bundle, &id, &[]).ok();
+        let outs: Vec<_> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..8).map(|_| s.spawn(|| rt.start(&id))).collect();
+            starts.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let winners = outs.iter().filter(|o| o.success()).count();
+        assert_eq!(winners, 1, "{} starts succeeded:\n{outs:#?}", winners);
+        for out in outs.iter().filter(|o| !o.success()) {
+            out.fails_mentioning("cannot start an already running container");
+        }
+        assert_eq!(rt.status(&id), "running");
+    }
+}
+
+/// `state` and `delete` see the init's exit as soon as its program ends, not
+/// when the kernel has finished tearing the process down, which can take a
+/// while: a pid namespace's init, for one, finishes exiting only once every
+/// other process of its namespace is reaped. Here an exec'd process's parent
+/// (a `hull exec` the test keeps stopped) cannot reap it, which holds the
+/// init in that state for as long as the test wants.
+#[test]
+fn stopped_as_soon_as_init_exits() {
+    let Some(rt) = Runtime::new("lc-exit-seen") else {
+        return;
+    };
+    if !hull_integration::is_hull() {
+        return hull_integration::skip("runc 1.1 reports an init that is still exiting as running");
+    }
+    let mut bundle = rt.bundle();
+    bundle.args(&["true"]);
+    let id = rt.new_id();
+    rt.create(&bundle, &id, &[]).ok();
+    let init = rt.pid(&id);
+    let mut exec = std::process::Command::new(hull_integration::runtime_bin())
+        .arg("--root")
+        .arg(rt.root())
+        .args(["exec", &id, "sleep", "600"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn exec");
+    let exec_pid = exec.id() as i32;
+    rt.track_pid(exec_pid);
+    let exec_running =
+        hull_integration::host::wait_until(std::time::Duration::from_secs(10), || {
+            let ps = rt.cmd(&["ps", "--format", "json", &id]);
+            serde_json::from_str::<Vec<i32>>(ps.out()).is_ok_and(|pids| pids.len() == 2)
+        });
+    assert!(exec_running, "the exec'd process did not start");
+    // SAFETY: signals to the child this test spawned.
+    unsafe { libc::kill(exec_pid, libc::SIGSTOP) };
+
+    rt.start(&id).ok();
+    let stopped = hull_integration::host::wait_until(std::time::Duration::from_secs(2), || {
+        rt.status(&id) == "stopped"
+    });
+    let exiting = fs::read_to_string(format!("/proc/{init}/stat")).is_ok();
+    assert!(
+        stopped,
+        "`true` has ended but the container is still {}",
+        rt.status(&id)
+    );
+    assert!(
+        exiting,
+        "the init finished exiting: the test did not hold it up"
+    );
+    rt.delete(&id).ok();
+    assert!(!rt.root().join(&id).exists(), "state left after delete");
+    rt.assert_no_cgroups(&id, "by delete");
+
+    // SAFETY: as above.
+    unsafe { libc::kill(exec_pid, libc::SIGCONT) };
+    exec.wait().expect("reap exec");
+    let gone =
+        hull_integration::host::wait_until(std::time::Duration::from_secs(5), || !pid_alive(init));
+    assert!(gone, "the init {init} did not finish exiting");
+}

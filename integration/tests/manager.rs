@@ -3,9 +3,9 @@
 //! namespaces, content, garbage collection, auth, mirrors, and the daemon's
 //! own behaviour (config, lock, signals).
 
+use hull_integration::hostile::{Fault, HostileRegistry};
 use hull_integration::manager::{
-    have_registry, image_blobs, image_digest, sha256_hex, Auth, Fault, Hulld, Proxy, Registry,
-    PASSWORD, USER,
+    have_registry, image_blobs, image_digest, sha256_hex, Auth, Hulld, Registry, PASSWORD, USER,
 };
 use std::process::Command;
 
@@ -425,14 +425,14 @@ fn downloads_run_three_at_a_time_unless_configured() {
     }
     let reg = Registry::start(Auth::None);
     reg.push("big", "big/app:latest");
-    let proxy = Proxy::start(&reg.address, Fault::Throttle(40 << 20));
+    let proxy = HostileRegistry::start(&reg.address, Fault::Throttle(40 << 20));
     let r = format!("{}/big/app:latest", proxy.address);
     let d = Hulld::start("");
     d.ctl(&["pull", "-q", &r]).ok();
     assert_eq!(proxy.max_concurrent_blobs(), 3, "default concurrency");
     d.ctl(&["images", "rm", &r]).ok();
 
-    let proxy1 = Proxy::start(&reg.address, Fault::Throttle(40 << 20));
+    let proxy1 = HostileRegistry::start(&reg.address, Fault::Throttle(40 << 20));
     let r1 = format!("{}/big/app:latest", proxy1.address);
     d.ctl(&["pull", "-q", "--max-concurrent-downloads", "1", &r1])
         .ok();
@@ -531,4 +531,85 @@ fn daemon_config_lock_and_signals() {
         !out.status.success() && err.contains("rooot") && err.contains("hulld config default"),
         "{err}"
     );
+}
+
+#[test]
+fn a_daemon_on_another_root_leaves_a_live_socket_alone() {
+    let mut d = Hulld::start("");
+    let other = d.dir.join("other");
+    let mut second = Command::new(hull_integration::manager::manager_bin("hulld"))
+        .arg("--root")
+        .arg(other.join("root"))
+        .arg("--state")
+        .arg(other.join("state"))
+        .arg("--address")
+        .arg(&d.socket)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = hull_integration::host::wait_until(std::time::Duration::from_secs(10), || {
+        second.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = second.kill();
+    }
+    let second = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        exited && !second.status.success() && err.contains("another daemon is serving on"),
+        "the second daemon must refuse the live socket: {err}"
+    );
+    // The first daemon is still reachable on its socket.
+    d.ctl(&["version"]).ok();
+
+    // A socket left by a killed daemon is stale: the next one replaces it.
+    d.stop_with(libc::SIGKILL);
+    assert!(d.socket.exists());
+    d.spawn();
+    d.ctl(&["version"]).ok();
+}
+
+#[test]
+fn namespace_names_follow_containerds_rule_everywhere() {
+    let d = Hulld::start("");
+    for bad in [".", "..", "../..", "a..b", "x-"] {
+        let out = d.ctl(&["-n", bad, "images", "ls"]).fails();
+        assert!(out.stderr.contains("invalid namespace"), "{bad}: {out:?}");
+        let out = d.ctl(&["namespaces", "create", bad]).fails();
+        assert!(out.stderr.contains("invalid namespace"), "{bad}: {out:?}");
+    }
+    // Also through the environment, as scripts set it.
+    let env = Command::new(hull_integration::manager::manager_bin("hullctl"))
+        .arg("--address")
+        .arg(&d.socket)
+        .args(["images", "ls"])
+        .env("HULL_NAMESPACE", "../..")
+        .output()
+        .unwrap();
+    assert!(!env.status.success());
+    assert!(String::from_utf8_lossy(&env.stderr).contains("invalid namespace"));
+    d.ctl(&["-n", "k8s.io", "images", "ls"]).ok();
+    d.ctl(&["namespaces", "create", "team_a-1.x"]).ok();
+}
+
+#[test]
+fn the_root_is_private_to_root_or_the_configured_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let d = Hulld::start("");
+    let meta = std::fs::metadata(d.root()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    if hull_integration::require_root() {
+        // Another local user cannot list the content store.
+        let nobody = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ls"])
+            .arg(d.root().join("content/blobs"))
+            .output()
+            .unwrap();
+        assert!(!nobody.status.success(), "{nobody:?}");
+    }
+    drop(d);
+    let d = Hulld::start("root_gid = 4242");
+    let meta = std::fs::metadata(d.root()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o750);
+    assert_eq!(meta.gid(), 4242);
 }

@@ -4,9 +4,8 @@
 //! nothing corrupt or half-written visible.
 
 use hull_integration::host::wait_until;
-use hull_integration::manager::{
-    have_registry, image_blobs, image_digest, Auth, Fault, Hulld, Proxy, Registry,
-};
+use hull_integration::hostile::{Fault, HostileRegistry};
+use hull_integration::manager::{have_registry, image_blobs, image_digest, Auth, Hulld, Registry};
 use std::process::Command;
 use std::time::Duration;
 
@@ -96,7 +95,7 @@ fn a_truncated_body_is_retried_with_range_then_fails_cleanly() {
     }
     let reg = Registry::start(Auth::None);
     reg.push("small", "faults/short:latest");
-    let proxy = Proxy::start(&reg.address, Fault::Truncate(100_000));
+    let proxy = HostileRegistry::start(&reg.address, Fault::Truncate(100_000));
     let r = format!("{}/faults/short:latest", proxy.address);
     let d = Hulld::start("[pull]\nretries = 2\n");
     let out = d.ctl(&["pull", &r]).fails();
@@ -145,7 +144,7 @@ fn server_errors_are_retried_with_backoff() {
     let reg = Registry::start(Auth::None);
     reg.push("small", "faults/busy:latest");
     // Every manifest and blob answers 503 twice, then works.
-    let proxy = Proxy::start(&reg.address, Fault::Unavailable(2));
+    let proxy = HostileRegistry::start(&reg.address, Fault::Unavailable(2));
     let r = format!("{}/faults/busy:latest", proxy.address);
     let d = Hulld::start("");
     d.ctl(&["pull", "-q", &r]).ok();
@@ -165,7 +164,7 @@ fn server_errors_are_retried_with_backoff() {
     assert_eq!(by_tag, 3, "{requests:?}");
 
     // A registry that stays unavailable fails the pull once retries run out.
-    let down = Proxy::start(&reg.address, Fault::Unavailable(100));
+    let down = HostileRegistry::start(&reg.address, Fault::Unavailable(100));
     let r = format!("{}/faults/busy:latest", down.address);
     let d = Hulld::start("[pull]\nretries = 1\n");
     let out = d.ctl(&["pull", &r]).fails();
@@ -185,7 +184,7 @@ fn schema1_is_refused_and_foreign_layers_are_skipped() {
     }
     let reg = Registry::start(Auth::None);
     reg.push("small", "faults/odd:latest");
-    let proxy = Proxy::start(&reg.address, Fault::None);
+    let proxy = HostileRegistry::start(&reg.address, Fault::None);
     let r = format!("{}/faults/odd:latest", proxy.address);
     let d = Hulld::start("");
 
@@ -224,7 +223,13 @@ fn schema1_is_refused_and_foreign_layers_are_skipped() {
         &serde_json::to_vec(&with_foreign).unwrap(),
         "application/vnd.oci.image.manifest.v1+json",
     );
-    let out = d.ctl(&["pull", &r]).ok();
+    // A foreign layer cannot be unpacked: the error says how to pull.
+    let out = d.ctl(&["pull", &r]).fails();
+    assert!(
+        out.stderr.contains(&foreign) && out.stderr.contains("--no-unpack"),
+        "{out:?}"
+    );
+    let out = d.ctl(&["pull", "--no-unpack", &r]).ok();
     assert!(out.stderr.contains("skipped"), "{out:?}");
     assert!(!proxy.requests().iter().any(|q| q.contains(&foreign)));
     assert!(!d.content("default").contains(&foreign));
@@ -240,7 +245,7 @@ fn a_killed_daemon_leaves_nothing_corrupt_and_the_next_pull_resumes() {
     let reg = Registry::start(Auth::None);
     reg.push("big", "faults/big:latest");
     // Slow enough to kill the daemon with every layer half-way.
-    let proxy = Proxy::start(&reg.address, Fault::Throttle(4 << 20));
+    let proxy = HostileRegistry::start(&reg.address, Fault::Throttle(4 << 20));
     let r = format!("{}/faults/big:latest", proxy.address);
     let mut d = Hulld::start("");
     let mut pull = Command::new(hull_integration::manager::manager_bin("hullctl"))
@@ -374,6 +379,46 @@ fn a_full_disk_fails_clearly_and_keeps_the_db_consistent() {
     d.assert_content_intact("default");
     d.ctl(&["pull", "-q", &small]).ok();
 
+    // Fill the disk to the last byte, so the metadata DB's own writes fail.
+    let in_ns = |cmd: &str| {
+        let pid = std::fs::read_to_string(d.dir.join("pid1")).unwrap();
+        Command::new("nsenter")
+            .args(["--target", pid.trim(), "--mount", "--", "sh", "-c", cmd])
+            .status()
+            .unwrap()
+    };
+    let filler = root.join("filler");
+    in_ns(&format!("cat /dev/zero > {} 2>/dev/null", filler.display()));
+    // Records with 1.2 MiB of labels cannot all fit in pages the DB
+    // already has free: their commits need new space. (ctr: hullctl sets
+    // no labels; one argument may hold 128 KiB.)
+    let labels: Vec<String> = (0..12)
+        .map(|i| format!("big{i}={}", "x".repeat(100 << 10)))
+        .collect();
+    let mut failed = None;
+    for i in 0..32 {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&d.socket)
+            .args(["namespaces", "create", &format!("full{i}")])
+            .args(&labels)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failed = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+            break;
+        }
+    }
+    let failed = failed.expect("a DB write fails on a full disk");
+    assert!(failed.contains("free space"), "{failed}");
+    // Once space is back, the daemon works again without a restart.
+    assert!(in_ns(&format!("rm {}", filler.display())).success());
+    let limit = Duration::from_secs(60);
+    d.ctl_within(limit, &["namespaces", "create", "after-full"])
+        .ok();
+    d.ctl_within(limit, &["images", "rm", &small]).ok();
+    d.ctl_within(limit, &["pull", "-q", &small]).ok();
+
     // And the DB reopens with the same state.
     kill_daemon(1);
     assert!(wait_until(Duration::from_secs(20), || d
@@ -395,7 +440,7 @@ fn gc_sweeps_old_orphans_and_stale_downloads_only() {
     let reg = Registry::start(Auth::None);
     let small = reg.push("small", "faults/gc:latest");
     reg.push("zstd", "faults/partial:latest");
-    let proxy = Proxy::start(&reg.address, Fault::Truncate(50_000));
+    let proxy = HostileRegistry::start(&reg.address, Fault::Truncate(50_000));
     let d = Hulld::start("[pull]\nretries = 0\n");
     // Content held only by a fetch's lease, and a partial download.
     d.ctl(&["content", "fetch", "-q", &small]).ok();
@@ -448,4 +493,48 @@ fn gc_sweeps_old_orphans_and_stale_downloads_only() {
         1,
         "header only"
     );
+}
+
+/// A manifest the collector cannot read (as one over the 4 MiB limit that
+/// an older hulld accepted, or a damaged one) must not make what it
+/// references look like garbage.
+#[test]
+fn gc_keeps_everything_below_a_manifest_it_cannot_read() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let r = reg.push("small", "faults/gc-big:latest");
+    let d = Hulld::start("");
+    d.ctl(&["pull", "-q", &r]).ok();
+    let before = d.blob_files();
+    let manifest = image_digest("small");
+    let file = d
+        .root()
+        .join("content/blobs/sha256")
+        .join(manifest.trim_start_matches("sha256:"));
+    let original = std::fs::read(&file).unwrap();
+    for (damage, said) in [
+        (
+            // Same JSON, same references, padded past the limit.
+            [original.as_slice(), &vec![b' '; 5 << 20]].concat(),
+            "more than the 4194304 a manifest may have",
+        ),
+        (b"{\"schemaVer".to_vec(), "malformed manifest"),
+    ] {
+        std::fs::write(&file, &damage).unwrap();
+        let out = d.ctl(&["content", "gc"]).fails();
+        assert!(
+            out.stderr.contains("nothing was removed")
+                && out.stderr.contains(&manifest)
+                && out.stderr.contains(said),
+            "{out:?}"
+        );
+        assert_eq!(d.blob_files(), before, "every blob kept");
+        assert_eq!(d.ctl(&["images", "ls", "-q"]).ok().stdout.trim(), r);
+    }
+    // Once the image is removed, nothing needs the damaged manifest read:
+    // its blobs are garbage, and go.
+    d.ctl(&["images", "rm", &r]).ok();
+    assert!(d.blob_files().is_empty(), "{:?}", d.blob_files());
 }

@@ -49,6 +49,25 @@ fn no_core_dumps(bundle: &mut Bundle) {
 
 const SIGSYS_STATUS: i32 = 128 + libc::SIGSYS;
 
+/// A profile that denies prctl(PR_SET_PDEATHSIG): hull's own steps under
+/// the filter (the end of create, a startContainer hook's keeper) must not
+/// need it.
+#[test]
+fn parent_death_signal_denied_by_the_profile() {
+    let Some(rt) = Runtime::new("sc-pdeathsig") else {
+        return;
+    };
+    let pr_set_pdeathsig = json!({ "args": [{ "index": 0, "value": 1, "op": "SCMP_CMP_EQ" }] });
+    for nnp in [false, true] {
+        let profile = deny(&["prctl"], "SCMP_ACT_ERRNO", pr_set_pdeathsig.clone());
+        let mut bundle = bundle_with(&rt, profile, nnp);
+        bundle
+            .push("/hooks/startContainer", json!({ "path": "/bin/true" }))
+            .sh("echo started");
+        assert_eq!(rt.run_ok(&bundle).out(), "started", "noNewPrivileges {nnp}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // ERRNO
 

@@ -304,6 +304,17 @@ impl Writer {
         self.offset
     }
 
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_hash(&self.hasher.clone().finalize())
+    }
+
+    /// The file the data goes to (readable while it is written; after
+    /// commit it is renamed to the blob's path).
+    pub fn data_path(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
     /// Throw away what was written and start from byte 0 (a server that
     /// ignored a resume request sends the whole blob again).
     pub fn restart(&mut self) -> Result<()> {

@@ -2,11 +2,13 @@
 //! namespace header added to every request.
 
 use hull_api::content::content_client::ContentClient;
+use hull_api::gc::gc_client::GcClient;
 use hull_api::images::images_client::ImagesClient;
-use hull_api::introspection::introspection_client::IntrospectionClient;
 use hull_api::leases::leases_client::LeasesClient;
 use hull_api::namespaces::namespaces_client::NamespacesClient;
+use hull_api::snapshots::snapshots_client::SnapshotsClient;
 use hull_api::transfer::transfer_client::TransferClient;
+use hull_api::version::version_client::VersionClient;
 use std::path::Path;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -48,7 +50,7 @@ impl Client {
             .map_err(|e| not_running(&e))?
             .connect()
             .await
-            .map_err(|e| not_running(&hull_images::pull::error_chain(&e)))?;
+            .map_err(|e| not_running(&hull_images::registry::error_chain(&e)))?;
         Ok(Client {
             channel,
             ns: Namespace(ns),
@@ -74,7 +76,13 @@ impl Client {
     pub fn transfer(&self) -> TransferClient<Svc> {
         TransferClient::new(self.svc())
     }
-    pub fn introspection(&self) -> IntrospectionClient<Svc> {
-        IntrospectionClient::new(self.svc())
+    pub fn version(&self) -> VersionClient<Svc> {
+        VersionClient::new(self.svc())
+    }
+    pub fn snapshots(&self) -> SnapshotsClient<Svc> {
+        SnapshotsClient::new(self.svc())
+    }
+    pub fn gc(&self) -> GcClient<Svc> {
+        GcClient::new(self.svc())
     }
 }

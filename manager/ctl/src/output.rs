@@ -1,7 +1,32 @@
 //! Human tables and sizes; JSON for scripts.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+
+/// Text as it may reach a terminal: control characters (escape sequences
+/// that could move the cursor, retitle the window or hide output) and
+/// bidirectional overrides are shown escaped. Image names, media types,
+/// platforms and error messages come from hulld, and through it from
+/// registries, so everything hullctl prints passes through here.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -11,8 +36,12 @@ pub enum Format {
 
 /// Columns padded to their widest cell, as docker/ctr print them.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| safe(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
@@ -30,7 +59,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(header.to_vec());
-    for row in rows {
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
     out
@@ -102,5 +131,16 @@ mod tests {
         assert_eq!(size(12), "12 B");
         assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
         assert!(age(0).ends_with("days ago"));
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(safe("linux/amd64"), "linux/amd64");
+        assert_eq!(
+            safe("a\x1b[31mred\x07\u{202e}x\nnext\tcol"),
+            "a\\u{1b}[31mred\\u{7}\\u{202e}x\nnext\tcol"
+        );
+        let t = table(&["NAME"], &[vec!["\x1b]0;title\x07".into()]]);
+        assert!(!t.contains('\x1b') && t.contains("\\u{1b}]0;title"), "{t}");
     }
 }

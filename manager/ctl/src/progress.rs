@@ -1,8 +1,8 @@
 //! Pull progress: a bar per blob on a terminal (like docker/nerdctl), one
 //! line per state change otherwise (logs, CI).
 
-use crate::output::{short_digest, size};
-use hull_api::transfer::{pull_progress::Event, BlobProgress};
+use crate::output::{safe, short_digest, size};
+use hull_api::transfer::{pull_progress::Event, BlobProgress, UnpackProgress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 
@@ -45,10 +45,14 @@ impl Progress {
         match (self, event) {
             (Progress::Quiet, _) => {}
             (Progress::Bars { multi, .. }, Event::Resolved(d)) => {
-                let _ = multi.println(format!("resolved {} ({})", d.digest, d.media_type));
+                let _ = multi.println(format!(
+                    "resolved {} ({})",
+                    safe(&d.digest),
+                    safe(&d.media_type)
+                ));
             }
             (Progress::Lines { .. }, Event::Resolved(d)) => {
-                eprintln!("resolved {} ({})", d.digest, d.media_type);
+                eprintln!("resolved {} ({})", safe(&d.digest), safe(&d.media_type));
             }
             (Progress::Bars { multi, bars }, Event::Blob(b)) => {
                 let bar = bars.entry(b.digest.clone()).or_insert_with(|| {
@@ -60,13 +64,17 @@ impl Progress {
                         .expect("valid template")
                         .progress_chars("=> "),
                     );
-                    bar.set_prefix(format!("{:<8} {}", kind(&b.media_type), short_digest(&b.digest)));
+                    bar.set_prefix(format!(
+                        "{:<8} {}",
+                        kind(&b.media_type),
+                        safe(short_digest(&b.digest))
+                    ));
                     bar
                 });
                 bar.set_position(b.offset);
                 match b.state.as_str() {
                     "done" | "exists" | "skipped" => bar.finish_with_message(b.state.clone()),
-                    state => bar.set_message(state.to_string()),
+                    state => bar.set_message(safe(state).into_owned()),
                 }
             }
             (Progress::Lines { last }, Event::Blob(b)) => {
@@ -75,6 +83,12 @@ impl Progress {
                     eprintln!("{}", line(b));
                 }
             }
+            (Progress::Bars { multi, .. }, Event::Unpack(u)) => {
+                if u.state != "unpacking" {
+                    let _ = multi.println(unpack_line(u));
+                }
+            }
+            (Progress::Lines { .. }, Event::Unpack(u)) => eprintln!("{}", unpack_line(u)),
             (_, Event::Done(_)) => {}
         }
     }
@@ -90,9 +104,19 @@ fn line(b: &BlobProgress) -> String {
     format!(
         "{:<8} {}  {:<11} {}/{}",
         kind(&b.media_type),
-        short_digest(&b.digest),
-        b.state,
+        safe(short_digest(&b.digest)),
+        safe(&b.state),
         size(b.offset),
         size(b.total)
+    )
+}
+
+fn unpack_line(u: &UnpackProgress) -> String {
+    format!(
+        "{:<8} {}  {:<11} {}",
+        "unpack",
+        safe(short_digest(&u.layer)),
+        safe(&u.state),
+        size(u.applied)
     )
 }

@@ -9,13 +9,34 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Persistent state: content store and metadata DB.
+    /// Persistent state: content store and metadata DB (mode 0700).
     pub root: PathBuf,
+    /// A group that may read the root directly (mode 0750 then), as its
+    /// members may through the socket; 0: root only.
+    pub root_gid: u32,
     /// Runtime state: pid file (and later task state).
     pub state: PathBuf,
     pub grpc: Grpc,
     pub pull: Pull,
     pub registry: Registry,
+    pub snapshots: Snapshots,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Snapshots {
+    /// The snapshotter pulls unpack into unless told otherwise:
+    /// "overlayfs" (layers shared through overlay mounts) or "native"
+    /// (full copies, for filesystems overlayfs cannot use).
+    pub default: String,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Snapshots {
+            default: "overlayfs".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +54,11 @@ pub struct Pull {
     pub max_concurrent_downloads: usize,
     /// Further attempts per blob after a network error, 5xx or short body.
     pub retries: u32,
+    /// A registry response that delivers fewer bytes than this within
+    /// `min_progress_seconds` is cut off (and retried, resuming): a
+    /// trickling or stalled registry cannot hold a pull forever.
+    pub min_progress_bytes: u64,
+    pub min_progress_seconds: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -50,10 +76,12 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             root: "/var/lib/hull".into(),
+            root_gid: 0,
             state: "/run/hull".into(),
             grpc: Grpc::default(),
             pull: Pull::default(),
             registry: Registry::default(),
+            snapshots: Snapshots::default(),
         }
     }
 }
@@ -72,6 +100,8 @@ impl Default for Pull {
         Pull {
             max_concurrent_downloads: 3,
             retries: 3,
+            min_progress_bytes: 10 * 1024,
+            min_progress_seconds: 30,
         }
     }
 }
@@ -83,6 +113,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("config: {0}")]
+    Invalid(String),
     #[error("registry.ca_files: {} holds no PEM certificate", path.display())]
     NotPem { path: PathBuf },
     #[error("config {}: {source}(`hulld config default` prints a valid file)", path.display())]
@@ -127,6 +159,10 @@ impl Config {
             max_concurrent_downloads: self.pull.max_concurrent_downloads.max(1),
             retries: self.pull.retries,
             extra_roots,
+            progress: hull_images::registry::body::Progress {
+                min_bytes: self.pull.min_progress_bytes,
+                window: std::time::Duration::from_secs(self.pull.min_progress_seconds.max(1)),
+            },
         })
     }
 }

@@ -6,6 +6,8 @@ mod daemon;
 mod lock;
 mod server;
 mod services;
+mod snapshotters;
+mod unpack;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

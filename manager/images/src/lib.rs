@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod platform;
 pub mod pull;
 pub mod reference;
+pub mod registry;
 
 pub use platform::Platform;
 pub use pull::{Puller, RegistryConfig};

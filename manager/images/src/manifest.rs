@@ -11,6 +11,12 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
+/// The largest manifest or index hull accepts, anywhere: a pull refuses a
+/// bigger one, and the garbage collector, which must read every manifest it
+/// keeps to find what it references, never meets one it cannot read.
+/// containerd uses the same limit.
+pub const MAX_SIZE: u64 = 4 << 20;
+
 /// What we ask registries for, best first. Schema 1 is accepted only so it
 /// can be recognised and refused with a clear error instead of a 404.
 pub const ACCEPT: &[&str] = &[
@@ -151,16 +157,14 @@ pub fn is_manifest_type(media_type: &str) -> bool {
     )
 }
 
-/// The digests a manifest or index references (empty for anything else, or
-/// for bytes that do not parse: a blob that is not a manifest has none).
-pub fn children(bytes: &[u8]) -> Vec<String> {
-    match Document::parse(bytes, "") {
-        Ok(Document::Index { manifests, .. }) => manifests.into_iter().map(|d| d.digest).collect(),
-        Ok(Document::Manifest { config, layers, .. }) => std::iter::once(config.digest)
-            .chain(layers.into_iter().map(|d| d.digest))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+/// The blobs a manifest or index references, with their media types.
+pub fn children(bytes: &[u8]) -> Result<Vec<Descriptor>, ManifestError> {
+    Ok(match Document::parse(bytes, "")? {
+        Document::Index { manifests, .. } => manifests,
+        Document::Manifest { config, layers, .. } => {
+            std::iter::once(config).chain(layers).collect()
+        }
+    })
 }
 
 #[cfg(test)]
@@ -176,10 +180,12 @@ mod tests {
     fn manifests_and_indexes_by_type_or_shape() {
         let doc = Document::parse(MANIFEST.as_bytes(), "").unwrap();
         assert_eq!(doc.media_type(), OCI_MANIFEST);
-        assert_eq!(
-            children(MANIFEST.as_bytes()),
-            ["sha256:c", "sha256:l1", "sha256:l2"]
-        );
+        let digests: Vec<String> = children(MANIFEST.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|d| d.digest)
+            .collect();
+        assert_eq!(digests, ["sha256:c", "sha256:l1", "sha256:l2"]);
 
         // No mediaType in the body: the Content-Type header decides, else the shape.
         let index = r#"{"schemaVersion":2,"manifests":[{"digest":"sha256:a","size":1,
@@ -217,7 +223,7 @@ mod tests {
             Document::parse(b"nope", ""),
             Err(ManifestError::Malformed(_))
         ));
-        assert!(children(b"\x1f\x8b binary layer").is_empty());
+        assert!(children(b"\x1f\x8b binary layer").is_err());
     }
 
     #[test]

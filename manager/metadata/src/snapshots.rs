@@ -14,8 +14,8 @@
 //! anything; a refused change returns its typed [`SnapshotError`] after
 //! committing nothing.
 
-use crate::{check_namespace, dberr, Error, Metadata};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableError, WriteTransaction};
+use crate::{check_namespace, codec, dberr, Error, Metadata};
+use redb::{ReadableTable, TableDefinition, TableError, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -129,7 +129,7 @@ fn precondition(ns: &str, key: &str, reason: impl Into<String>) -> SnapshotError
 }
 
 fn decode(v: &[u8]) -> Result<SnapshotRecord, Error> {
-    serde_json::from_slice(v).map_err(dberr)
+    serde_json::from_slice(v).map_err(codec)
 }
 
 /// The table in a write transaction, and a record in it.
@@ -155,7 +155,7 @@ fn put_in(
     key: &str,
     record: &SnapshotRecord,
 ) -> Result<(), Error> {
-    let value = serde_json::to_vec(record).map_err(dberr)?;
+    let value = serde_json::to_vec(record).map_err(codec)?;
     t.insert(
         snapshot_key(ns, snapshotter, key).as_str(),
         value.as_slice(),
@@ -189,7 +189,7 @@ impl Metadata {
     /// refusal commits nothing.
     fn snapshot_write<T>(
         &self,
-        body: impl FnOnce(&WriteTransaction) -> Result<Result<T, SnapshotError>, Error>,
+        body: impl FnMut(&WriteTransaction) -> Result<Result<T, SnapshotError>, Error>,
     ) -> Result<T, SnapshotError> {
         self.write(body)?
     }
@@ -198,14 +198,17 @@ impl Metadata {
     /// snapshot was ever written: the table does not exist yet).
     fn snapshot_read<T>(
         &self,
-        f: impl FnOnce(Option<&redb::ReadOnlyTable<&str, &[u8]>>) -> Result<T, SnapshotError>,
+        mut f: impl FnMut(Option<&redb::ReadOnlyTable<&str, &[u8]>>) -> Result<T, SnapshotError>,
     ) -> Result<T, SnapshotError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
-        match tx.open_table(SNAPSHOTS) {
-            Ok(t) => f(Some(&t)),
-            Err(TableError::TableDoesNotExist(_)) => f(None),
-            Err(e) => Err(dberr(e).into()),
-        }
+        // The outer result is the database's (retried after an I/O error),
+        // the inner one the snapshot operation's.
+        self.read(|tx| {
+            Ok(match tx.open_table(SNAPSHOTS) {
+                Ok(t) => f(Some(&t)),
+                Err(TableError::TableDoesNotExist(_)) => f(None),
+                Err(e) => Err(dberr(e).into()),
+            })
+        })?
     }
 
     /// A new data-directory id for `snapshotter` (never handed out before).
@@ -427,7 +430,7 @@ impl Metadata {
             let now = now_nanos();
             let committed = SnapshotRecord {
                 kind: SnapshotKind::Committed,
-                labels,
+                labels: labels.clone(),
                 created: now,
                 updated: now,
                 usage: Some(usage),
@@ -478,7 +481,7 @@ impl Metadata {
         ns: &str,
         snapshotter: &str,
         key: &str,
-        change: impl FnOnce(&mut SnapshotRecord),
+        change: impl Fn(&mut SnapshotRecord),
     ) -> Result<SnapshotRecord, SnapshotError> {
         check_prefix(ns, snapshotter)?;
         self.snapshot_write(|tx| {

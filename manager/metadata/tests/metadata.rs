@@ -33,6 +33,7 @@ fn image(name: &str, digest: &str) -> Image {
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             digest: digest.into(),
             size: 100,
+            annotations: BTreeMap::new(),
         },
         labels: BTreeMap::new(),
         created: 1,
@@ -56,10 +57,20 @@ fn namespaces_isolate_images_and_survive_reopen() {
             m.put_image("missing", &image("x", "sha256:bb")),
             Err(Error::NoNamespace(_))
         ));
-        assert!(matches!(
-            m.create_namespace("a/b"),
-            Err(Error::InvalidNamespace(_))
-        ));
+        // containerd's identifier rule: no path tricks, no empty runs.
+        for bad in [
+            "a/b", ".", "..", "../..", "-a", "a-", "a..b", "a._b", "", "ä",
+        ] {
+            assert!(
+                matches!(m.create_namespace(bad), Err(Error::InvalidNamespace(_))),
+                "{bad:?} must be refused"
+            );
+        }
+        let longest = "n".repeat(76);
+        for good in ["a", "k8s.io", "moby", "a_b-c.d9", longest.as_str()] {
+            hull_metadata::check_namespace(good).unwrap();
+        }
+        assert!(hull_metadata::check_namespace(&"n".repeat(77)).is_err());
     }
     let m = Metadata::open(&t.path()).unwrap();
     assert_eq!(m.namespaces().unwrap(), ["default", "k8s.io"]);
@@ -109,6 +120,7 @@ fn gc_keeps_what_images_and_leases_reach() {
             id: "pull-1".into(),
             resources: ["sha256:p".to_string()].into(),
             expires: 0,
+            ..Lease::default()
         },
     )
     .unwrap();
@@ -119,6 +131,7 @@ fn gc_keeps_what_images_and_leases_reach() {
             id: "pull-dead".into(),
             resources: Default::default(),
             expires: 1,
+            ..Lease::default()
         },
     )
     .unwrap();
@@ -134,14 +147,19 @@ fn gc_keeps_what_images_and_leases_reach() {
     m.put_image("other", &image("other-app", "sha256:m2"))
         .unwrap();
     m.add_content("other", "sha256:l2").unwrap();
-    let children = |d: &str| -> Vec<String> {
-        match d {
-            "sha256:m" => vec!["sha256:c".into(), "sha256:l1".into(), "sha256:l2".into()],
-            "sha256:m2" => vec!["sha256:l2".into()],
+    let children = |d: &str, _: &str| -> Result<Vec<(String, String)>, String> {
+        let typed = |ds: &[&str]| {
+            ds.iter()
+                .map(|d| (d.to_string(), "t".to_string()))
+                .collect()
+        };
+        Ok(match d {
+            "sha256:m" => typed(&["sha256:c", "sha256:l1", "sha256:l2"]),
+            "sha256:m2" => typed(&["sha256:l2"]),
             _ => vec![],
-        }
+        })
     };
-    assert_eq!(m.gc(children).unwrap(), ["sha256:o", "sha256:stale"]);
+    assert_eq!(m.gc(children).unwrap().blobs, ["sha256:o", "sha256:stale"]);
     assert_eq!(
         m.leases("default")
             .unwrap()
@@ -165,7 +183,7 @@ fn gc_keeps_what_images_and_leases_reach() {
         "only default had p"
     );
     assert!(m.remove_content("default", "sha256:p").is_err());
-    let freed = m.gc(children).unwrap();
+    let freed = m.gc(children).unwrap().blobs;
     assert_eq!(freed, ["sha256:c", "sha256:l1", "sha256:m"]);
     m.add_content("default", "sha256:l2").unwrap();
     assert!(
@@ -174,4 +192,63 @@ fn gc_keeps_what_images_and_leases_reach() {
     );
     assert!(m.content("default").unwrap().is_empty());
     assert_eq!(m.content("other").unwrap(), ["sha256:l2", "sha256:m2"]);
+}
+
+#[test]
+fn gc_sweeps_nothing_when_a_manifest_cannot_be_read() {
+    let t = TempDb::new("gc-unreadable");
+    let m = Metadata::open(&t.path()).unwrap();
+    m.create_namespace("default").unwrap();
+    for d in ["sha256:c", "sha256:l1", "sha256:o"] {
+        m.add_content("default", d).unwrap();
+    }
+    m.put_image("default", &image("app", "sha256:m")).unwrap();
+    let err = m
+        .gc(|d, _| match d {
+            "sha256:m" => Err("manifest sha256:m is too large to read".to_string()),
+            _ => Ok(vec![]),
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nothing was removed") && err.contains("sha256:m is too large"),
+        "{err}"
+    );
+    assert_eq!(
+        m.content("default").unwrap(),
+        ["sha256:c", "sha256:l1", "sha256:m", "sha256:o"],
+        "not even the orphan went"
+    );
+}
+
+#[test]
+fn gc_follows_a_manifest_met_first_as_an_untyped_lease_resource() {
+    let t = TempDb::new("gc-typed");
+    let m = Metadata::open(&t.path()).unwrap();
+    m.create_namespace("default").unwrap();
+    m.add_content("default", "sha256:l1").unwrap();
+    m.put_image("default", &image("app", "sha256:m")).unwrap();
+    m.put_lease(
+        "default",
+        &Lease {
+            id: "l".into(),
+            resources: ["sha256:m".to_string()].into(),
+            expires: 0,
+            ..Lease::default()
+        },
+    )
+    .unwrap();
+    // Untyped, m looks like a leaf (too big to sniff); typed, it is read.
+    let freed = m
+        .gc(|d, media_type| {
+            Ok(match (d, media_type) {
+                ("sha256:m", "") => vec![],
+                ("sha256:m", _) => vec![("sha256:l1".into(), "layer".into())],
+                _ => vec![],
+            })
+        })
+        .unwrap()
+        .blobs;
+    assert!(freed.is_empty(), "{freed:?}");
+    assert_eq!(m.content("default").unwrap(), ["sha256:l1", "sha256:m"]);
 }

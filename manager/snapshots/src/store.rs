@@ -236,10 +236,10 @@ impl Store {
             if replace_all {
                 r.labels = new.labels.clone();
             }
-            for k in keys {
-                match new.labels.get(&k) {
-                    Some(v) => r.labels.insert(k, v.clone()),
-                    None => r.labels.remove(&k),
+            for k in &keys {
+                match new.labels.get(k) {
+                    Some(v) => r.labels.insert(k.clone(), v.clone()),
+                    None => r.labels.remove(k),
                 };
             }
         })?;

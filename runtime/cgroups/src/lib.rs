@@ -246,6 +246,20 @@ pub fn open(layout: &Layout, paths: &CgroupPaths) -> Result<Box<dyn CgroupManage
     })
 }
 
+/// Every process in the cgroups of `paths` or below them, in any hierarchy
+/// (sorted, each once); a cgroup that does not exist is empty. runc 1.2's
+/// rule, which hull follows: a new container never joins cgroups that
+/// already hold processes, since deleting it would kill them.
+pub fn processes_in(paths: &CgroupPaths) -> Result<Vec<i32>> {
+    let mut all = Vec::new();
+    for dir in paths.v1.values().chain(paths.unified.iter()) {
+        all.extend(fs::procs_recursive(dir)?);
+    }
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}
+
 fn check_below(dir: &Path, top: &Path) -> Result<()> {
     let ok = dir.starts_with(top)
         && dir != top
@@ -290,5 +304,35 @@ pub(crate) fn signal_each(m: &dyn CgroupManager, sig: Signal, can_freeze: bool) 
         thawed
     } else {
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn processes_in_every_hierarchy_and_below() {
+        let t = TempDir::new();
+        t.file("memory/ctr/cgroup.procs", "12\n");
+        t.file("memory/ctr/sub/cgroup.procs", "13\n");
+        t.file("pids/ctr/cgroup.procs", "12\n14\n");
+        t.file("unified/ctr/cgroup.procs", "");
+        let paths = CgroupPaths {
+            v1: [
+                ("memory".to_string(), t.path().join("memory/ctr")),
+                ("pids".to_string(), t.path().join("pids/ctr")),
+                ("cpu".to_string(), t.path().join("cpu/ctr")),
+            ]
+            .into(),
+            unified: Some(t.path().join("unified/ctr")),
+        };
+        assert_eq!(processes_in(&paths).unwrap(), [12, 13, 14]);
+        let missing = CgroupPaths {
+            v1: Default::default(),
+            unified: Some(t.path().join("unified/none")),
+        };
+        assert!(processes_in(&missing).unwrap().is_empty());
     }
 }

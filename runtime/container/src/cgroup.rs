@@ -71,6 +71,27 @@ impl ContainerCgroup {
         Ok(())
     }
 
+    /// Refuse cgroups that already hold processes (of another container,
+    /// sharing linux.cgroupsPath): they would become this container's, and
+    /// deleting it would kill them. runc 1.2 refuses them with the same words.
+    pub fn check_unused(&self) -> Result<()> {
+        let pids = hull_cgroups::processes_in(&self.paths()).map_err(cgroup_error)?;
+        if !pids.is_empty() {
+            return Err(Error::msg(format!(
+                "container's cgroup is not empty: {} process(es) found in {}: another container \
+                 uses this linux.cgroupsPath; give each container a cgroup of its own",
+                pids.len(),
+                self.manager.path().display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Live processes in the cgroups (in any hierarchy), sorted.
+    pub fn processes(&self) -> Result<Vec<i32>> {
+        hull_cgroups::processes_in(&self.paths()).map_err(cgroup_error)
+    }
+
     pub fn apply(&self, pid: i32) -> Result<()> {
         self.manager.apply(pid).map_err(cgroup_error)
     }

@@ -31,6 +31,11 @@ pub enum ToChild {
     CgroupJoined,
     IdsMapped,
     HooksDone,
+    /// The init's pid (after `InitPid`) is in the state record: the
+    /// intermediate process may exit and let the init go on.
+    InitRecorded,
+    /// The container's final record is saved: the init may wait for `start`.
+    Committed,
     /// The child's pid in the runtime's pid namespace (for the seccomp
     /// agent), sent only when the child needs it.
     HostPid(i32),

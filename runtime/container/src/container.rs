@@ -6,29 +6,28 @@
 //! namespace is joined by path while a new pid namespace is wanted does the
 //! child fork once more, because the kernel puts only *children* into a pid
 //! namespace. Runtime and init talk over a SOCK_SEQPACKET pair with typed
-//! messages ([`crate::channel`]). `create` returns once init is ready; init
-//! then blocks on a unix socket in the state directory until `start`
-//! connects.
+//! messages ([`crate::channel`]); [`crate::create`] holds that side of
+//! `create`. `create` returns once init is ready; init then blocks on a unix
+//! socket in the state directory until `start` connects.
 
 use crate::bail;
 use crate::cgroup::ContainerCgroup;
 use crate::channel::{Channel, ToChild, ToParent};
 use crate::clone::{clone_process, wait_fd_readable, ForChildren};
+use crate::create::{spawn_init, HostSide, Spawned};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
-use crate::init::{self, InitContext};
 use crate::namespaces::{self, Kind};
-use crate::rootfs;
 use crate::spec::Bundle;
-use crate::startsock::{connect_in_dir, listen_in_dir};
+use crate::startsock::connect_in_dir;
 use crate::state::{self, hook_state, OciState, Record, StateDir, Status};
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Options of `create` (and `run`).
 #[derive(Debug, Clone, Default)]
@@ -197,6 +196,7 @@ impl Container {
             .iter()
             .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
         let cgroup = ContainerCgroup::plan(&bundle.spec, id, opts.systemd_cgroup)?;
+        cgroup.check_unused()?;
         let host_side = HostSide {
             console_socket,
             cgroup_binds: if wants_cgroup_mount {
@@ -231,10 +231,14 @@ impl Container {
 
     /// Let the created container run its program.
     pub fn start(&self) -> Result<()> {
+        // Concurrent starts take turns: one starts the container, the
+        // others then find it running (or stopped) and say so, as runc does,
+        // instead of finding the init's socket gone mid-way.
+        let _turn = self.dir.lock()?;
         match self.status() {
             Status::Created => {}
             Status::Stopped => bail!(
-                "cannot start container {:?}: it has stopped; delete it and create it again",
+                "cannot start a container that has stopped ({:?}): delete it and create it again",
                 self.id()
             ),
             Status::Running | Status::Paused => {
@@ -353,12 +357,13 @@ impl Container {
         pids
     }
 
-    /// Remove the container. A running or paused one is refused unless
-    /// `force`, which kills it first.
+    /// Remove the container. A running or paused one, or one still being
+    /// created, is refused unless `force`, which kills it first (and the
+    /// `create` still at work on it).
     pub fn delete(&self, force: bool) -> Result<()> {
-        match self.status() {
-            Status::Stopped => {}
-            Status::Created => self.kill_and_wait()?,
+        let status = self.status();
+        match status {
+            Status::Stopped | Status::Created => {}
             s @ (Status::Running | Status::Paused | Status::Creating) => {
                 if !force {
                     bail!(
@@ -366,10 +371,40 @@ impl Container {
                         self.id()
                     );
                 }
-                self.kill_and_wait()?;
             }
         }
+        if status == Status::Creating {
+            self.stop_creator();
+            // The creator may have moved on since this record was read (an
+            // init after an intermediate fork): act on what it left.
+            let record = self.dir.load(self.id())?;
+            return Container::new(self.dir.clone(), record).remove_everything();
+        }
+        self.remove_everything()
+    }
+
+    /// Kill the init if it is still alive (a half-created container's may
+    /// be), then remove cgroups and state.
+    fn remove_everything(&self) -> Result<()> {
+        self.kill_and_wait()?;
         self.destroy()
+    }
+
+    /// SIGKILL the `create` still working on this container and wait for it.
+    /// Its init and hooks die with it.
+    fn stop_creator(&self) {
+        let Some(creator) = self.record.creator else {
+            return;
+        };
+        // Opened before the liveness check, so the pidfd is the creator's.
+        let pidfd = hooks::pidfd_open(creator.pid).ok();
+        if !creator.alive() {
+            return;
+        }
+        let _ = nix::sys::signal::kill(Pid::from_raw(creator.pid), Signal::SIGKILL);
+        if let Some(fd) = pidfd {
+            wait_fd_readable(&fd, Duration::from_secs(10));
+        }
     }
 
     fn kill_and_wait(&self) -> Result<()> {
@@ -402,16 +437,76 @@ impl Container {
         Ok(())
     }
 
-    /// Remove the cgroups (killing stragglers: processes of a container
-    /// without a pid namespace can outlive its init), run poststop hooks
-    /// (failures are warnings) and remove the state.
+    /// Remove the cgroups, run poststop hooks (failures are warnings) and
+    /// remove the state. The init is dead by now.
     fn destroy(&self) -> Result<()> {
         if let Some(cg) = self.cgroup() {
-            let _ = cg.manager().kill_all(Signal::SIGKILL);
-            cg.destroy()?;
+            self.remove_cgroups(cg)?;
         }
         self.run_hooks_after_create(Point::Poststop, Status::Stopped);
         self.dir.remove()
+    }
+
+    /// Without a pid namespace of its own, processes the container started
+    /// can outlive its init: they are killed with the cgroups. With one, the
+    /// kernel kills them with the init, so a process in the cgroups that is
+    /// in another pid namespace belongs to someone else (a container created
+    /// into the cgroups after this one's processes were gone, e.g. after a
+    /// killed create): it is left alone, and so are the cgroups.
+    fn remove_cgroups(&self, cg: &ContainerCgroup) -> Result<()> {
+        if !self.has_own_pid_namespace() {
+            let _ = cg.manager().kill_all(Signal::SIGKILL);
+            return cg.destroy();
+        }
+        let own = self.init_pid_namespace();
+        let others: Vec<i32> = cg
+            .processes()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| namespaces::ns_inode(*p, Kind::Pid).is_some_and(|ns| Some(ns) != own))
+            .collect();
+        if let Some(first) = others.first() {
+            crate::log::warn(format!(
+                "container {:?}: its cgroup {} holds {} process(es) of another container \
+                 (pid {first}...): left in place",
+                self.id(),
+                cg.manager().path().display(),
+                others.len(),
+            ));
+            return Ok(());
+        }
+        cg.destroy()
+    }
+
+    /// Whether the container was created with a new pid namespace.
+    fn has_own_pid_namespace(&self) -> bool {
+        let Ok(spec) = self.config() else {
+            return false;
+        };
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|list| {
+                list.iter().any(|ns| {
+                    ns.typ() == oci_spec::runtime::LinuxNamespaceType::Pid
+                        && ns.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+                })
+            })
+    }
+
+    /// The pid namespace of the init, while the init (alive, exiting or a
+    /// zombie) still exists. Once it is reaped, so is every other process
+    /// of its namespace.
+    fn init_pid_namespace(&self) -> Option<u64> {
+        let pid = self.record.pid;
+        let is_init =
+            || pid > 0 && state::stat_start_time(pid) == Some(self.record.init_start_time);
+        if !is_init() {
+            return None;
+        }
+        let ns = namespaces::ns_inode(pid, Kind::Pid)?;
+        // Read again: the pid was not recycled in between.
+        is_init().then_some(ns)
     }
 
     /// Run a new process inside the container. Returns its host pid. In a
@@ -427,6 +522,7 @@ impl Container {
             bail!("a terminal was requested (-t): pass --console-socket to receive it");
         }
         crate::lsm::check(&opts.process)?;
+        crate::spec::validate_user(&opts.process)?;
         let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
         let console_socket = opts
             .console_socket
@@ -561,251 +657,6 @@ impl ExecChild<'_> {
             &program.env,
         ))
     }
-}
-
-/// What `create` has started so far, to undo it on failure.
-#[derive(Default)]
-struct Spawned {
-    /// The container's cgroups, once created.
-    cgroup: Option<ContainerCgroup>,
-    /// Our direct child (init, or the intermediate process).
-    child: Option<i32>,
-    /// The container's init when it is not our direct child.
-    init: Option<i32>,
-}
-
-impl Spawned {
-    /// Kill what was started and remove the state directory. Errors here are
-    /// logged, never returned: the caller reports the original failure.
-    fn abort(&self, dir: &StateDir) {
-        for pid in [self.init, self.child].into_iter().flatten() {
-            let fd = hooks::pidfd_open(pid).ok();
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            if Some(pid) == self.child {
-                let _ = waitpid(Pid::from_raw(pid), None);
-            } else if let Some(fd) = fd {
-                wait_fd_readable(&fd, Duration::from_secs(10));
-            }
-        }
-        if let Some(cg) = &self.cgroup {
-            if let Err(e) = cg.destroy() {
-                crate::log::warn(format!("cleanup after failed create: {e}"));
-            }
-        }
-        if let Err(e) = dir.remove() {
-            crate::log::warn(format!("cleanup after failed create: {e}"));
-        }
-    }
-}
-
-/// Write /proc/PID/{uid_map,gid_map} from the config.
-fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
-        maps.into_iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect()
-    };
-    if !nix::unistd::geteuid().is_root() {
-        std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
-            .ctx(|| "denying setgroups for a rootless user namespace")?;
-    }
-    std::fs::write(
-        format!("/proc/{pid}/uid_map"),
-        fmt(linux.and_then(|l| l.uid_mappings().as_ref())),
-    )
-    .ctx(|| "writing linux.uidMappings")?;
-    std::fs::write(
-        format!("/proc/{pid}/gid_map"),
-        fmt(linux.and_then(|l| l.gid_mappings().as_ref())),
-    )
-    .ctx(|| "writing linux.gidMappings")?;
-    Ok(())
-}
-
-/// What `create` prepares on the host side before the state directory exists
-/// (so failures there leave nothing behind).
-struct HostSide {
-    console_socket: Option<OwnedFd>,
-    cgroup: ContainerCgroup,
-    /// What /sys/fs/cgroup shows inside, if the config mounts it.
-    cgroup_binds: Vec<rootfs::CgroupBind>,
-    seccomp: Option<crate::seccomp::Seccomp>,
-}
-
-fn spawn_init(
-    id: &str,
-    dir: &StateDir,
-    bundle: &Bundle,
-    opts: &CreateOptions,
-    host_side: HostSide,
-    spawned: &mut Spawned,
-) -> Result<Record> {
-    let HostSide {
-        console_socket,
-        cgroup,
-        cgroup_binds,
-        seccomp,
-    } = host_side;
-    // Limits are in force before any process joins the cgroup. Registered
-    // first: a limit that fails leaves directories abort must remove.
-    let cgroup_paths = cgroup.paths();
-    spawned
-        .cgroup
-        .insert(cgroup)
-        .create_with_limits(&bundle.spec)?;
-    let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
-    let ns = &bundle.namespaces;
-    let start_listener = listen_in_dir(&dir.dir, state::START_SOCKET)?;
-    let mut joins: Vec<(Kind, OwnedFd)> = Vec::new();
-    for e in ns.joins() {
-        let path = e.path.as_ref().expect("joins have paths");
-        joins.push((e.kind, namespaces::open_ns(path, e.kind)?));
-    }
-    // Joining any namespace but pid/time by path means the child must join
-    // before it creates the rest (a new user namespace would otherwise lack
-    // the privileges to join host-owned namespaces).
-    let created_by_clone = joins.iter().all(|(k, _)| k.affects_children_only());
-    let mut for_children = ForChildren::enter(&joins)?;
-    if ns.is_new(Kind::Time) {
-        let offsets: Vec<(String, i64, u32)> = bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.time_offsets().as_ref())
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.secs().unwrap_or(0), v.nanosecs().unwrap_or(0)))
-            .collect();
-        for_children.new_time_ns(&offsets)?;
-    }
-    let child_joins: Vec<(Kind, OwnedFd)> = joins
-        .into_iter()
-        .filter(|(k, _)| !k.affects_children_only())
-        .collect();
-    let ctx = InitContext {
-        id,
-        bundle,
-        plan: rootfs::Plan {
-            rootfs: bundle.rootfs.clone(),
-            in_new_userns: ns.is_new(Kind::User),
-            new_cgroupns: ns.is_new(Kind::Cgroup),
-            no_pivot: opts.no_pivot,
-            cgroups: cgroup_binds,
-        },
-        created_by_clone,
-        joins: child_joins,
-        console_socket,
-        start_listener,
-        preserve_fds: opts.preserve_fds,
-        new_keyring: !opts.no_new_keyring,
-        seccomp,
-    };
-    // The cgroup namespace is created by the child once it is in its cgroup.
-    let flags = if created_by_clone {
-        (ns.new_flags() - Kind::Time.flag() - Kind::Cgroup.flag()).bits()
-    } else {
-        0
-    };
-    if opts.foreground {
-        // SAFETY: prctl on ourselves.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    }
-    let (parent_ch, child_ch) = Channel::pair()?;
-    crate::process::set_non_dumpable()?;
-    nix::unistd::chdir(&bundle.dir).ctx(|| format!("chdir to bundle {}", bundle.dir.display()))?;
-    let process = bundle
-        .spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::msg("no process"))?;
-    let oom = crate::process::OomScoreAdj::set_for_children(process)?;
-    // SAFETY: the runtime is single-threaded; the child runs init code and exits.
-    let child = unsafe { clone_process(flags) };
-    if child == Ok(0) {
-        drop(parent_ch);
-        init::child_main(&ctx, &child_ch);
-    }
-    oom.restore();
-    for_children.restore()?;
-    let child = child.map_err(|e| Error::sys("creating the container process (clone)", e))?;
-    drop(child_ch);
-    drop(ctx);
-    spawned.child = Some(child);
-    let mut init_pid = child;
-    // Into the cgroup before the child does anything of the container's.
-    if let Some(cg) = &spawned.cgroup {
-        cg.apply(child)?;
-    }
-    parent_ch.send(&ToChild::CgroupJoined)?;
-    if needs_host_pid && created_by_clone {
-        parent_ch.send(&ToChild::HostPid(child))?;
-    }
-    let annotations = bundle.spec.annotations().clone().unwrap_or_default();
-    loop {
-        let msg = parent_ch.recv::<ToParent>()?;
-        match msg {
-            Some(ToParent::MapIds) => {
-                write_id_maps(child, &bundle.spec)?;
-                parent_ch.send(&ToChild::IdsMapped)?;
-            }
-            Some(ToParent::InitPid(p)) => {
-                init_pid = p;
-                spawned.init = Some(p);
-                let _ = waitpid(Pid::from_raw(child), None);
-                spawned.child = None;
-                if needs_host_pid {
-                    parent_ch.send(&ToChild::HostPid(p))?;
-                }
-            }
-            Some(ToParent::RunHooks) => {
-                let st = hook_state(id, Status::Creating, init_pid, &bundle.dir, &annotations);
-                let h = bundle
-                    .spec
-                    .hooks()
-                    .as_ref()
-                    .expect("init asks only when hooks exist");
-                #[allow(deprecated)]
-                let prestart = h.prestart().as_deref().unwrap_or_default();
-                hooks::run_all(Point::Prestart, prestart, &st)?;
-                hooks::run_all(
-                    Point::CreateRuntime,
-                    h.create_runtime().as_deref().unwrap_or_default(),
-                    &st,
-                )?;
-                parent_ch.send(&ToChild::HooksDone)?;
-            }
-            Some(ToParent::Ready) => break,
-            Some(ToParent::Failed(msg)) => return Err(Error::msg(msg)),
-            None => {
-                let why = match waitpid(
-                    Pid::from_raw(child),
-                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                ) {
-                    Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
-                    Ok(WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
-                    _ => "exited".into(),
-                };
-                bail!("container init {why} before it was ready");
-            }
-        }
-    }
-    let record = Record {
-        id: id.to_string(),
-        pid: init_pid,
-        init_start_time: state::process_start_time(init_pid)
-            .ok_or_else(|| Error::msg("container init exited right after it was ready"))?,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: crate::timefmt::rfc3339_nano(SystemTime::now()),
-        annotations,
-        hooks: bundle.spec.hooks().clone(),
-        cgroup: Some(cgroup_paths),
-    };
-    dir.save_config(&bundle.raw)?;
-    dir.save(&record)?;
-    Ok(record)
 }
 
 /// Ids of every container under `root` (directories with a state file).

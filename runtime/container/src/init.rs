@@ -6,7 +6,7 @@
 //! from [`InitContext`] directly and only talks to the parent for the steps
 //! that need it: uid/gid maps, createRuntime hooks, and "ready".
 
-use crate::channel::{Channel, Parent, ToParent};
+use crate::channel::{Channel, Parent, ToChild, ToParent};
 use crate::console;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
@@ -36,19 +36,73 @@ pub struct InitContext<'a> {
     /// Give the container a session keyring of its own (not the caller's).
     pub new_keyring: bool,
     pub seccomp: Option<crate::seccomp::Seccomp>,
+    /// The runtime's pid, to tell whether it died before the child armed
+    /// its parent-death signal.
+    pub runtime_pid: i32,
 }
 
 /// Entry point of the cloned child. Never returns.
 pub fn child_main(ctx: &InitContext, ch: &Channel) -> ! {
-    if let Err(e) = run(ctx, &Parent::new(ch)) {
+    if let Err(e) = die_with_runtime(ctx.runtime_pid).and_then(|()| run(ctx, &Parent::new(ch))) {
         let _ = ch.send(&ToParent::Failed(e.to_string()));
     }
     // SAFETY: leaving the cloned child without running the parent's destructors.
     unsafe { libc::_exit(1) }
 }
 
+/// While the init sets the container up, the runtime's child dies with the
+/// runtime (PR_SET_PDEATHSIG), so a killed `create` leaves no init behind
+/// even while the init is busy (a hook, a slow mount) rather than waiting on
+/// the channel, whose EOF also ends it. The kernel clears the setting
+/// whenever the process's credentials change, so it is armed again after the
+/// change to the user namespace's root. Only for the runtime's direct child:
+/// after an intermediate fork the parent is the intermediate process, which
+/// exits.
+fn die_with_runtime(runtime_pid: i32) -> Result<()> {
+    // SAFETY: prctl on ourselves.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "setting the parent-death signal");
+    }
+    // The runtime may have died before the signal was armed. (In a new pid
+    // namespace the parent reads as 0 and this cannot be told; the channel's
+    // EOF ends the child at its next step then.)
+    let parent = nix::unistd::getppid().as_raw();
+    if parent != 0 && parent != runtime_pid {
+        return Err(Error::msg(
+            "the runtime exited while the container was created",
+        ));
+    }
+    Ok(())
+}
+
+/// Disarm the parent-death signal before the program's own setup: the
+/// container's seccomp filter may deny prctl from then on, and the signal
+/// (unless a user switch clears it) would otherwise outlast `create`. What
+/// follows only waits on the channel, whose EOF ends the init just as well.
+fn stop_dying_with_runtime() -> Result<()> {
+    // SAFETY: prctl on ourselves.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "clearing the parent-death signal");
+    }
+    Ok(())
+}
+
+/// The end of `create`: the runtime has saved the container's final record.
+/// Until then the init must not wait for `start` (a runtime that died before
+/// saving it would leave an init nobody finds); EOF here ends it instead.
+fn wait_for_hand_off(ch: &Parent) -> Result<()> {
+    match ch.expect("create to finish")? {
+        ToChild::Committed => Ok(()),
+        other => Err(Error::msg(format!(
+            "unexpected message {other:?} while waiting for create to finish"
+        ))),
+    }
+}
+
 fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
     let ns = &ctx.bundle.namespaces;
+    // Whether this process is the runtime's child (no intermediate fork).
+    let mut direct = true;
     ch.expect("its cgroup")?;
     if !ctx.created_by_clone {
         for (kind, fd) in &ctx.joins {
@@ -62,6 +116,7 @@ fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
         ch.send(&ToParent::MapIds)?;
         ch.expect("uid/gid maps")?;
         become_userns_root()?;
+        die_with_runtime(ctx.runtime_pid)?;
     }
     if !ctx.created_by_clone {
         let rest = ns.new_flags()
@@ -72,22 +127,61 @@ fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
         if ns.is_new(Kind::Pid) {
             // unshare(CLONE_NEWPID) only moves children: the kernel needs one fork here.
             nix::sched::unshare(CloneFlags::CLONE_NEWPID).ctx(|| "creating the pid namespace")?;
-            // SAFETY: single-threaded process; the child continues the setup.
-            match unsafe { nix::unistd::fork() }.ctx(|| "forking into the pid namespace")? {
-                nix::unistd::ForkResult::Parent { child } => {
-                    ch.send(&ToParent::InitPid(child.as_raw()))?;
-                    // SAFETY: the intermediate process is done.
-                    unsafe { libc::_exit(0) }
-                }
-                nix::unistd::ForkResult::Child => {}
-            }
+            fork_into_pid_namespace(ch)?;
+            direct = false;
         }
     }
     if ctx.created_by_clone && ns.is_new(Kind::Cgroup) {
         // Rooted at the container's cgroup, which this process is in now.
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "creating the cgroup namespace")?;
     }
-    init_container(ctx, ch)
+    init_container(ctx, ch, direct)
+}
+
+/// Fork the process that becomes the init, in the new pid namespace; returns
+/// in the init only. The intermediate process stays until the runtime has
+/// recorded the init's pid: until then the state names the intermediate, and
+/// a `delete` after a killed create kills the container's cgroup (the init
+/// with it) only while the recorded process lives. The init waits for the
+/// intermediate's word that it was recorded; without it (the runtime died)
+/// it exits.
+fn fork_into_pid_namespace(ch: &Parent) -> Result<()> {
+    let (recorded_r, recorded_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "creating a pipe")?;
+    // SAFETY: single-threaded process; the child continues the setup.
+    match unsafe { nix::unistd::fork() }.ctx(|| "forking into the pid namespace")? {
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(recorded_r);
+            ch.send(&ToParent::InitPid(child.as_raw()))?;
+            match ch.expect("the runtime to record the init's pid")? {
+                ToChild::InitRecorded => {
+                    let _ = nix::unistd::write(&recorded_w, b"r");
+                }
+                other => {
+                    return Err(Error::msg(format!(
+                        "unexpected message {other:?} while waiting for the init to be recorded"
+                    )))
+                }
+            }
+            // SAFETY: the intermediate process is done.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(recorded_w);
+            let mut b = [0u8; 1];
+            loop {
+                match nix::unistd::read(recorded_r.as_raw_fd(), &mut b) {
+                    Ok(1) => return Ok(()),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    _ => {
+                        return Err(Error::msg(
+                            "the runtime went away before it recorded the container's init",
+                        ))
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Act as root of the new user namespace (uid/gid 0 must be mapped).
@@ -100,7 +194,7 @@ fn become_userns_root() -> Result<()> {
         .ctx(|| "becoming uid 0 in the user namespace (map container uid 0)")
 }
 
-fn init_container(ctx: &InitContext, ch: &Parent) -> Result<()> {
+fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     let spec = &ctx.bundle.spec;
     let process = spec
         .process()
@@ -163,8 +257,12 @@ fn init_container(ctx: &InitContext, ch: &Parent) -> Result<()> {
     };
     let early = || load_seccomp(Status::Creating);
     let early: Option<&dyn Fn() -> Result<()>> = ctx.seccomp.as_ref().map(|_| &early as _);
+    if direct {
+        stop_dying_with_runtime()?;
+    }
     let program = process::prepare(process, early)?;
     ch.send(&ToParent::Ready)?;
+    wait_for_hand_off(ch)?;
 
     let conn = wait_for_start(&ctx.start_listener)?;
     let report = |e: Error| -> Result<()> {

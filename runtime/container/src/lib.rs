@@ -13,6 +13,7 @@ pub mod channel;
 mod clone;
 pub mod console;
 pub mod container;
+mod create;
 pub mod error;
 pub mod fdpass;
 pub mod features;

@@ -6,8 +6,14 @@
 use crate::bail;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{Kind, Namespaces};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 use std::path::{Path, PathBuf};
+
+/// The largest uid or gid hull accepts. The kernel's ids are 32-bit, but
+/// (uid_t)-1 = 4294967295 means "leave unchanged" to setresuid/setresgid, so
+/// a process asked to run as 4294967295 would silently stay root; like runc,
+/// hull refuses everything above i32::MAX.
+pub const MAX_ID: u32 = i32::MAX as u32;
 
 /// OCI runtime-spec versions this runtime implements.
 pub const OCI_VERSION: &str = "1.2.1";
@@ -119,6 +125,7 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
         );
     }
     crate::lsm::check(process)?;
+    validate_user(process).map_err(|e| e.context("config.json"))?;
     if !process.cwd().is_absolute() {
         bail!(
             "config.json: process.cwd {:?} must be an absolute path",
@@ -148,6 +155,8 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
                 "config.json: a new user namespace needs linux.uidMappings and linux.gidMappings"
             );
         }
+        check_id_mappings("linux.uidMappings", linux.uid_mappings().as_deref())?;
+        check_id_mappings("linux.gidMappings", linux.gid_mappings().as_deref())?;
         if maps && !namespaces.is_new(Kind::User) {
             bail!("config.json: linux.uidMappings/gidMappings need a new user namespace: add {{\"type\": \"user\"}} to linux.namespaces");
         }
@@ -177,7 +186,70 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
             check_sysctl(key, &namespaces)?;
         }
     }
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        check_id_mappings(
+            &format!("mounts[{i}].uidMappings"),
+            m.uid_mappings().as_deref(),
+        )?;
+        check_id_mappings(
+            &format!("mounts[{i}].gidMappings"),
+            m.gid_mappings().as_deref(),
+        )?;
+    }
     Ok(namespaces)
+}
+
+/// Check one uid or gid named `field` against [`MAX_ID`].
+pub fn check_id(field: &str, id: u32) -> Result<()> {
+    if id > MAX_ID {
+        bail!("{field} {id} is out of range (0-{MAX_ID})");
+    }
+    Ok(())
+}
+
+/// The ids of a process (the container's own, or one for `exec`).
+pub fn validate_user(process: &Process) -> Result<()> {
+    let user = process.user();
+    check_id("process.user.uid", user.uid())?;
+    check_id("process.user.gid", user.gid())?;
+    for (i, gid) in user
+        .additional_gids()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        check_id(&format!("process.user.additionalGids[{i}]"), *gid)?;
+    }
+    Ok(())
+}
+
+/// Every id a mapping covers, on both sides, must be a valid id: a range
+/// reaching 4294967295 would map the "no change" value.
+fn check_id_mappings(field: &str, maps: Option<&[LinuxIdMapping]>) -> Result<()> {
+    for (i, m) in maps.unwrap_or_default().iter().enumerate() {
+        let entry = format!("config.json: {field}[{i}]");
+        if m.size() == 0 {
+            bail!("{entry}.size is 0: a mapping covers at least one id");
+        }
+        for (side, start) in [("containerID", m.container_id()), ("hostID", m.host_id())] {
+            check_id(&format!("{entry}.{side}"), start)?;
+            let last = u64::from(start) + u64::from(m.size()) - 1;
+            if last > u64::from(MAX_ID) {
+                bail!(
+                    "{entry}: {side} {start} with size {} ends at {last}, out of range (0-{MAX_ID}): make the range smaller",
+                    m.size()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Only namespaced sysctls may be set, and only with their namespace.
@@ -258,6 +330,72 @@ mod tests {
         let mut s = spec("").unwrap();
         s.process_mut().as_mut().unwrap().set_args(Some(vec![]));
         assert!(validate(&s).unwrap_err().to_string().contains("args"));
+    }
+
+    #[test]
+    fn ids_above_i32_max_are_refused() {
+        let user = |u: &str| {
+            let text = format!(
+                r#"{{"ociVersion":"1.2.0","process":{{"args":["sh"],"cwd":"/","user":{u}}},
+                "linux":{{"namespaces":[{{"type":"mount"}}]}}}}"#
+            );
+            parse_spec(text.as_bytes())
+        };
+        for (u, field) in [
+            (
+                r#"{"uid":4294967295,"gid":0}"#,
+                "process.user.uid 4294967295",
+            ),
+            (
+                r#"{"uid":0,"gid":2147483648}"#,
+                "process.user.gid 2147483648",
+            ),
+            (
+                r#"{"uid":0,"gid":0,"additionalGids":[1,4294967295]}"#,
+                "process.user.additionalGids[1] 4294967295",
+            ),
+        ] {
+            let e = validate(&user(u).unwrap()).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("(0-2147483647)"), "{e}");
+        }
+        let top = r#"{"uid":2147483647,"gid":2147483647,"additionalGids":[2147483647]}"#;
+        assert!(validate(&user(top).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn id_mappings_stay_in_range() {
+        let maps = |m: &str| {
+            let text = format!(
+                r#"{{"ociVersion":"1.2.0","process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+                "linux":{{"namespaces":[{{"type":"mount"}},{{"type":"user"}}],"uidMappings":[{m}],
+                "gidMappings":[{{"containerID":0,"hostID":1000,"size":1}}]}}}}"#
+            );
+            validate(&parse_spec(text.as_bytes()).unwrap())
+        };
+        assert!(maps(r#"{"containerID":0,"hostID":100000,"size":65536}"#).is_ok());
+        assert!(maps(r#"{"containerID":0,"hostID":2147418112,"size":65536}"#).is_ok());
+        for (m, says) in [
+            (
+                r#"{"containerID":0,"hostID":4294967295,"size":1}"#,
+                "uidMappings[0].hostID 4294967295",
+            ),
+            (
+                r#"{"containerID":4294967295,"hostID":0,"size":1}"#,
+                "uidMappings[0].containerID",
+            ),
+            (
+                r#"{"containerID":2147483647,"hostID":0,"size":2}"#,
+                "ends at 2147483648",
+            ),
+            (
+                r#"{"containerID":0,"hostID":2147483647,"size":2}"#,
+                "hostID 2147483647 with size 2",
+            ),
+            (r#"{"containerID":0,"hostID":0,"size":0}"#, "size is 0"),
+        ] {
+            let e = maps(m).unwrap_err().to_string();
+            assert!(e.contains(says), "{m}: {e}");
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 /// The init process listens here until `start` connects.
 pub const START_SOCKET: &str = "start.sock";
+/// The longest path the kernel accepts, without the terminating NUL.
+const PATH_MAX: usize = libc::PATH_MAX as usize - 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +67,40 @@ pub struct Record {
     /// Where the container's cgroups are, in every hierarchy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<hull_cgroups::CgroupPaths>,
+    /// Set while `create` runs: the hull process creating the container.
+    /// `create` writes the record (with the init's pid and the cgroup paths)
+    /// before the cgroups exist, so a create that is killed half-way leaves
+    /// a record that `delete` cleans up from; the final record has no creator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<ProcessId>,
+}
+
+/// A process known by pid and start time, so that a recycled pid is never
+/// taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// The process running as `pid` now, if any.
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        Some(ProcessId {
+            pid,
+            start_time: process_start_time(pid)?,
+        })
+    }
+
+    /// This process.
+    pub fn current() -> Option<ProcessId> {
+        ProcessId::of(std::process::id() as i32)
+    }
+
+    /// Whether the same process is still alive.
+    pub fn alive(&self) -> bool {
+        self.pid > 0 && process_start_time(self.pid) == Some(self.start_time)
+    }
 }
 
 /// runc's `state` JSON (field order and names as runc prints them).
@@ -113,7 +149,19 @@ pub struct StateDir {
 impl StateDir {
     pub fn new(root: &Path, id: &str) -> Result<StateDir> {
         crate::id::validate(id)?;
-        Ok(StateDir { dir: root.join(id) })
+        let dir = root.join(id);
+        // The longest path hull makes in the directory: a temporary file of
+        // write_atomic. (The start socket is reached through /proc/self/fd,
+        // so sun_path's 108 bytes do not limit the directory.)
+        let longest = dir.as_os_str().len() + "/.config.json.tmp4294967295".len();
+        if longest > PATH_MAX {
+            return Err(Error::msg(format!(
+                "state directory {} of container {id:?} is too long: paths in it would have {longest} bytes, \
+                 at most {PATH_MAX} are allowed; use a shorter --root or id",
+                dir.display()
+            )));
+        }
+        Ok(StateDir { dir })
     }
 
     pub fn exists(&self) -> bool {
@@ -175,6 +223,31 @@ impl StateDir {
         crate::spec::parse_spec(&raw).map_err(|e| e.context(path.display()))
     }
 
+    /// An exclusive lock on the state directory, held until the returned
+    /// descriptor is dropped. Taken by `start`, so concurrent starts of one
+    /// container run one after the other.
+    pub fn lock(&self) -> Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsRawFd;
+        let dir = match std::fs::File::open(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = self.dir.file_name().unwrap_or_default().to_string_lossy();
+                return Err(Error::msg(format!("container {id:?} does not exist")));
+            }
+            Err(e) => return Err(Error::io(format!("opening {}", self.dir.display()), e)),
+        };
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(dir.into());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::io(format!("locking {}", self.dir.display()), e));
+            }
+        }
+    }
+
     pub fn remove(&self) -> Result<()> {
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
@@ -211,17 +284,59 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Start time of a process (/proc/PID/stat field 22), or None if it is gone.
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// Fields of /proc/PID/stat from field 3 (state) on.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    stat_file_fields(&format!("/proc/{pid}/stat"))
+}
+
+fn stat_file_fields(path: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    // rest starts at field 3 (state); field 22 is index 19. Zombies count as gone.
-    if f.first() == Some(&"Z") || f.first() == Some(&"X") {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split(' ').map(str::to_owned).collect())
+}
+
+/// Start time of a live process (/proc/PID/stat field 22), or None once it
+/// is gone, a zombie, or exiting. An exiting process's program has ended,
+/// but the kernel may take a while to finish (unmounting its mount
+/// namespace; a pid namespace's init waits until every other process of the
+/// namespace is reaped): the container is stopped from the start of that.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let f = stat_fields(pid)?;
+    let start = f.get(19)?.parse().ok()?;
+    if has_ended(&f) && !other_thread_runs(pid) {
         return None;
     }
-    f.get(19)?.parse().ok()
+    Some(start)
+}
+
+/// Whether a task (fields of its stat from field 3) is a zombie or exiting.
+fn has_ended(f: &[String]) -> bool {
+    /// PF_EXITING in the flags (field 9): set when the task starts to exit.
+    const PF_EXITING: u64 = 0x4;
+    let flags: u64 = f.get(6).and_then(|v| v.parse().ok()).unwrap_or(0);
+    matches!(f.first().map(String::as_str), Some("Z" | "X")) || flags & PF_EXITING != 0
+}
+
+/// Whether a thread of `pid` other than the main one still runs: a main
+/// thread that exited alone (pthread_exit) leaves the process alive.
+fn other_thread_runs(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| t.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|tid| *tid != pid)
+        .any(|tid| {
+            stat_file_fields(&format!("/proc/{pid}/task/{tid}/stat"))
+                .is_some_and(|f| !has_ended(&f))
+        })
+}
+
+/// Start time of the process with this pid, whatever its state (a zombie's too).
+pub fn stat_start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 impl Record {
@@ -231,6 +346,14 @@ impl Record {
     }
 
     pub fn status(&self, dir: &StateDir) -> Status {
+        if let Some(creator) = &self.creator {
+            // A create that died half-way left a container that never runs.
+            return if creator.alive() {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
         if !self.init_alive() {
             Status::Stopped
         } else if dir.start_socket().exists() {
@@ -270,9 +393,58 @@ mod tests {
     }
 
     #[test]
+    fn zombies_and_exiting_tasks_have_ended() {
+        let fields = |state: &str, flags: u64| -> Vec<String> {
+            let mut f = vec!["0".to_string(); 20];
+            f[0] = state.into();
+            f[6] = flags.to_string();
+            f
+        };
+        assert!(!has_ended(&fields("S", 0x400100)));
+        assert!(has_ended(&fields("D", 0x40010c)));
+        assert!(has_ended(&fields("Z", 0x40810c)));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        assert!(
+            wait_for(|| process_start_time(pid).is_none()),
+            "exited child counts as alive"
+        );
+        assert!(
+            stat_start_time(pid).is_some(),
+            "a zombie still has its stat"
+        );
+        child.wait().unwrap();
+    }
+
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        (0..200).any(|_| {
+            let ok = cond();
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            ok
+        })
+    }
+
+    #[test]
     fn state_dir_rejects_bad_ids() {
         assert!(StateDir::new(Path::new("/run/hull"), "../etc").is_err());
         assert!(StateDir::new(Path::new("/run/hull"), "ok-id").is_ok());
+    }
+
+    #[test]
+    fn state_dir_paths_fit_in_path_max() {
+        let id = "i".repeat(255);
+        let root = format!("/{}", vec!["r".repeat(250); 15].join("/"));
+        assert!(StateDir::new(Path::new(&root), &id).is_ok());
+        let root = format!("{root}/{}", "r".repeat(200));
+        let e = StateDir::new(Path::new(&root), &id)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("at most 4095 are allowed; use a shorter --root or id"),
+            "{e}"
+        );
     }
 
     #[test]

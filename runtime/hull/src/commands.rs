@@ -4,6 +4,7 @@ use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format, RunArgs, UpdateArgs
 use hull_container::container::{list_ids, owner_of};
 use hull_container::error::Context;
 use hull_container::forward::{LocalConsole, SignalForwarder};
+use hull_container::spec::check_id;
 use hull_container::{
     bail, reexec, signal, spec_template, Container, CreateOptions, Error, ExecOptions, Result,
 };
@@ -370,6 +371,9 @@ fn exec_process(c: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Pro
         p.user_mut().set_gid(gid.unwrap_or(0));
     }
     if !args.additional_gids.is_empty() {
+        for gid in &args.additional_gids {
+            check_id("--additional-gids", *gid)?;
+        }
         p.user_mut()
             .set_additional_gids(Some(args.additional_gids.clone()));
     }
@@ -435,9 +439,13 @@ fn parse_user(u: &str) -> Result<(u32, Option<u32>)> {
         None => (u, None),
     };
     let uid = uid.parse::<u32>().map_err(|_| bad())?;
+    check_id("--user uid", uid)?;
     let gid = gid
         .map(|g| g.parse::<u32>().map_err(|_| bad()))
         .transpose()?;
+    if let Some(gid) = gid {
+        check_id("--user gid", gid)?;
+    }
     Ok((uid, gid))
 }
 
@@ -542,5 +550,8 @@ mod tests {
         assert_eq!(parse_user("1000:100").unwrap(), (1000, Some(100)));
         assert!(parse_user("bob").is_err());
         assert!(parse_user("1:x").is_err());
+        assert!(parse_user("4294967295").is_err());
+        assert!(parse_user("0:2147483648").is_err());
+        assert_eq!(parse_user("2147483647").unwrap(), (2147483647, None));
     }
 }

@@ -1,14 +1,14 @@
-use super::{blocking, meta_status, namespace, now, Shared};
-use hull_api::images::Descriptor;
+use super::{blocking, meta_status, namespace, now, status, Shared};
 use hull_api::transfer::transfer_server::Transfer;
 use hull_api::transfer::*;
+use hull_api::types::Descriptor;
 use hull_images::pull::{Event, PullError, PullOptions};
 use hull_images::{Platform, Reference};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 pub struct Service(pub Shared);
 
@@ -18,23 +18,26 @@ pub struct Service(pub Shared);
 const PULL_LEASE_SECONDS: u64 = 24 * 3600;
 
 fn pull_status(e: PullError) -> Status {
-    let msg = e.to_string();
-    match e {
-        PullError::NotFound { .. } | PullError::NoPlatform { .. } => Status::not_found(msg),
-        PullError::Unauthorized { .. } => Status::unauthenticated(msg),
-        PullError::Unreachable { .. } | PullError::Tls { .. } => Status::unavailable(msg),
-        PullError::NoSpace { .. } => Status::resource_exhausted(msg),
-        PullError::Manifest { .. } => Status::failed_precondition(msg),
-        PullError::Blob { .. } => Status::data_loss(msg),
-        PullError::Store(_) | PullError::Registry { .. } => Status::internal(msg),
-    }
+    let code = match e {
+        PullError::NotFound { .. } | PullError::NoPlatform { .. } => Code::NotFound,
+        PullError::Unauthorized { .. } => Code::Unauthenticated,
+        PullError::Unreachable { .. } | PullError::Tls { .. } => Code::Unavailable,
+        PullError::NoSpace { .. } => Code::ResourceExhausted,
+        PullError::Manifest { .. } | PullError::TooLarge { .. } => Code::FailedPrecondition,
+        PullError::Blob { .. } => Code::DataLoss,
+        PullError::Store(_) | PullError::Registry { .. } | PullError::Unpack { .. } => {
+            Code::Internal
+        }
+    };
+    status(code, e.to_string())
 }
 
 fn descriptor(d: &hull_images::pull::Descriptor) -> Descriptor {
     Descriptor {
         media_type: d.media_type.clone(),
         digest: d.digest.clone(),
-        size: d.size,
+        size: d.size as i64,
+        annotations: Default::default(),
     }
 }
 
@@ -69,11 +72,29 @@ impl Transfer for Service {
                 .map(|c| (c.host, (c.username, c.secret)))
                 .collect(),
             max_concurrent_downloads: r.max_concurrent_downloads as usize,
+            unpacker: None,
         };
         let lease = hull_metadata::Lease {
             id: super::leases::new_lease_id("pull"),
             resources: Default::default(),
             expires: now() + PULL_LEASE_SECONDS,
+            ..Default::default()
+        };
+        let snapshotter = if r.unpack && r.store_image {
+            Some(self.0.snapshotters.get(&r.snapshotter)?)
+        } else {
+            None
+        };
+        let opts = PullOptions {
+            unpacker: snapshotter.clone().map(|sn| {
+                Arc::new(crate::unpack::SnapshotUnpacker {
+                    snapshotter: sn,
+                    meta: self.0.meta.clone(),
+                    ns: ns.clone(),
+                    lease: lease.id.clone(),
+                }) as Arc<dyn hull_images::pull::LayerUnpacker>
+            }),
+            ..opts
         };
         let d = self.0.clone();
         let (n, l) = (ns.clone(), lease.clone());
@@ -98,6 +119,12 @@ impl Transfer for Service {
                             offset: b.offset,
                             total: b.total,
                         }),
+                        Event::Unpack(u) => pull_progress::Event::Unpack(UnpackProgress {
+                            layer: u.layer,
+                            chain_id: u.chain_id,
+                            state: u.state.into(),
+                            applied: u.applied,
+                        }),
                         Event::Committed(c) => {
                             // Visible in the namespace and protected by the lease
                             // from the moment it is in the store.
@@ -111,7 +138,16 @@ impl Transfer for Service {
                     let _ = tx.try_send(message(msg));
                 }
             });
-            let result = d.puller.pull(&reference, &opts, &events).await;
+            // A client that goes away (Ctrl-C of hullctl) cancels the pull:
+            // dropping it aborts its downloads, whose partial data stays
+            // for the next pull to resume.
+            let result = tokio::select! {
+                result = d.puller.pull(&reference, &opts, &events) => result,
+                _ = tx.closed() => {
+                    tracing::info!("pull {reference}: the client went away, cancelled");
+                    return;
+                }
+            };
             let outcome = match result {
                 Ok(pulled) => {
                     let name = reference.to_string();
@@ -121,16 +157,35 @@ impl Transfer for Service {
                             media_type: pulled.target.media_type.clone(),
                             digest: pulled.target.digest.clone(),
                             size: pulled.target.size,
+                            annotations: Default::default(),
                         },
                         labels: Default::default(),
                         created: d.meta.image(&ns, &name).map(|i| i.created).unwrap_or(now()),
                         updated: now(),
                     };
-                    // The image record last: only now is all of it committed.
-                    let stored = if r.store_image {
-                        d.meta.put_image(&ns, &record).map_err(meta_status)
-                    } else {
-                        Ok(())
+                    // The snapshot belongs to the image through its config
+                    // (containerd's label), then the image record last: only
+                    // now is all of it committed.
+                    let labelled = match (&snapshotter, &pulled.snapshot) {
+                        (Some(sn), Some(chain)) => {
+                            let label = format!("{}{}", hull_metadata::GC_REF_SNAPSHOT, sn.name());
+                            d.meta
+                                .update_content(
+                                    &ns,
+                                    &pulled.config.digest,
+                                    &[(label.clone(), chain.clone())].into(),
+                                    &[format!("labels.{label}")],
+                                )
+                                .map(drop)
+                                .map_err(meta_status)
+                        }
+                        _ => Ok(()),
+                    };
+                    let stored = match labelled {
+                        Ok(()) if r.store_image => {
+                            d.meta.put_image(&ns, &record).map_err(meta_status)
+                        }
+                        other => other,
                     };
                     // The image holds the content now. A content-only fetch
                     // keeps its lease (expiring, as ctr's), or the next GC
@@ -149,6 +204,7 @@ impl Transfer for Service {
                             target: Some(descriptor(&pulled.target)),
                             bytes_fetched: pulled.bytes_fetched,
                             blobs: pulled.blobs.len() as u32,
+                            snapshot: pulled.snapshot.clone().unwrap_or_default(),
                         })
                     })
                 }

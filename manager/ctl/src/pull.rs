@@ -1,0 +1,83 @@
+//! `hullctl pull` / `content fetch`: hulld pulls (and unpacks), hullctl
+//! shows the progress.
+
+use crate::client::Client;
+use crate::output::{print_json, safe, size, Format};
+use crate::{descriptor_json, status, PullArgs, Result};
+use hull_api::transfer::{pull_progress, Credential, PullRequest};
+use serde_json::json;
+
+/// Credentials from the user's docker config for the image's registry only
+/// (never send all of them to the daemon).
+fn credentials_for(reference: &str) -> Result<Vec<Credential>> {
+    let Ok(r) = reference.parse::<hull_images::Reference>() else {
+        return Ok(Vec::new()); // hulld reports the bad reference
+    };
+    let Some(path) = hull_images::auth::default_path() else {
+        return Ok(Vec::new());
+    };
+    let all = hull_images::auth::read(&path).map_err(|e| e.to_string())?;
+    Ok(hull_images::pull::lookup_credentials(&all, &r.domain)
+        .map(|(u, s)| Credential {
+            host: r.domain.clone(),
+            username: u.clone(),
+            secret: s.clone(),
+        })
+        .into_iter()
+        .collect())
+}
+
+pub async fn pull(c: &Client, args: PullArgs, store_image: bool, format: Format) -> Result {
+    let started = std::time::Instant::now();
+    let request = PullRequest {
+        credentials: credentials_for(&args.reference)?,
+        reference: args.reference,
+        platform: args.platform.unwrap_or_default(),
+        store_image,
+        max_concurrent_downloads: args.max_concurrent_downloads.unwrap_or(0),
+        unpack: store_image && !args.no_unpack,
+        snapshotter: args.snapshotter.unwrap_or_default(),
+    };
+    let mut stream = c
+        .transfer()
+        .pull(request)
+        .await
+        .map_err(status)?
+        .into_inner();
+    let quiet = args.quiet || format == Format::Json;
+    let mut progress = crate::progress::Progress::new(crate::output::stderr_is_tty(), quiet);
+    let mut done = None;
+    while let Some(msg) = stream.message().await.map_err(status)? {
+        if let Some(event) = msg.event {
+            progress.event(&event);
+            if let pull_progress::Event::Done(d) = event {
+                done = Some(d);
+            }
+        }
+    }
+    progress.finish();
+    let d = done.ok_or("hulld ended the pull without a result")?;
+    let secs = started.elapsed().as_secs_f64();
+    match format {
+        Format::Json => print_json(&json!({
+            "name": d.name,
+            "target": descriptor_json(&d.target),
+            "blobs": d.blobs,
+            "bytesFetched": d.bytes_fetched,
+            "snapshot": d.snapshot,
+            "seconds": secs,
+        })),
+        Format::Table => {
+            let digest = d.target.map(|t| t.digest).unwrap_or_default();
+            println!(
+                "{} {}: {} ({} blobs, {} fetched in {secs:.1} s)",
+                if store_image { "pulled" } else { "fetched" },
+                safe(&d.name),
+                safe(&digest),
+                d.blobs,
+                size(d.bytes_fetched)
+            );
+        }
+    }
+    Ok(())
+}
