@@ -111,15 +111,16 @@ impl Applier {
     /// Apply one tar entry.
     pub(crate) fn entry<R: Read>(&mut self, e: &mut tar::Entry<R>) -> Result<(), ApplyError> {
         let raw = e.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
         let kind = e.header().entry_type();
         if kind.is_pax_global_extensions() {
             return Ok(());
         }
-        let Some(path) = clean(&raw).map_err(|r| refused(&shown, r))? else {
+        // Entry names for messages are made only when something fails.
+        let shown = || String::from_utf8_lossy(&raw).into_owned();
+        let Some(path) = clean(&raw).map_err(|r| refused(&shown(), r))? else {
             return Ok(()); // the root itself: see path.rs
         };
-        let meta = read_meta(e, &shown)?;
+        let meta = read_meta(e, &raw)?;
         if let Some(target) = path.name().strip_prefix(WHITEOUT_PREFIX) {
             return self.whiteout(&path, target, &meta);
         }
@@ -129,11 +130,11 @@ impl Applier {
             T::Regular | T::Continuous => self.file(&path, e, &meta),
             T::Directory => self.dir(&path, &meta),
             T::Symlink => {
-                let target = link_name(e, &shown)?;
+                let target = link_name(e, &raw)?;
                 self.symlink(&path, &target, &meta)
             }
             T::Link => {
-                let target = link_name(e, &shown)?;
+                let target = link_name(e, &raw)?;
                 self.hardlink(&path, &target)
             }
             T::Char | T::Block | T::Fifo => {
@@ -148,7 +149,7 @@ impl Applier {
                 self.node(&path, ty, sys::makedev(major, minor), &meta)
             }
             other => Err(refused(
-                &shown,
+                &shown(),
                 format!("unsupported tar entry type {:?}", other.as_byte() as char),
             )),
         }
@@ -569,14 +570,16 @@ fn same_inode(a: BorrowedFd, an: &CStr, b: BorrowedFd, bn: &CStr) -> bool {
     }
 }
 
-fn link_name<R: Read>(e: &tar::Entry<R>, shown: &str) -> Result<Vec<u8>, ApplyError> {
+fn link_name<R: Read>(e: &tar::Entry<R>, raw: &[u8]) -> Result<Vec<u8>, ApplyError> {
     e.link_name_bytes()
         .map(|c| c.into_owned())
-        .ok_or_else(|| refused(shown, "link entry without a target"))
+        .ok_or_else(|| refused(&String::from_utf8_lossy(raw), "link entry without a target"))
 }
 
 /// Mode, owner, mtime and xattrs from the header and its PAX records.
-fn read_meta<R: Read>(e: &mut tar::Entry<R>, shown: &str) -> Result<Meta, ApplyError> {
+fn read_meta<R: Read>(e: &mut tar::Entry<R>, raw: &[u8]) -> Result<Meta, ApplyError> {
+    let shown = String::from_utf8_lossy(raw);
+    let shown = shown.as_ref();
     let bad = |what: &str| refused(shown, format!("invalid {what} in the header"));
     let h = e.header();
     let old = h.as_old();

@@ -38,14 +38,10 @@ mod tree;
 
 pub use tree::{copy_tree, disk_usage, CopyError};
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// Read size between the decompressor and the tar parser: tar asks for 512
-/// bytes per header, which should not each become a decompressor call.
-const TAR_BUFFER: usize = 256 << 10;
 
 /// How OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) are applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,19 +153,22 @@ pub fn apply(
 ) -> Result<Applied, ApplyError> {
     let mut applier = apply::Applier::new(root, opts)?;
     let stream = stream::open(layer, media_type)?;
-    let mut archive = tar::Archive::new(guard::Guard::new(BufReader::with_capacity(
-        TAR_BUFFER, stream,
-    )));
-    let mut last: Option<String> = None;
-    let malformed = |last: &Option<String>, source| ApplyError::Malformed {
+    let mut archive = tar::Archive::new(guard::Guard::new(stream));
+    // The last entry's name, kept as bytes (no allocation per entry) for
+    // the message if the stream breaks after it.
+    let mut last: Vec<u8> = Vec::new();
+    let shown =
+        |last: &[u8]| (!last.is_empty()).then(|| String::from_utf8_lossy(last).into_owned());
+    let malformed = |last: &[u8], source| ApplyError::Malformed {
         what: "tar stream",
-        after: last.clone(),
+        after: shown(last),
         source,
     };
     for entry in archive.entries().map_err(|e| malformed(&last, e))? {
         let mut entry = entry.map_err(|e| malformed(&last, e))?;
         applier.entry(&mut entry)?;
-        last = Some(String::from_utf8_lossy(&entry.path_bytes()).into_owned());
+        last.clear();
+        last.extend_from_slice(&entry.path_bytes());
     }
     applier.finish()?;
     // The diff_id covers the whole stream: the end-of-archive blocks and
@@ -177,10 +176,10 @@ pub fn apply(
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|source| ApplyError::Malformed {
         what: "layer after the end of its tar stream",
-        after: last.clone(),
+        after: shown(&last),
         source,
     })?;
-    let (diff_id, size) = rest.into_inner().into_inner().finish();
+    let (diff_id, size) = rest.into_inner().finish().map_err(ApplyError::Read)?;
     Ok(Applied { diff_id, size })
 }
 

@@ -94,6 +94,13 @@ fn check_name(what: &str, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Both parts of a key prefix must be free of '/', or one namespace's key
+/// could alias another's (`a/overlayfs` + `native` vs `a` + `overlayfs`).
+fn check_prefix(ns: &str, snapshotter: &str) -> Result<(), Error> {
+    check_namespace(ns)?;
+    check_name("snapshotter name", snapshotter)
+}
+
 fn snapshot_key(ns: &str, snapshotter: &str, key: &str) -> String {
     format!("{ns}/{snapshotter}/{key}")
 }
@@ -226,7 +233,7 @@ impl Metadata {
         snapshotter: &str,
         key: &str,
     ) -> Result<SnapshotRecord, SnapshotError> {
-        check_namespace(ns)?;
+        check_prefix(ns, snapshotter)?;
         self.snapshot_read(|t| {
             let Some(t) = t else {
                 return Err(not_found(ns, key));
@@ -247,7 +254,7 @@ impl Metadata {
         ns: &str,
         snapshotter: &str,
     ) -> Result<Vec<(String, SnapshotRecord)>, SnapshotError> {
-        check_namespace(ns)?;
+        check_prefix(ns, snapshotter)?;
         self.snapshot_read(|t| {
             let Some(t) = t else { return Ok(Vec::new()) };
             let (a, b) = snapshot_range(ns, snapshotter);
@@ -289,7 +296,7 @@ impl Metadata {
         snapshotter: &str,
         key: &str,
     ) -> Result<Vec<(String, SnapshotRecord)>, SnapshotError> {
-        check_namespace(ns)?;
+        check_prefix(ns, snapshotter)?;
         self.snapshot_read(|t| {
             let Some(t) = t else {
                 return Err(not_found(ns, key));
@@ -350,7 +357,7 @@ impl Metadata {
         key: &str,
         record: &SnapshotRecord,
     ) -> Result<(), SnapshotError> {
-        check_name("snapshotter name", snapshotter)?;
+        check_prefix(ns, snapshotter)?;
         self.snapshot_write(|tx| {
             self.require_namespace(tx, ns)?;
             let mut t = tx.open_table(SNAPSHOTS).map_err(dberr)?;
@@ -398,6 +405,7 @@ impl Metadata {
         labels: BTreeMap<String, String>,
         usage: SnapshotUsage,
     ) -> Result<SnapshotRecord, SnapshotError> {
+        check_prefix(ns, snapshotter)?;
         self.snapshot_write(|tx| {
             let mut t = tx.open_table(SNAPSHOTS).map_err(dberr)?;
             let Some(active) = get_in(&t, ns, snapshotter, key)? else {
@@ -443,6 +451,7 @@ impl Metadata {
         snapshotter: &str,
         key: &str,
     ) -> Result<SnapshotRecord, SnapshotError> {
+        check_prefix(ns, snapshotter)?;
         self.snapshot_write(|tx| {
             let mut t = tx.open_table(SNAPSHOTS).map_err(dberr)?;
             let Some(record) = get_in(&t, ns, snapshotter, key)? else {
@@ -474,6 +483,7 @@ impl Metadata {
         key: &str,
         change: impl Fn(&mut SnapshotRecord),
     ) -> Result<SnapshotRecord, SnapshotError> {
+        check_prefix(ns, snapshotter)?;
         self.snapshot_write(|tx| {
             let mut t = tx.open_table(SNAPSHOTS).map_err(dberr)?;
             let Some(mut record) = get_in(&t, ns, snapshotter, key)? else {
@@ -579,6 +589,15 @@ mod tests {
         let chain = m.snapshot_parent_chain("ns", ov, "b").unwrap();
         assert_eq!(chain.len(), 1);
         assert_eq!(chain[0].0, "A");
+        // "ns/overlayfs" + "native" + "b" must not alias "ns" + "overlayfs" + "native/b".
+        let e = m
+            .remove_snapshot("ns/overlayfs", "native", "b")
+            .unwrap_err();
+        assert!(
+            matches!(e, SnapshotError::Db(Error::InvalidNamespace(_))),
+            "{e}"
+        );
+        assert!(m.snapshot("ns", "over/lay", "b").is_err());
         m.remove_snapshot("ns", ov, "b").unwrap();
         m.remove_snapshot("ns", ov, "A").unwrap();
         assert!(m.snapshots("ns", ov).unwrap().is_empty());
