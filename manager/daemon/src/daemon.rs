@@ -26,6 +26,8 @@ pub struct Daemon {
     pub meta: Arc<Metadata>,
     pub puller: hull_images::Puller,
     pub snapshotters: crate::snapshotters::Snapshotters,
+    pub events: crate::events::EventBus,
+    pub tasks: crate::tasks::Tasks,
     /// This daemon's identity (introspection's Server), kept in the root.
     pub uuid: String,
 }
@@ -91,6 +93,8 @@ impl Daemon {
             meta,
             puller,
             snapshotters,
+            events: Default::default(),
+            tasks: Default::default(),
             uuid,
         })
     }

@@ -3,10 +3,12 @@
 
 mod config;
 mod daemon;
+mod events;
 mod lock;
 mod server;
 mod services;
 mod snapshotters;
+mod tasks;
 mod unpack;
 
 use clap::{Parser, Subcommand};

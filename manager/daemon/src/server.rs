@@ -3,8 +3,10 @@
 use crate::daemon::Daemon;
 use crate::lock::RootLock;
 use crate::services;
+use hull_api::containers::containers_server::ContainersServer;
 use hull_api::content::content_server::ContentServer;
 use hull_api::diff::diff_server::DiffServer;
+use hull_api::events::events_server::EventsServer;
 use hull_api::gc::gc_server::GcServer;
 use hull_api::images::images_server::ImagesServer;
 use hull_api::introspection::introspection_server::IntrospectionServer;
@@ -124,6 +126,8 @@ fn routes(daemon: &Arc<Daemon>) -> Routes {
     let d = || daemon.clone();
     let mut routes = Routes::new(NamespacesServer::new(services::namespaces::Service(d())))
         .add_service(ContentServer::new(services::content::Service(d())))
+        .add_service(ContainersServer::new(services::containers::Service(d())))
+        .add_service(EventsServer::new(services::events::Service(d())))
         .add_service(ImagesServer::new(services::images::Service(d())))
         .add_service(LeasesServer::new(services::leases::Service(d())))
         .add_service(SnapshotsServer::new(services::snapshots::Service(d())))

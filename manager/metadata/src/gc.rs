@@ -128,7 +128,7 @@ impl Metadata {
         })
     }
 
-    /// The snapshots of `ns` nothing keeps: roots are live leases, the
+    /// The snapshots of `ns` nothing keeps: roots are containers, live leases, the
     /// `containerd.io/gc.ref.snapshot.*` labels of reachable content
     /// (`marked`) and `containerd.io/gc.root` labels; parents of kept
     /// snapshots are kept. Children come before their parents in the
@@ -157,6 +157,13 @@ impl Metadata {
                 );
             }
         }
+        // A container's root filesystem.
+        roots.extend(
+            self.containers(ns)?
+                .into_iter()
+                .filter(|c| !c.snapshot_key.is_empty())
+                .map(|c| (c.snapshotter, c.snapshot_key)),
+        );
         roots.extend(
             all.iter()
                 .filter(|(_, _, r)| r.labels.contains_key(GC_ROOT))

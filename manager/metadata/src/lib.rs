@@ -9,6 +9,7 @@
 //! Keys are `<namespace>/<name>`: namespace names cannot contain `/`, so a
 //! namespace's entries are one contiguous key range.
 
+mod containers;
 mod content;
 mod gc;
 mod images;
@@ -16,6 +17,7 @@ mod leases;
 mod namespaces;
 mod snapshots;
 
+pub use containers::{check_id, AnyRecord, Container, Runtime};
 pub use content::ContentRecord;
 pub use gc::{
     content_refs, snapshot_refs, Collected, DoomedSnapshot, GC_EXPIRE, GC_REF_CONTENT,
@@ -195,7 +197,7 @@ impl Metadata {
     fn open_db(path: &Path) -> Result<Database> {
         let db = Database::create(path).map_err(dberr)?;
         let tx = db.begin_write().map_err(dberr)?;
-        for t in [NAMESPACES, IMAGES, CONTENT, LEASES] {
+        for t in [NAMESPACES, IMAGES, CONTENT, LEASES, containers::CONTAINERS] {
             tx.open_table(t).map_err(dberr)?;
         }
         tx.commit().map_err(dberr)?;

@@ -129,7 +129,7 @@ impl Metadata {
         check_namespace(ns)?;
         let others: Vec<String> = self.namespaces()?.into_iter().filter(|o| o != ns).collect();
         self.write(|tx| {
-            for table in [IMAGES, LEASES] {
+            for table in [IMAGES, LEASES, crate::containers::CONTAINERS] {
                 let t = tx.open_table(table).map_err(dberr)?;
                 let (a, b) = range(ns);
                 if t.range(a.as_str()..b.as_str())

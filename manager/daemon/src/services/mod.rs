@@ -1,8 +1,10 @@
 //! The gRPC services, one module each, over the shared [`Daemon`]:
 //! containerd's own (`containerd.services.*.v1`) and hull's transfer.
 
+pub mod containers;
 pub mod content;
 pub mod diff;
+pub mod events;
 pub mod filters;
 pub mod gc;
 pub mod images;

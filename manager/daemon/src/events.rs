@@ -1,0 +1,98 @@
+//! The daemon's event exchange, as containerd's: services publish what
+//! changed (`/containers/create`, `/tasks/exit`, ...), shims forward theirs,
+//! and clients subscribe with filters (`ctr events`). Events are typed
+//! protobuf messages of containerd's `containerd.events` package, carried
+//! as `Any` in an `Envelope`.
+
+use hull_api::containerd::events as ev;
+use hull_api::types::Envelope;
+use prost::Message;
+use tokio::sync::broadcast;
+
+/// Events a slow subscriber may fall behind by before it misses some.
+const BACKLOG: usize = 1024;
+
+pub struct EventBus {
+    tx: broadcast::Sender<Envelope>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            tx: broadcast::channel(BACKLOG).0,
+        }
+    }
+}
+
+impl EventBus {
+    pub fn publish(&self, ns: &str, topic: &str, event: prost_types::Any) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.forward(Envelope {
+            timestamp: Some(prost_types::Timestamp {
+                seconds: now.as_secs() as i64,
+                nanos: now.subsec_nanos() as i32,
+            }),
+            namespace: ns.to_string(),
+            topic: topic.to_string(),
+            event: Some(event),
+        });
+    }
+
+    /// An envelope made elsewhere (a shim, a client's Forward).
+    pub fn forward(&self, envelope: Envelope) {
+        tracing::debug!("event {} {}", envelope.namespace, envelope.topic);
+        // No subscriber is fine.
+        let _ = self.tx.send(envelope);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Envelope> {
+        self.tx.subscribe()
+    }
+}
+
+/// An event message as `Any`, under containerd's type name.
+pub fn any<M: Message>(name: &str, m: &M) -> prost_types::Any {
+    prost_types::Any {
+        type_url: format!("containerd.events.{name}"),
+        value: m.encode_to_vec(),
+    }
+}
+
+pub fn container_create(c: &hull_metadata::Container) -> prost_types::Any {
+    any(
+        "ContainerCreate",
+        &ev::ContainerCreate {
+            id: c.id.clone(),
+            image: c.image.clone(),
+            runtime: Some(ev::container_create::Runtime {
+                name: c.runtime.name.clone(),
+                options: c
+                    .runtime
+                    .options
+                    .clone()
+                    .map(crate::services::containers::any_out),
+            }),
+        },
+    )
+}
+
+pub fn container_update(c: &hull_metadata::Container) -> prost_types::Any {
+    any(
+        "ContainerUpdate",
+        &ev::ContainerUpdate {
+            id: c.id.clone(),
+            image: c.image.clone(),
+            labels: c.labels.clone().into_iter().collect(),
+            snapshot_key: c.snapshot_key.clone(),
+        },
+    )
+}
+
+pub fn container_delete(id: &str) -> prost_types::Any {
+    any(
+        "ContainerDelete",
+        &ev::ContainerDelete { id: id.to_string() },
+    )
+}
