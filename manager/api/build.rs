@@ -42,20 +42,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Where cargo unpacked the `containerd-client` crate.
+/// Where cargo unpacked the `containerd-client` crate: asked of `cargo
+/// metadata` for this build's target only (other targets' dependencies are
+/// not downloaded on a fresh machine, and --offline would fail on them),
+/// else looked up in cargo's registry cache.
 fn containerd_client_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    match from_cargo_metadata() {
+        Ok(dir) => Ok(dir),
+        Err(e) => from_registry_cache().ok_or_else(|| {
+            format!("cannot find the containerd-client crate's sources: {e}").into()
+        }),
+    }
+}
+
+fn from_cargo_metadata() -> Result<PathBuf, Box<dyn std::error::Error>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("Cargo.toml");
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .output()?;
+    let mut cmd = Command::new(cargo);
+    cmd.args(["metadata", "--format-version", "1", "--offline"]);
+    if let Ok(target) = std::env::var("TARGET") {
+        cmd.args(["--filter-platform", &target]);
+    }
+    let out = cmd.arg("--manifest-path").arg(&manifest).output()?;
     if !out.status.success() {
         return Err(format!(
             "cargo metadata failed: {}",
@@ -75,4 +83,25 @@ fn containerd_client_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
         .parent()
         .ok_or("containerd-client's manifest has no directory")?
         .to_path_buf())
+}
+
+/// `$CARGO_HOME/registry/src/*/containerd-client-*`, the newest.
+fn from_registry_cache() -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    let mut found: Vec<PathBuf> = std::fs::read_dir(home.join("registry/src"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .flat_map(|index| std::fs::read_dir(index.path()).into_iter().flatten())
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("containerd-client-0.9."))
+        })
+        .collect();
+    found.sort();
+    found.pop()
 }
