@@ -20,6 +20,24 @@ pub struct Config {
     pub pull: Pull,
     pub registry: Registry,
     pub snapshots: Snapshots,
+    pub runtime: Runtime,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Runtime {
+    /// The shim (containerd's shim v2 protocol) that runs each task; a
+    /// name is looked up on PATH, hulld's own directory first. It runs the
+    /// `hull` runtime found the same way.
+    pub shim: PathBuf,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            shim: "containerd-shim-hull-v2".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,6 +100,7 @@ impl Default for Config {
             pull: Pull::default(),
             registry: Registry::default(),
             snapshots: Snapshots::default(),
+            runtime: Runtime::default(),
         }
     }
 }

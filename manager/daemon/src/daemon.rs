@@ -27,6 +27,7 @@ pub struct Daemon {
     pub puller: hull_images::Puller,
     pub snapshotters: crate::snapshotters::Snapshotters,
     pub events: crate::events::EventBus,
+    pub shims: crate::shim::ShimRuntime,
     pub tasks: crate::tasks::Tasks,
     /// This daemon's identity (introspection's Server), kept in the root.
     pub uuid: String,
@@ -87,6 +88,12 @@ impl Daemon {
             path: config.root.join("uuid").display().to_string(),
             source,
         })?;
+        let shims = crate::shim::ShimRuntime {
+            binary: find_program(&config.runtime.shim),
+            grpc_address: config.grpc.address.clone(),
+            ttrpc_address: ttrpc_address(&config.grpc.address),
+            tasks_dir: config.state.join("tasks"),
+        };
         Ok(Daemon {
             config,
             store,
@@ -95,6 +102,7 @@ impl Daemon {
             snapshotters,
             events: Default::default(),
             tasks: Default::default(),
+            shims,
             uuid,
         })
     }
@@ -349,4 +357,26 @@ fn daemon_uuid(root: &std::path::Path) -> std::io::Result<String> {
     std::fs::write(&tmp, &id)?;
     std::fs::rename(&tmp, &path)?;
     Ok(id)
+}
+
+/// Where shims forward events: the gRPC socket's path plus `.ttrpc`.
+pub fn ttrpc_address(grpc: &std::path::Path) -> std::path::PathBuf {
+    let mut s = grpc.as_os_str().to_owned();
+    s.push(".ttrpc");
+    s.into()
+}
+
+/// A program by path, or by name in hulld's own directory, else on PATH
+/// (left as a name: the error when it is run says it is missing).
+fn find_program(name: &std::path::Path) -> std::path::PathBuf {
+    if name.components().count() > 1 {
+        return name.to_path_buf();
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)));
+    match beside {
+        Some(p) if p.exists() => p,
+        _ => name.to_path_buf(),
+    }
 }

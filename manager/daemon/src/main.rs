@@ -4,9 +4,11 @@
 mod config;
 mod daemon;
 mod events;
+mod events_ttrpc;
 mod lock;
 mod server;
 mod services;
+mod shim;
 mod snapshotters;
 mod tasks;
 mod unpack;

@@ -13,6 +13,7 @@ use hull_api::introspection::introspection_server::IntrospectionServer;
 use hull_api::leases::leases_server::LeasesServer;
 use hull_api::namespaces::namespaces_server::NamespacesServer;
 use hull_api::snapshots::snapshots_server::SnapshotsServer;
+use hull_api::tasks::tasks_server::TasksServer;
 use hull_api::transfer::transfer_server::TransferServer;
 use hull_api::version::version_server::VersionServer;
 use std::os::unix::fs::PermissionsExt;
@@ -103,6 +104,13 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
         d.snapshotters.cleanup();
     })
     .await?;
+    // Shims that outlived the last daemon: reconnect (or clean up).
+    daemon.tasks.recover(&daemon.shims).await;
+    let mut events = crate::events_ttrpc::serve(daemon.clone(), &daemon.shims.ttrpc_address)?;
+    events
+        .start()
+        .await
+        .map_err(|e| format!("serving shim events: {e}"))?;
     let listener = listen(&address, gid)?;
     tracing::info!(
         "hulld {} serving on {} (root {})",
@@ -114,7 +122,9 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
         .add_routes(routes(&daemon))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
         .await?;
+    let _ = events.shutdown().await;
     let _ = std::fs::remove_file(&address);
+    let _ = std::fs::remove_file(&daemon.shims.ttrpc_address);
     tracing::info!("hulld stopped");
     Ok(())
 }
@@ -128,6 +138,7 @@ fn routes(daemon: &Arc<Daemon>) -> Routes {
         .add_service(ContentServer::new(services::content::Service(d())))
         .add_service(ContainersServer::new(services::containers::Service(d())))
         .add_service(EventsServer::new(services::events::Service(d())))
+        .add_service(TasksServer::new(services::tasks::Service(d())))
         .add_service(ImagesServer::new(services::images::Service(d())))
         .add_service(LeasesServer::new(services::leases::Service(d())))
         .add_service(SnapshotsServer::new(services::snapshots::Service(d())))

@@ -12,6 +12,7 @@ pub mod introspection;
 pub mod leases;
 pub mod namespaces;
 pub mod snapshots;
+pub mod tasks;
 pub mod transfer;
 pub mod version;
 

@@ -1,0 +1,599 @@
+//! containerd.services.tasks.v1: the running side of containers, each task
+//! served by its shim (containerd's shim v2 API over ttrpc). The shims
+//! publish the task events (`/tasks/create`, `/tasks/exit`, ...).
+
+use super::{meta_status, namespace, Shared};
+use crate::shim::{self, ctx, ttrpc_status};
+use crate::tasks::Task;
+use containerd_shim_protos::api;
+use containerd_shim_protos::protobuf::well_known_types::{
+    any::Any as PbAny, timestamp::Timestamp as PbTime,
+};
+use containerd_shim_protos::protobuf::MessageField;
+use hull_api::containerd::v1::types::{Process, ProcessInfo, Status as ProcStatus};
+use hull_api::tasks::tasks_server::Tasks;
+use hull_api::tasks::*;
+use hull_api::types::{Metric, Mount};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct Service(pub Shared);
+
+/// Runtimes hulld answers for: its own, and runc's name, which it
+/// replaces (so a client that asks for runc gets hull, as with runc's
+/// `BinaryName`).
+const RUNTIMES: &[&str] = &[
+    "io.containerd.hull.v2",
+    "io.containerd.runc.v2",
+    "io.containerd.runc.v1",
+];
+
+fn pb_any(a: prost_types::Any) -> PbAny {
+    let mut out = PbAny::new();
+    out.type_url = a.type_url;
+    out.value = a.value;
+    out
+}
+
+fn any_out(a: &PbAny) -> prost_types::Any {
+    prost_types::Any {
+        type_url: a.type_url.clone(),
+        value: a.value.clone(),
+    }
+}
+
+fn time_out(t: &MessageField<PbTime>) -> Option<prost_types::Timestamp> {
+    t.as_ref().map(|t| prost_types::Timestamp {
+        seconds: t.seconds,
+        nanos: t.nanos,
+    })
+}
+
+fn mount_in(m: Mount) -> containerd_shim_protos::types::mount::Mount {
+    let mut out = containerd_shim_protos::types::mount::Mount::new();
+    out.type_ = m.r#type;
+    out.source = m.source;
+    out.target = m.target;
+    out.options = m.options;
+    out
+}
+
+fn process_out(container: &str, s: api::StateResponse) -> Process {
+    Process {
+        container_id: container.to_string(),
+        id: s.exec_id.clone(),
+        pid: s.pid,
+        status: s.status.value(),
+        stdin: s.stdin.clone(),
+        stdout: s.stdout.clone(),
+        stderr: s.stderr.clone(),
+        terminal: s.terminal,
+        exit_status: s.exit_status,
+        exited_at: time_out(&s.exited_at),
+    }
+}
+
+impl Service {
+    fn task(&self, req_ns: &str, id: &str) -> Result<Arc<Task>, Status> {
+        self.0.tasks.get(req_ns, id)
+    }
+
+    async fn state(&self, ns: &str, id: &str, exec_id: &str) -> Result<Process, Status> {
+        let t = self.task(ns, id)?;
+        let s = t
+            .shim
+            .task
+            .state(
+                ctx(),
+                &api::StateRequest {
+                    id: id.to_string(),
+                    exec_id: exec_id.to_string(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("state of {id}"), e))?;
+        Ok(process_out(id, s))
+    }
+
+    /// Write the bundle of `container`: its spec as config.json, and the
+    /// mount point of its root filesystem.
+    fn write_bundle(
+        &self,
+        ns: &str,
+        container: &hull_metadata::Container,
+    ) -> Result<std::path::PathBuf, Status> {
+        let spec = container.spec.as_ref().ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "container {} has no OCI spec: create it with one",
+                container.id
+            ))
+        })?;
+        let bundle = self.0.shims.bundle(ns, &container.id);
+        let io = |what: &str, e: std::io::Error| {
+            Status::internal(format!("{what} {}: {e}", bundle.display()))
+        };
+        std::fs::create_dir_all(bundle.join("rootfs")).map_err(|e| io("creating", e))?;
+        let tmp = bundle.join(".config.json.tmp");
+        std::fs::write(&tmp, &spec.value).map_err(|e| io("writing the spec into", e))?;
+        std::fs::rename(&tmp, bundle.join("config.json"))
+            .map_err(|e| io("writing the spec into", e))?;
+        Ok(bundle)
+    }
+
+    /// The snapshot mounts of a container that came without rootfs mounts.
+    async fn snapshot_mounts(
+        &self,
+        ns: &str,
+        c: &hull_metadata::Container,
+    ) -> Result<Vec<Mount>, Status> {
+        if c.snapshot_key.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sn = self.0.snapshotters.get(&c.snapshotter)?;
+        let (ns, key) = (ns.to_string(), c.snapshot_key.clone());
+        let mounts = super::blocking(move || {
+            sn.mounts(&ns, &key)
+                .map_err(crate::snapshotters::snapshot_status)
+        })
+        .await?;
+        Ok(super::snapshots::mounts_out(mounts))
+    }
+}
+
+#[tonic::async_trait]
+impl Tasks for Service {
+    async fn create(
+        &self,
+        req: Request<CreateTaskRequest>,
+    ) -> Result<Response<CreateTaskResponse>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        if r.checkpoint.is_some() {
+            return Err(Status::unimplemented(
+                "hulld does not restore tasks from checkpoints",
+            ));
+        }
+        let container = self
+            .0
+            .meta
+            .container(&ns, &r.container_id)
+            .map_err(meta_status)?;
+        if !RUNTIMES.contains(&container.runtime.name.as_str()) {
+            return Err(Status::failed_precondition(format!(
+                "container {}: runtime {:?} is not one hulld runs ({})",
+                container.id,
+                container.runtime.name,
+                RUNTIMES.join(", ")
+            )));
+        }
+        if self.0.tasks.has_task(&ns, &container.id) {
+            return Err(Status::already_exists(format!(
+                "task for container {} already exists",
+                container.id
+            )));
+        }
+        let rootfs = if r.rootfs.is_empty() {
+            self.snapshot_mounts(&ns, &container).await?
+        } else {
+            r.rootfs
+        };
+        let bundle = self.write_bundle(&ns, &container)?;
+        let shim = self.0.shims.start(&ns, &container.id, &bundle).await?;
+        let options = r.options.or(container
+            .runtime
+            .options
+            .clone()
+            .map(super::containers::any_out));
+        let request = api::CreateTaskRequest {
+            id: container.id.clone(),
+            bundle: bundle.display().to_string(),
+            rootfs: rootfs.into_iter().map(mount_in).collect(),
+            terminal: r.terminal,
+            stdin: r.stdin,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            options: options.map(pb_any).into(),
+            ..Default::default()
+        };
+        let created = match shim.task.create(ctx(), &request).await {
+            Ok(c) => c,
+            Err(e) => {
+                let status = ttrpc_status(&format!("creating task {}", container.id), e);
+                let _ = shim
+                    .task
+                    .shutdown(
+                        ctx(),
+                        &api::ShutdownRequest {
+                            id: container.id.clone(),
+                            now: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+                let _ = self.0.shims.delete(&ns, &container.id).await;
+                return Err(status);
+            }
+        };
+        self.0
+            .tasks
+            .insert(&ns, &container.id, Task { shim, bundle });
+        Ok(Response::new(CreateTaskResponse {
+            container_id: container.id,
+            pid: created.pid,
+        }))
+    }
+
+    async fn start(&self, req: Request<StartRequest>) -> Result<Response<StartResponse>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let t = self.task(&ns, &r.container_id)?;
+        let started = t
+            .shim
+            .task
+            .start(
+                ctx(),
+                &api::StartRequest {
+                    id: r.container_id.clone(),
+                    exec_id: r.exec_id,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("starting {}", r.container_id), e))?;
+        Ok(Response::new(StartResponse { pid: started.pid }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<DeleteTaskRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let ns = namespace(&req)?;
+        let id = req.into_inner().container_id;
+        let t = self.task(&ns, &id)?;
+        let deleted = t
+            .shim
+            .task
+            .delete(
+                ctx(),
+                &api::DeleteRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("deleting task {id}"), e))?;
+        let _ = t
+            .shim
+            .task
+            .shutdown(
+                ctx(),
+                &api::ShutdownRequest {
+                    id: id.clone(),
+                    now: true,
+                    ..Default::default()
+                },
+            )
+            .await;
+        self.0.tasks.remove(&ns, &id);
+        shim::remove_bundle(&t.bundle);
+        Ok(Response::new(DeleteResponse {
+            id,
+            pid: deleted.pid,
+            exit_status: deleted.exit_status,
+            exited_at: time_out(&deleted.exited_at),
+        }))
+    }
+
+    async fn delete_process(
+        &self,
+        req: Request<DeleteProcessRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let t = self.task(&ns, &r.container_id)?;
+        let deleted = t
+            .shim
+            .task
+            .delete(
+                ctx(),
+                &api::DeleteRequest {
+                    id: r.container_id.clone(),
+                    exec_id: r.exec_id.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("deleting process {}", r.exec_id), e))?;
+        Ok(Response::new(DeleteResponse {
+            id: r.exec_id,
+            pid: deleted.pid,
+            exit_status: deleted.exit_status,
+            exited_at: time_out(&deleted.exited_at),
+        }))
+    }
+
+    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let process = self.state(&ns, &r.container_id, &r.exec_id).await?;
+        Ok(Response::new(GetResponse {
+            process: Some(process),
+        }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<ListTasksRequest>,
+    ) -> Result<Response<ListTasksResponse>, Status> {
+        let ns = namespace(&req)?;
+        let filters = super::filters::Filters::parse(&[req.into_inner().filter])?;
+        let mut tasks = Vec::new();
+        for (id, _) in self.0.tasks.list(&ns) {
+            match self.state(&ns, &id, "").await {
+                Ok(p) => {
+                    let status = format!(
+                        "{:?}",
+                        ProcStatus::try_from(p.status).unwrap_or(ProcStatus::Unknown)
+                    )
+                    .to_lowercase();
+                    let keep = filters.matches(|f| {
+                        super::filters::lookup(
+                            f,
+                            &[("id", &id), ("status", &status)],
+                            &Default::default(),
+                        )
+                    });
+                    if keep {
+                        tasks.push(p);
+                    }
+                }
+                Err(e) => tracing::warn!("task {ns}/{id}: {}", e.message()),
+            }
+        }
+        Ok(Response::new(ListTasksResponse { tasks }))
+    }
+
+    async fn kill(&self, req: Request<KillRequest>) -> Result<Response<()>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let t = self.task(&ns, &r.container_id)?;
+        t.shim
+            .task
+            .kill(
+                ctx(),
+                &api::KillRequest {
+                    id: r.container_id.clone(),
+                    exec_id: r.exec_id,
+                    signal: r.signal,
+                    all: r.all,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("signalling {}", r.container_id), e))?;
+        Ok(Response::new(()))
+    }
+
+    async fn exec(&self, req: Request<ExecProcessRequest>) -> Result<Response<()>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        if r.exec_id.is_empty() {
+            return Err(Status::invalid_argument("an exec id is required"));
+        }
+        let t = self.task(&ns, &r.container_id)?;
+        t.shim
+            .task
+            .exec(
+                ctx(),
+                &api::ExecProcessRequest {
+                    id: r.container_id.clone(),
+                    exec_id: r.exec_id,
+                    terminal: r.terminal,
+                    stdin: r.stdin,
+                    stdout: r.stdout,
+                    stderr: r.stderr,
+                    spec: r.spec.map(pb_any).into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("exec in {}", r.container_id), e))?;
+        Ok(Response::new(()))
+    }
+
+    async fn resize_pty(&self, req: Request<ResizePtyRequest>) -> Result<Response<()>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let t = self.task(&ns, &r.container_id)?;
+        t.shim
+            .task
+            .resize_pty(
+                ctx(),
+                &api::ResizePtyRequest {
+                    id: r.container_id.clone(),
+                    exec_id: r.exec_id,
+                    width: r.width,
+                    height: r.height,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| {
+                ttrpc_status(&format!("resizing the terminal of {}", r.container_id), e)
+            })?;
+        Ok(Response::new(()))
+    }
+
+    async fn close_io(&self, req: Request<CloseIoRequest>) -> Result<Response<()>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let t = self.task(&ns, &r.container_id)?;
+        t.shim
+            .task
+            .close_io(
+                ctx(),
+                &api::CloseIORequest {
+                    id: r.container_id.clone(),
+                    exec_id: r.exec_id,
+                    stdin: r.stdin,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("closing stdin of {}", r.container_id), e))?;
+        Ok(Response::new(()))
+    }
+
+    async fn pause(&self, req: Request<PauseTaskRequest>) -> Result<Response<()>, Status> {
+        let ns = namespace(&req)?;
+        let id = req.into_inner().container_id;
+        let t = self.task(&ns, &id)?;
+        t.shim
+            .task
+            .pause(
+                ctx(),
+                &api::PauseRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("pausing {id}"), e))?;
+        Ok(Response::new(()))
+    }
+
+    async fn resume(&self, req: Request<ResumeTaskRequest>) -> Result<Response<()>, Status> {
+        let ns = namespace(&req)?;
+        let id = req.into_inner().container_id;
+        let t = self.task(&ns, &id)?;
+        t.shim
+            .task
+            .resume(
+                ctx(),
+                &api::ResumeRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("resuming {id}"), e))?;
+        Ok(Response::new(()))
+    }
+
+    async fn list_pids(
+        &self,
+        req: Request<ListPidsRequest>,
+    ) -> Result<Response<ListPidsResponse>, Status> {
+        let ns = namespace(&req)?;
+        let id = req.into_inner().container_id;
+        let t = self.task(&ns, &id)?;
+        let pids = t
+            .shim
+            .task
+            .pids(
+                ctx(),
+                &api::PidsRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("listing the processes of {id}"), e))?;
+        Ok(Response::new(ListPidsResponse {
+            processes: pids
+                .processes
+                .iter()
+                .map(|p| ProcessInfo {
+                    pid: p.pid,
+                    info: p.info.as_ref().map(any_out),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn checkpoint(
+        &self,
+        _req: Request<CheckpointTaskRequest>,
+    ) -> Result<Response<CheckpointTaskResponse>, Status> {
+        Err(Status::unimplemented(
+            "hulld does not implement containerd.services.tasks.v1.Tasks/Checkpoint",
+        ))
+    }
+
+    async fn update(&self, req: Request<UpdateTaskRequest>) -> Result<Response<()>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let t = self.task(&ns, &r.container_id)?;
+        t.shim
+            .task
+            .update(
+                ctx(),
+                &api::UpdateTaskRequest {
+                    id: r.container_id.clone(),
+                    resources: r.resources.map(pb_any).into(),
+                    annotations: r.annotations,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("updating {}", r.container_id), e))?;
+        Ok(Response::new(()))
+    }
+
+    async fn metrics(
+        &self,
+        req: Request<MetricsRequest>,
+    ) -> Result<Response<MetricsResponse>, Status> {
+        let ns = namespace(&req)?;
+        let filters = super::filters::Filters::parse(&req.into_inner().filters)?;
+        let mut metrics = Vec::new();
+        for (id, t) in self.0.tasks.list(&ns) {
+            if !filters.matches(|f| super::filters::lookup(f, &[("id", &id)], &Default::default()))
+            {
+                continue;
+            }
+            let stats = t
+                .shim
+                .task
+                .stats(
+                    ctx(),
+                    &api::StatsRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| ttrpc_status(&format!("metrics of {id}"), e))?;
+            metrics.push(Metric {
+                timestamp: super::timestamp(super::now()),
+                id,
+                data: stats.stats.as_ref().map(any_out),
+            });
+        }
+        Ok(Response::new(MetricsResponse { metrics }))
+    }
+
+    async fn wait(&self, req: Request<WaitRequest>) -> Result<Response<WaitResponse>, Status> {
+        let ns = namespace(&req)?;
+        let r = req.into_inner();
+        let t = self.task(&ns, &r.container_id)?;
+        let waited = t
+            .shim
+            .task
+            .wait(
+                ctx(),
+                &api::WaitRequest {
+                    id: r.container_id.clone(),
+                    exec_id: r.exec_id,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ttrpc_status(&format!("waiting for {}", r.container_id), e))?;
+        Ok(Response::new(WaitResponse {
+            exit_status: waited.exit_status,
+            exited_at: time_out(&waited.exited_at),
+        }))
+    }
+}

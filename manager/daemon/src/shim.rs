@@ -1,0 +1,167 @@
+//! Shims, as containerd runs them (the shim v2 protocol): `<shim> ... start`
+//! in the task's bundle starts a long-lived shim for the container and
+//! prints its ttrpc address; hulld then speaks `containerd.task.v2.Task` to
+//! it; `<shim> ... delete` cleans up after a shim that is gone. The address
+//! is kept in the bundle (`address`), which is how hulld finds its shims
+//! again after a restart.
+//!
+//! hulld never forks a container itself: the shim (a separate process) does,
+//! by exec'ing the `hull` runtime.
+
+use containerd_shim_protos::api;
+use containerd_shim_protos::shim_async::{Client, TaskClient};
+use containerd_shim_protos::ttrpc::context;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tonic::Status;
+
+/// How hulld starts shims.
+pub struct ShimRuntime {
+    /// The shim binary (containerd-shim-hull-v2).
+    pub binary: PathBuf,
+    /// hulld's gRPC socket (the shim's `-address`).
+    pub grpc_address: PathBuf,
+    /// hulld's ttrpc socket, where shims forward their events.
+    pub ttrpc_address: PathBuf,
+    /// `<state>/tasks`: one bundle per task, `<ns>/<id>`.
+    pub tasks_dir: PathBuf,
+}
+
+/// A connection to one shim.
+#[derive(Clone)]
+pub struct Shim {
+    pub task: TaskClient,
+}
+
+/// A ttrpc call's context: no deadline (containerd's default too; Wait
+/// blocks until the process exits).
+pub fn ctx() -> context::Context {
+    context::with_timeout(0)
+}
+
+pub fn ttrpc_status(what: &str, e: containerd_shim_protos::ttrpc::Error) -> Status {
+    use containerd_shim_protos::ttrpc::Error as E;
+    match e {
+        E::RpcStatus(s) => {
+            let code = tonic::Code::from_i32(s.code.value());
+            crate::services::status(code, format!("{what}: {}", s.message))
+        }
+        other => Status::unavailable(format!("{what}: the shim did not answer: {other}")),
+    }
+}
+
+impl ShimRuntime {
+    pub fn bundle(&self, ns: &str, id: &str) -> PathBuf {
+        self.tasks_dir.join(ns).join(id)
+    }
+
+    /// The environment a shim runs with: hulld's own directory first on
+    /// PATH, so a `hull` installed beside hulld is the runtime it uses.
+    fn command(&self, ns: &str, id: &str, bundle: &Path, action: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.binary);
+        cmd.args(["-namespace", ns, "-address"])
+            .arg(&self.grpc_address)
+            .arg("-publish-binary")
+            .arg(std::env::current_exe().unwrap_or_else(|_| "hulld".into()))
+            .args(["-id", id, "-bundle"])
+            .arg(bundle)
+            .arg(action)
+            .current_dir(bundle)
+            .env("TTRPC_ADDRESS", &self.ttrpc_address)
+            .env("GRPC_ADDRESS", &self.grpc_address)
+            .env("NAMESPACE", ns);
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs = vec![dir];
+            dirs.extend(std::env::split_paths(&path));
+            if let Ok(joined) = std::env::join_paths(dirs) {
+                cmd.env("PATH", joined);
+            }
+        }
+        cmd
+    }
+
+    /// Start (or find) the shim of task `id` and connect to it.
+    pub async fn start(&self, ns: &str, id: &str, bundle: &Path) -> Result<Shim, Status> {
+        let mut cmd = self.command(ns, id, bundle, "start");
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .map_err(|e| Status::internal(format!("starting the shim: {e}")))?
+            .map_err(|e| {
+                Status::failed_precondition(format!(
+                    "cannot run the shim {}: {e}: install containerd-shim-hull-v2 or set runtime.shim in hulld's config",
+                    self.binary.display()
+                ))
+            })?;
+        if !out.status.success() {
+            return Err(Status::internal(format!(
+                "the shim for {id} did not start: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let address = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        std::fs::write(bundle.join("address"), &address)
+            .map_err(|e| Status::internal(format!("recording the shim address of {id}: {e}")))?;
+        connect(&address).await
+    }
+
+    /// Clean up after the shim of task `id` (gone, or no longer wanted):
+    /// `<shim> delete`, then the bundle.
+    pub async fn delete(&self, ns: &str, id: &str) -> Result<api::DeleteResponse, Status> {
+        let bundle = self.bundle(ns, id);
+        let mut cmd = self.command(ns, id, &bundle, "delete");
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .map_err(|e| Status::internal(format!("cleaning up the shim: {e}")))?;
+        let response = match out {
+            Ok(o) if o.status.success() => {
+                use containerd_shim_protos::protobuf::Message;
+                api::DeleteResponse::parse_from_bytes(&o.stdout).unwrap_or_default()
+            }
+            Ok(o) => {
+                tracing::warn!(
+                    "shim delete of {ns}/{id}: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                api::DeleteResponse::default()
+            }
+            Err(e) => {
+                tracing::warn!("shim delete of {ns}/{id}: {e}");
+                api::DeleteResponse::default()
+            }
+        };
+        remove_bundle(&bundle);
+        Ok(response)
+    }
+}
+
+/// Connect to a shim's ttrpc address (`unix:///path`).
+pub async fn connect(address: &str) -> Result<Shim, Status> {
+    let client = tokio::time::timeout(Duration::from_secs(10), Client::connect(address))
+        .await
+        .map_err(|_| Status::unavailable(format!("shim {address} did not answer in 10 s")))?
+        .map_err(|e| Status::unavailable(format!("cannot connect to shim {address}: {e}")))?;
+    Ok(Shim {
+        task: TaskClient::new(client),
+    })
+}
+
+/// Remove a task's bundle (its rootfs mount point must be unmounted: the
+/// shim does that; a still-mounted rootfs is left, not removed through).
+pub fn remove_bundle(bundle: &Path) {
+    let rootfs = bundle.join("rootfs");
+    if rootfs.exists() {
+        if let Err(e) = std::fs::remove_dir(&rootfs) {
+            tracing::warn!("{}: {e} (still mounted?); left in place", rootfs.display());
+            return;
+        }
+    }
+    if let Err(e) = std::fs::remove_dir_all(bundle) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("removing {}: {e}", bundle.display());
+        }
+    }
+}
