@@ -81,14 +81,25 @@ fn ctr_gets_the_same_answers_from_hulld_as_from_containerd() {
             );
         }
     }
-    // Something hulld does not serve yet says so, naming the method.
-    let tasks = d.ctr(&["tasks", "ls"]).fails();
+    // Something hulld does not serve says so, naming the method: making a
+    // layer from a snapshot (Diff.Diff).
+    let image = format!("{}/app:latest", reg.address);
+    d.ctr(&["images", "pull", "--plain-http", &image]).ok();
+    let top = d.ctr(&["snapshots", "ls"]).ok().stdout;
+    let top = top
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a snapshot")
+        .to_string();
+    d.ctr(&["snapshots", "prepare", "diff-me", &top]).ok();
+    let diff = d.ctr(&["snapshots", "diff", "diff-me"]).fails();
     assert!(
-        tasks.stderr.contains("Unimplemented")
-            && tasks
+        diff.stderr.contains("not implemented")
+            && diff
                 .stderr
-                .contains("containerd.services.tasks.v1.Tasks/List"),
-        "{tasks:?}"
+                .contains("containerd.services.diff.v1.Diff/Diff"),
+        "{diff:?}"
     );
     hull_integration::host::remove_scratch_dir(&scratch).unwrap();
 }
