@@ -6,6 +6,7 @@ mod daemon;
 mod events;
 mod events_ttrpc;
 mod lock;
+mod restart;
 mod server;
 mod services;
 mod shim;

@@ -3,6 +3,7 @@
 //! publish the task events (`/tasks/create`, `/tasks/exit`, ...).
 
 use super::{meta_status, namespace, Shared};
+use crate::daemon::Daemon;
 use crate::shim::{self, ctx, ttrpc_status};
 use crate::tasks::Task;
 use containerd_shim_protos::api;
@@ -95,50 +96,161 @@ impl Service {
             .map_err(|e| ttrpc_status(&format!("state of {id}"), e))?;
         Ok(process_out(id, s))
     }
+}
 
-    /// Write the bundle of `container`: its spec as config.json, and the
-    /// mount point of its root filesystem.
-    fn write_bundle(
-        &self,
-        ns: &str,
-        container: &hull_metadata::Container,
-    ) -> Result<std::path::PathBuf, Status> {
-        let spec = container.spec.as_ref().ok_or_else(|| {
-            Status::failed_precondition(format!(
-                "container {} has no OCI spec: create it with one",
-                container.id
-            ))
-        })?;
-        let bundle = self.0.shims.bundle(ns, &container.id);
-        let io = |what: &str, e: std::io::Error| {
-            Status::internal(format!("{what} {}: {e}", bundle.display()))
-        };
-        std::fs::create_dir_all(bundle.join("rootfs")).map_err(|e| io("creating", e))?;
-        let tmp = bundle.join(".config.json.tmp");
-        std::fs::write(&tmp, &spec.value).map_err(|e| io("writing the spec into", e))?;
-        std::fs::rename(&tmp, bundle.join("config.json"))
-            .map_err(|e| io("writing the spec into", e))?;
-        Ok(bundle)
+/// Write the bundle of `container`: its spec as config.json, and the
+/// mount point of its root filesystem.
+fn write_bundle(
+    d: &Daemon,
+    ns: &str,
+    container: &hull_metadata::Container,
+) -> Result<std::path::PathBuf, Status> {
+    let spec = container.spec.as_ref().ok_or_else(|| {
+        Status::failed_precondition(format!(
+            "container {} has no OCI spec: create it with one",
+            container.id
+        ))
+    })?;
+    let bundle = d.shims.bundle(ns, &container.id);
+    let io = |what: &str, e: std::io::Error| {
+        Status::internal(format!("{what} {}: {e}", bundle.display()))
+    };
+    std::fs::create_dir_all(bundle.join("rootfs")).map_err(|e| io("creating", e))?;
+    let tmp = bundle.join(".config.json.tmp");
+    std::fs::write(&tmp, &spec.value).map_err(|e| io("writing the spec into", e))?;
+    std::fs::rename(&tmp, bundle.join("config.json"))
+        .map_err(|e| io("writing the spec into", e))?;
+    Ok(bundle)
+}
+
+/// The mounts of a container's snapshot (for a task created without
+/// rootfs mounts, as containerd fills them in).
+pub async fn rootfs_mounts(
+    d: &Daemon,
+    ns: &str,
+    c: &hull_metadata::Container,
+) -> Result<Vec<containerd_shim_protos::types::mount::Mount>, String> {
+    if c.snapshot_key.is_empty() {
+        return Ok(Vec::new());
     }
+    let sn = d
+        .snapshotters
+        .get(&c.snapshotter)
+        .map_err(|e| e.message().to_string())?;
+    let (ns, key) = (ns.to_string(), c.snapshot_key.clone());
+    let mounts = tokio::task::spawn_blocking(move || sn.mounts(&ns, &key))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(super::snapshots::mounts_out(mounts)
+        .into_iter()
+        .map(mount_in)
+        .collect())
+}
 
-    /// The snapshot mounts of a container that came without rootfs mounts.
-    async fn snapshot_mounts(
-        &self,
-        ns: &str,
-        c: &hull_metadata::Container,
-    ) -> Result<Vec<Mount>, Status> {
-        if c.snapshot_key.is_empty() {
-            return Ok(Vec::new());
+/// What a task is created with.
+pub struct NewTask {
+    pub rootfs: Vec<containerd_shim_protos::types::mount::Mount>,
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+    pub options: Option<prost_types::Any>,
+}
+
+/// Start a shim for `container` and create its task; returns the pid.
+pub async fn create_task(
+    d: &Daemon,
+    ns: &str,
+    container: &hull_metadata::Container,
+    new: NewTask,
+) -> Result<u32, Status> {
+    if !RUNTIMES.contains(&container.runtime.name.as_str()) {
+        return Err(Status::failed_precondition(format!(
+            "container {}: runtime {:?} is not one hulld runs ({})",
+            container.id,
+            container.runtime.name,
+            RUNTIMES.join(", ")
+        )));
+    }
+    if d.tasks.has_task(ns, &container.id) {
+        return Err(Status::already_exists(format!(
+            "task for container {} already exists",
+            container.id
+        )));
+    }
+    let bundle = write_bundle(d, ns, container)?;
+    let shim = d.shims.start(ns, &container.id, &bundle).await?;
+    let options = new.options.or(container
+        .runtime
+        .options
+        .clone()
+        .map(super::containers::any_out));
+    let request = api::CreateTaskRequest {
+        id: container.id.clone(),
+        bundle: bundle.display().to_string(),
+        rootfs: new.rootfs,
+        terminal: new.terminal,
+        stdin: new.stdin,
+        stdout: new.stdout,
+        stderr: new.stderr,
+        options: options.map(pb_any).into(),
+        ..Default::default()
+    };
+    let created = match shim.task.create(ctx(), &request).await {
+        Ok(c) => c,
+        Err(e) => {
+            let status = ttrpc_status(&format!("creating task {}", container.id), e);
+            let _ = shim
+                .task
+                .shutdown(
+                    ctx(),
+                    &api::ShutdownRequest {
+                        id: container.id.clone(),
+                        now: true,
+                        ..Default::default()
+                    },
+                )
+                .await;
+            let _ = d.shims.delete(ns, &container.id).await;
+            return Err(status);
         }
-        let sn = self.0.snapshotters.get(&c.snapshotter)?;
-        let (ns, key) = (ns.to_string(), c.snapshot_key.clone());
-        let mounts = super::blocking(move || {
-            sn.mounts(&ns, &key)
-                .map_err(crate::snapshotters::snapshot_status)
-        })
-        .await?;
-        Ok(super::snapshots::mounts_out(mounts))
-    }
+    };
+    d.tasks.insert(ns, &container.id, Task { shim, bundle });
+    Ok(created.pid)
+}
+
+/// Delete a container's task: the shim deletes the process and unmounts
+/// the root filesystem, then exits; the bundle goes.
+pub async fn delete_task(d: &Daemon, ns: &str, id: &str) -> Result<api::DeleteResponse, Status> {
+    let t = d.tasks.get(ns, id)?;
+    let deleted = t
+        .shim
+        .task
+        .delete(
+            ctx(),
+            &api::DeleteRequest {
+                id: id.to_string(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ttrpc_status(&format!("deleting task {id}"), e))?;
+    let _ = t
+        .shim
+        .task
+        .shutdown(
+            ctx(),
+            &api::ShutdownRequest {
+                id: id.to_string(),
+                now: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    d.tasks.remove(ns, id);
+    shim::remove_bundle(&t.bundle);
+    Ok(deleted)
 }
 
 #[tonic::async_trait]
@@ -159,68 +271,25 @@ impl Tasks for Service {
             .meta
             .container(&ns, &r.container_id)
             .map_err(meta_status)?;
-        if !RUNTIMES.contains(&container.runtime.name.as_str()) {
-            return Err(Status::failed_precondition(format!(
-                "container {}: runtime {:?} is not one hulld runs ({})",
-                container.id,
-                container.runtime.name,
-                RUNTIMES.join(", ")
-            )));
-        }
-        if self.0.tasks.has_task(&ns, &container.id) {
-            return Err(Status::already_exists(format!(
-                "task for container {} already exists",
-                container.id
-            )));
-        }
         let rootfs = if r.rootfs.is_empty() {
-            self.snapshot_mounts(&ns, &container).await?
+            rootfs_mounts(&self.0, &ns, &container)
+                .await
+                .map_err(Status::internal)?
         } else {
-            r.rootfs
+            r.rootfs.into_iter().map(mount_in).collect()
         };
-        let bundle = self.write_bundle(&ns, &container)?;
-        let shim = self.0.shims.start(&ns, &container.id, &bundle).await?;
-        let options = r.options.or(container
-            .runtime
-            .options
-            .clone()
-            .map(super::containers::any_out));
-        let request = api::CreateTaskRequest {
-            id: container.id.clone(),
-            bundle: bundle.display().to_string(),
-            rootfs: rootfs.into_iter().map(mount_in).collect(),
-            terminal: r.terminal,
+        let new = NewTask {
+            rootfs,
             stdin: r.stdin,
             stdout: r.stdout,
             stderr: r.stderr,
-            options: options.map(pb_any).into(),
-            ..Default::default()
+            terminal: r.terminal,
+            options: r.options,
         };
-        let created = match shim.task.create(ctx(), &request).await {
-            Ok(c) => c,
-            Err(e) => {
-                let status = ttrpc_status(&format!("creating task {}", container.id), e);
-                let _ = shim
-                    .task
-                    .shutdown(
-                        ctx(),
-                        &api::ShutdownRequest {
-                            id: container.id.clone(),
-                            now: true,
-                            ..Default::default()
-                        },
-                    )
-                    .await;
-                let _ = self.0.shims.delete(&ns, &container.id).await;
-                return Err(status);
-            }
-        };
-        self.0
-            .tasks
-            .insert(&ns, &container.id, Task { shim, bundle });
+        let pid = create_task(&self.0, &ns, &container, new).await?;
         Ok(Response::new(CreateTaskResponse {
             container_id: container.id,
-            pid: created.pid,
+            pid,
         }))
     }
 
@@ -250,33 +319,7 @@ impl Tasks for Service {
     ) -> Result<Response<DeleteResponse>, Status> {
         let ns = namespace(&req)?;
         let id = req.into_inner().container_id;
-        let t = self.task(&ns, &id)?;
-        let deleted = t
-            .shim
-            .task
-            .delete(
-                ctx(),
-                &api::DeleteRequest {
-                    id: id.clone(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| ttrpc_status(&format!("deleting task {id}"), e))?;
-        let _ = t
-            .shim
-            .task
-            .shutdown(
-                ctx(),
-                &api::ShutdownRequest {
-                    id: id.clone(),
-                    now: true,
-                    ..Default::default()
-                },
-            )
-            .await;
-        self.0.tasks.remove(&ns, &id);
-        shim::remove_bundle(&t.bundle);
+        let deleted = delete_task(&self.0, &ns, &id).await?;
         Ok(Response::new(DeleteResponse {
             id,
             pid: deleted.pid,
