@@ -9,8 +9,9 @@
 //! by exec'ing the `hull` runtime.
 
 use containerd_shim_protos::api;
-use containerd_shim_protos::shim_async::{Client, TaskClient};
-use containerd_shim_protos::ttrpc::context;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim_async::Client;
+use containerd_shim_protos::ttrpc::{self, context};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tonic::Status;
@@ -30,7 +31,89 @@ pub struct ShimRuntime {
 /// A connection to one shim.
 #[derive(Clone)]
 pub struct Shim {
-    pub task: TaskClient,
+    pub task: TaskApi,
+}
+
+/// The shim task API, under whichever name the shim serves it:
+/// `containerd.task.v3.Task` (containerd 2's shims, and hull's) or
+/// `containerd.task.v2.Task` (containerd 1.6's, such as its runc shim).
+/// The messages are the same; containerd-shim-protos only generates the v3
+/// client, so the calls are made here by name.
+#[derive(Clone)]
+pub struct TaskApi {
+    client: Client,
+    service: &'static str,
+}
+
+macro_rules! task_calls {
+    ($($name:ident($method:literal, $req:ty) -> $resp:ty;)*) => {
+        impl TaskApi {
+            $(
+                pub async fn $name(&self, ctx: context::Context, req: &$req) -> ttrpc::Result<$resp> {
+                    self.call(ctx, $method, req).await
+                }
+            )*
+        }
+    };
+}
+
+task_calls! {
+    create("Create", api::CreateTaskRequest) -> api::CreateTaskResponse;
+    start("Start", api::StartRequest) -> api::StartResponse;
+    delete("Delete", api::DeleteRequest) -> api::DeleteResponse;
+    state("State", api::StateRequest) -> api::StateResponse;
+    kill("Kill", api::KillRequest) -> api::Empty;
+    exec("Exec", api::ExecProcessRequest) -> api::Empty;
+    resize_pty("ResizePty", api::ResizePtyRequest) -> api::Empty;
+    close_io("CloseIO", api::CloseIORequest) -> api::Empty;
+    pause("Pause", api::PauseRequest) -> api::Empty;
+    resume("Resume", api::ResumeRequest) -> api::Empty;
+    pids("Pids", api::PidsRequest) -> api::PidsResponse;
+    update("Update", api::UpdateTaskRequest) -> api::Empty;
+    stats("Stats", api::StatsRequest) -> api::StatsResponse;
+    wait("Wait", api::WaitRequest) -> api::WaitResponse;
+    shutdown("Shutdown", api::ShutdownRequest) -> api::Empty;
+    connect("Connect", api::ConnectRequest) -> api::ConnectResponse;
+}
+
+impl TaskApi {
+    async fn call<Req: Message, Resp: Message>(
+        &self,
+        ctx: context::Context,
+        method: &str,
+        req: &Req,
+    ) -> ttrpc::Result<Resp> {
+        let payload = req
+            .write_to_bytes()
+            .map_err(|e| ttrpc::Error::Others(format!("encoding a {method} request: {e}")))?;
+        let mut request = ttrpc::proto::Request::new();
+        request.service = self.service.to_string();
+        request.method = method.to_string();
+        request.timeout_nano = ctx.timeout_nano;
+        request.payload = payload;
+        let response = self.client.request(request).await?;
+        Resp::parse_from_bytes(&response.payload)
+            .map_err(|e| ttrpc::Error::Others(format!("decoding a {method} response: {e}")))
+    }
+
+    /// Ask the shim which task API it serves.
+    async fn negotiate(client: Client) -> ttrpc::Result<TaskApi> {
+        let mut api = TaskApi {
+            client,
+            service: "containerd.task.v3.Task",
+        };
+        match api.connect(ctx(), &api::ConnectRequest::new()).await {
+            Err(ttrpc::Error::RpcStatus(s))
+                if s.code.value() == ttrpc::Code::UNIMPLEMENTED as i32 =>
+            {
+                api.service = "containerd.task.v2.Task";
+                api.connect(ctx(), &api::ConnectRequest::new()).await?;
+                Ok(api)
+            }
+            Err(e) => Err(e),
+            Ok(_) => Ok(api),
+        }
+    }
 }
 
 /// A ttrpc call's context: no deadline (containerd's default too; Wait
@@ -86,6 +169,7 @@ impl ShimRuntime {
 
     /// Start (or find) the shim of task `id` and connect to it.
     pub async fn start(&self, ns: &str, id: &str, bundle: &Path) -> Result<Shim, Status> {
+        forward_shim_log(ns, id, bundle)?;
         let mut cmd = self.command(ns, id, bundle, "start");
         let out = tokio::task::spawn_blocking(move || cmd.output())
             .await
@@ -138,15 +222,48 @@ impl ShimRuntime {
     }
 }
 
+/// The `log` FIFO in the bundle, where shims write their own log (as
+/// containerd provides it): read on a thread into hulld's log, until the
+/// shim closes it.
+fn forward_shim_log(ns: &str, id: &str, bundle: &Path) -> Result<(), Status> {
+    use std::io::BufRead;
+    use std::os::unix::ffi::OsStrExt;
+    let path = bundle.join("log");
+    if !path.exists() {
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Status::internal("bundle path with a NUL byte"))?;
+        // SAFETY: a valid C string; mkfifo has no other preconditions.
+        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+            return Err(Status::internal(format!(
+                "creating {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    let name = format!("{ns}/{id}");
+    std::thread::spawn(move || {
+        // Blocks until the shim opens its end; ends when it closes it.
+        let Ok(file) = std::fs::File::open(&path) else {
+            return;
+        };
+        for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+            tracing::info!(target: "shim", "{name}: {line}");
+        }
+    });
+    Ok(())
+}
+
 /// Connect to a shim's ttrpc address (`unix:///path`).
 pub async fn connect(address: &str) -> Result<Shim, Status> {
     let client = tokio::time::timeout(Duration::from_secs(10), Client::connect(address))
         .await
         .map_err(|_| Status::unavailable(format!("shim {address} did not answer in 10 s")))?
         .map_err(|e| Status::unavailable(format!("cannot connect to shim {address}: {e}")))?;
-    Ok(Shim {
-        task: TaskClient::new(client),
-    })
+    let task = TaskApi::negotiate(client)
+        .await
+        .map_err(|e| ttrpc_status(&format!("shim {address}"), e))?;
+    Ok(Shim { task })
 }
 
 /// Remove a task's bundle (its rootfs mount point must be unmounted: the
