@@ -104,7 +104,42 @@ fn normalize(flag: &'static str, name: &str) -> Result<CapName, SpecError> {
         })
 }
 
-/// The container's capabilities, in kernel order.
+/// The capabilities this process holds (CapEff of /proc/self/status), for
+/// [`crate::RunOptions::host_capabilities`]: what `--privileged` and
+/// `--cap-add ALL` can grant is what the manager itself holds (nerdctl's
+/// rule), since a runtime cannot give a container more than it has.
+/// Capabilities newer than [`ALL_CAPABILITIES`] are left out.
+pub fn current_capabilities() -> Result<Vec<String>, SpecError> {
+    let path = "/proc/self/status";
+    let fail = |problem: String| SpecError::Host {
+        path: path.to_string(),
+        problem,
+    };
+    let status = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let caps = capabilities_from_status(&status)
+        .ok_or_else(|| fail("no readable CapEff line: is /proc mounted?".into()))?;
+    Ok(caps.into_iter().map(String::from).collect())
+}
+
+fn capabilities_from_status(status: &str) -> Option<Vec<&'static str>> {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    let mask = u64::from_str_radix(hex, 16).ok()?;
+    Some(
+        ALL_CAPABILITIES
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| mask & (1u64 << bit) != 0)
+            .map(|(_, c)| *c)
+            .collect(),
+    )
+}
+
+/// The container's capabilities, in kernel order. `all` is what "every
+/// capability" means here (`--privileged`, `--cap-add ALL`): the caller's
+/// [`crate::RunOptions::host_capabilities`], else [`ALL_CAPABILITIES`].
 ///
 /// nerdctl's order of operations, which differs from docker's only when one
 /// name is both added and dropped: `--cap-drop ALL` empties the set, then
@@ -115,6 +150,7 @@ pub(crate) fn resolve(
     privileged: bool,
     add: &[String],
     drop: &[String],
+    host: Option<&[String]>,
 ) -> Result<Vec<&'static str>, SpecError> {
     let add = add
         .iter()
@@ -124,8 +160,9 @@ pub(crate) fn resolve(
         .iter()
         .map(|n| normalize("--cap-drop", n))
         .collect::<Result<Vec<_>, _>>()?;
+    let all = expand_host(host)?;
     if privileged {
-        return Ok(ALL_CAPABILITIES.to_vec());
+        return Ok(in_kernel_order(&all));
     }
     let mut set: Vec<&'static str> = if drop.contains(&CapName::All) {
         Vec::new()
@@ -134,18 +171,36 @@ pub(crate) fn resolve(
     };
     for a in &add {
         match a {
-            CapName::All => set = ALL_CAPABILITIES.to_vec(),
+            CapName::All => set = all.clone(),
             CapName::One(c) => set.push(c),
         }
     }
     set.retain(|c| !drop.contains(&CapName::One(c)));
-    let mut ordered: Vec<&'static str> = ALL_CAPABILITIES
+    Ok(in_kernel_order(&set))
+}
+
+/// The caller's "all capabilities" as names of [`ALL_CAPABILITIES`].
+fn expand_host(host: Option<&[String]>) -> Result<Vec<&'static str>, SpecError> {
+    let Some(names) = host else {
+        return Ok(ALL_CAPABILITIES.to_vec());
+    };
+    let mut out = Vec::new();
+    for name in names {
+        match normalize("host capability", name)? {
+            CapName::All => out.extend(ALL_CAPABILITIES),
+            CapName::One(c) => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// `set` without repeats, in kernel order (stable output, readable diffs).
+fn in_kernel_order(set: &[&'static str]) -> Vec<&'static str> {
+    ALL_CAPABILITIES
         .iter()
         .copied()
         .filter(|c| set.contains(c))
-        .collect();
-    ordered.dedup();
-    Ok(ordered)
+        .collect()
 }
 
 #[cfg(test)]
@@ -154,7 +209,7 @@ mod tests {
 
     fn caps(add: &[&str], drop: &[&str]) -> Vec<&'static str> {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        resolve(false, &s(add), &s(drop)).unwrap()
+        resolve(false, &s(add), &s(drop), None).unwrap()
     }
 
     #[test]
@@ -196,12 +251,46 @@ mod tests {
     #[test]
     fn privileged_is_everything() {
         let s = vec!["CHOWN".to_string()];
-        assert_eq!(resolve(true, &[], &s).unwrap(), ALL_CAPABILITIES.to_vec());
+        assert_eq!(
+            resolve(true, &[], &s, None).unwrap(),
+            ALL_CAPABILITIES.to_vec()
+        );
+    }
+
+    #[test]
+    fn all_means_what_the_host_holds() {
+        let host: Vec<String> = vec!["CAP_KILL".into(), "chown".into(), "CAP_SYS_ADMIN".into()];
+        assert_eq!(
+            resolve(true, &[], &[], Some(&host)).unwrap(),
+            ["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"]
+        );
+        let all = vec!["ALL".to_string()];
+        let got = resolve(false, &all, &["KILL".into()], Some(&host)).unwrap();
+        assert_eq!(got, ["CAP_CHOWN", "CAP_SYS_ADMIN"]);
+        // Named capabilities are granted as asked, held by the host or not.
+        let got = resolve(false, &["NET_ADMIN".into()], &[], Some(&host)).unwrap();
+        assert!(got.contains(&"CAP_NET_ADMIN"));
+        let bad = vec!["CAP_NOPE".to_string()];
+        assert!(resolve(true, &[], &[], Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn current_capabilities_from_status() {
+        let status = "Name:\tx\nCapEff:\t000001fffeffffff\nCapBnd:\t0\n";
+        let caps = capabilities_from_status(status).unwrap();
+        assert_eq!(caps.len(), 40);
+        assert!(!caps.contains(&"CAP_SYS_RESOURCE"));
+        assert_eq!(
+            capabilities_from_status("CapEff:\t0000000000000021\n").unwrap(),
+            ["CAP_CHOWN", "CAP_KILL"]
+        );
+        assert_eq!(capabilities_from_status("nothing"), None);
+        assert!(current_capabilities().is_ok());
     }
 
     #[test]
     fn unknown_names_are_errors() {
-        let e = resolve(false, &["CAP_FLY".into()], &[])
+        let e = resolve(false, &["CAP_FLY".into()], &[], None)
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -209,7 +298,9 @@ mod tests {
             "--cap-add \"CAP_FLY\": unknown capability \"CAP_FLY\": use a name from \
              capabilities(7) with or without CAP_ (e.g. NET_ADMIN), or ALL"
         );
-        let e = resolve(true, &[], &["".into()]).unwrap_err().to_string();
+        let e = resolve(true, &[], &["".into()], None)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("--cap-drop \"\": unknown capability \"CAP_\""),
             "{e}"

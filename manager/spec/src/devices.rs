@@ -56,9 +56,11 @@ pub fn host_devices(dir: &Path) -> Result<Vec<LinuxDevice>, SpecError> {
 }
 
 fn walk(dir: &Path, depth: usize, out: &mut Vec<LinuxDevice>) -> Result<(), SpecError> {
-    let fail = |e: std::io::Error| SpecError::HostDevices {
+    let fail = |e: std::io::Error| SpecError::Host {
         path: dir.display().to_string(),
-        problem: format!("{e}: run as root, or leave --privileged's devices out"),
+        problem: format!(
+            "{e}: pass the host's device directory (normally /dev), readable by this process"
+        ),
     };
     for entry in std::fs::read_dir(dir).map_err(fail)? {
         let entry = entry.map_err(fail)?;
@@ -150,7 +152,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("listing host devices under /nonexistent-dev: "),
+            e.starts_with("reading /nonexistent-dev on the host: "),
             "{e}"
         );
     }

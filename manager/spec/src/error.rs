@@ -30,9 +30,10 @@ pub enum SpecError {
          give the command after the image name (e.g. `hullctl run IMAGE sh`) or use --entrypoint"
     )]
     NoCommand,
-    /// The host's device nodes (for `--privileged`) cannot be listed.
-    #[error("listing host devices under {path}: {problem}")]
-    HostDevices { path: String, problem: String },
+    /// Something read from the host for the caller ([`crate::host_devices`],
+    /// [`crate::current_capabilities`]) cannot be read.
+    #[error("reading {path} on the host: {problem}")]
+    Host { path: String, problem: String },
     /// A bug in this crate (e.g. an embedded profile that does not parse).
     #[error("internal error while generating config.json: {0}; this is a bug in hull-spec, please report it")]
     Internal(String),

@@ -25,7 +25,12 @@ pub fn generate(
 ) -> Result<Spec, SpecError> {
     check_identifier("container id", &opts.id)?;
     check_identifier("namespace", &opts.namespace)?;
-    let caps = capabilities::resolve(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
+    let caps = capabilities::resolve(
+        opts.privileged,
+        &opts.cap_add,
+        &opts.cap_drop,
+        opts.host_capabilities.as_deref(),
+    )?;
     let hostname = hostname(opts)?;
     let mut spec = json!({
         "ociVersion": OCI_VERSION,

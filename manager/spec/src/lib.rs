@@ -48,13 +48,15 @@
 //!   the rules of seccomp-profiles/default-capabilities.json for every
 //!   capability in the bounding set. No AppArmor or SELinux label (the project
 //!   ships no profile).
-//! - **`--privileged`** (docker's definition): all capabilities, no seccomp,
+//! - **`--privileged`** (docker's definition): all capabilities (those the
+//!   manager holds, [`RunOptions::host_capabilities`], as nerdctl), no seccomp,
 //!   no masked or read-only paths, /sys and the cgroup tree read-write, every
 //!   device allowed in the device cgroup, and the device nodes the caller
 //!   passes in [`RunOptions::host_devices`] (docker's are all of the host's:
-//!   [`host_devices`]`("/dev")`). The library itself reads nothing from the
+//!   [`host_devices`]`("/dev")`). [`generate`] itself reads nothing from the
 //!   host except /proc/sys/kernel/hostname, for `--network host` without
-//!   `--hostname`.
+//!   `--hostname`; the host's devices and capabilities come from the caller
+//!   ([`host_devices`], [`current_capabilities`]).
 //!
 //! Not in config.json, and so not here: labels (container metadata),
 //! `-i` (the shim's stdio), the image's VOLUMEs (anonymous volumes need a
@@ -74,7 +76,7 @@ mod seccomp;
 mod units;
 mod user;
 
-pub use capabilities::{ALL_CAPABILITIES, DEFAULT_CAPABILITIES};
+pub use capabilities::{current_capabilities, ALL_CAPABILITIES, DEFAULT_CAPABILITIES};
 pub use devices::host_devices;
 pub use env::DEFAULT_PATH;
 pub use error::SpecError;

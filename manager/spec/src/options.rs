@@ -47,6 +47,12 @@ pub struct RunOptions {
     /// `--cap-add`, `--cap-drop`: names with or without `CAP_`, any case, or `ALL`.
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// What "all capabilities" means for `--privileged` and `--cap-add ALL`:
+    /// the capabilities the manager holds ([`crate::current_capabilities`]),
+    /// as nerdctl grants "all current capabilities"; `None` means every
+    /// capability Linux defines ([`crate::ALL_CAPABILITIES`]), which fails
+    /// at create where the manager lacks some.
+    pub host_capabilities: Option<Vec<String>>,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
     /// `--security-opt seccomp=unconfined`.
