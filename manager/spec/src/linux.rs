@@ -5,10 +5,13 @@ use crate::devices::cgroup_rules;
 use crate::{seccomp, Network, RunOptions, SpecError};
 use serde_json::{json, Map, Value};
 
-/// Paths of /proc and /sys that a container must not read (docker's list).
-pub const MASKED_PATHS: [&str; 11] = [
+/// Paths of /proc and /sys that a container must not read (docker's list
+/// as of docker 28; docker also masks each CPU's thermal_throttle directory,
+/// which depends on the host and is left out here).
+pub const MASKED_PATHS: [&str; 12] = [
     "/proc/asound",
     "/proc/acpi",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",

@@ -43,6 +43,14 @@ impl MountEntry {
 
 /// All mounts, in the order the runtime performs them.
 pub(crate) fn mounts(opts: &RunOptions) -> Result<Vec<Value>, SpecError> {
+    // tmpfs reads size=0 as "no limit", the opposite of what 0 would ask for.
+    if opts.shm_size == Some(0) {
+        return Err(SpecError::invalid(
+            "--shm-size",
+            "0",
+            "must be more than 0: give a size such as 64m",
+        ));
+    }
     let user = user_mounts(opts)?;
     let replaced: HashSet<&str> = user.iter().map(|m| m.destination.as_str()).collect();
     // A mount the user gives replaces the default at the same place, and a

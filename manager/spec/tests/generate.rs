@@ -443,6 +443,13 @@ fn resources_memory_cpus_pids_shm() {
     let r = c["linux"]["resources"].as_object().unwrap();
     assert_eq!(r.keys().collect::<Vec<_>>(), ["devices"]);
 
+    o.shm_size = Some(0);
+    let e = try_config(&busybox(), &o).unwrap_err().to_string();
+    assert!(
+        e.starts_with("--shm-size \"0\": must be more than 0"),
+        "{e}"
+    );
+    o.shm_size = None;
     o.pids_limit = Some(-5);
     let e = try_config(&busybox(), &o).unwrap_err().to_string();
     assert!(
