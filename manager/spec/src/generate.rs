@@ -23,6 +23,12 @@ pub fn generate(
     opts: &RunOptions,
     files: &dyn RootfsFiles,
 ) -> Result<Spec, SpecError> {
+    if !image.os.is_empty() && image.os != "linux" {
+        return Err(SpecError::ImageConfig(format!(
+            "the image is for {:?}, not linux: pull the linux variant (--platform linux/ARCH)",
+            image.os
+        )));
+    }
     check_identifier("container id", &opts.id)?;
     check_identifier("namespace", &opts.namespace)?;
     let caps = capabilities::resolve(

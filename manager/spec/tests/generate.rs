@@ -565,6 +565,22 @@ fn sysctls_annotations_ulimits() {
 }
 
 #[test]
+fn only_linux_images() {
+    let mut img = busybox();
+    img.os = "windows".into();
+    let e = try_config(&img, &opts()).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "image config: the image is for \"windows\", not linux: pull the linux variant (--platform linux/ARCH)"
+    );
+    img.os = String::new();
+    assert!(
+        try_config(&img, &opts()).is_ok(),
+        "no os given: assume linux"
+    );
+}
+
+#[test]
 fn identifiers_and_paths_are_checked() {
     let mut o = opts();
     o.id = "../x".into();
