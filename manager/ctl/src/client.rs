@@ -1,12 +1,14 @@
 //! The connection to hulld: a gRPC channel over its unix socket, with the
 //! namespace header added to every request.
 
+use hull_api::containers::containers_client::ContainersClient;
 use hull_api::content::content_client::ContentClient;
 use hull_api::gc::gc_client::GcClient;
 use hull_api::images::images_client::ImagesClient;
 use hull_api::leases::leases_client::LeasesClient;
 use hull_api::namespaces::namespaces_client::NamespacesClient;
 use hull_api::snapshots::snapshots_client::SnapshotsClient;
+use hull_api::tasks::tasks_client::TasksClient;
 use hull_api::transfer::transfer_client::TransferClient;
 use hull_api::version::version_client::VersionClient;
 use std::path::Path;
@@ -14,22 +16,34 @@ use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+/// The headers every request carries: the namespace, and the lease the
+/// client works under, if any.
 #[derive(Clone)]
-pub struct Namespace(MetadataValue<tonic::metadata::Ascii>);
+pub struct Namespace {
+    ns: MetadataValue<tonic::metadata::Ascii>,
+    lease: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
 
 impl tonic::service::Interceptor for Namespace {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         req.metadata_mut()
-            .insert(hull_api::NAMESPACE_HEADER, self.0.clone());
+            .insert(hull_api::NAMESPACE_HEADER, self.ns.clone());
+        if let Some(lease) = &self.lease {
+            req.metadata_mut()
+                .insert(hull_api::LEASE_HEADER, lease.clone());
+        }
         Ok(req)
     }
 }
 
 type Svc = InterceptedService<Channel, Namespace>;
 
+#[derive(Clone)]
 pub struct Client {
     channel: Channel,
     ns: Namespace,
+    /// The lease this client made (released by `release`).
+    lease: Option<String>,
 }
 
 impl Client {
@@ -53,12 +67,66 @@ impl Client {
             .map_err(|e| not_running(&hull_images::registry::error_chain(&e)))?;
         Ok(Client {
             channel,
-            ns: Namespace(ns),
+            ns: Namespace { ns, lease: None },
+            lease: None,
         })
     }
 
     fn svc(&self) -> Svc {
         InterceptedService::new(self.channel.clone(), self.ns.clone())
+    }
+
+    /// A client whose requests work under a new lease (expiring in an
+    /// hour, should hullctl die before `release`): what it creates is kept
+    /// from the collector until something else holds it.
+    pub async fn with_lease(&self) -> Result<Client, String> {
+        use hull_api::leases::CreateRequest;
+        let expire = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let secs = expire
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let labels = [("containerd.io/gc.expire".to_string(), rfc3339(secs))].into();
+        let lease = self
+            .leases()
+            .create(CreateRequest {
+                id: String::new(),
+                labels,
+            })
+            .await
+            .map_err(crate::status)?
+            .into_inner()
+            .lease
+            .ok_or("hulld returned no lease")?;
+        let mut c = self.clone();
+        c.ns.lease = Some(
+            lease
+                .id
+                .parse()
+                .map_err(|_| format!("lease id {:?} is not a header value", lease.id))?,
+        );
+        c.lease = Some(lease.id);
+        Ok(c)
+    }
+
+    /// Drop this client's lease (the collector then judges what it held).
+    pub async fn release(&self) {
+        if let Some(id) = &self.lease {
+            let _ = self
+                .leases()
+                .delete(hull_api::leases::DeleteRequest {
+                    id: id.clone(),
+                    sync: false,
+                })
+                .await;
+        }
+    }
+
+    pub fn containers(&self) -> ContainersClient<Svc> {
+        ContainersClient::new(self.svc())
+    }
+    pub fn tasks(&self) -> TasksClient<Svc> {
+        TasksClient::new(self.svc())
     }
 
     pub fn images(&self) -> ImagesClient<Svc> {
@@ -84,5 +152,36 @@ impl Client {
     }
     pub fn gc(&self) -> GcClient<Svc> {
         GcClient::new(self.svc())
+    }
+}
+
+/// Seconds since the epoch as RFC 3339 (UTC), for lease expiry labels.
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_utc() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_796_288_400), "2026-12-03T09:00:00Z");
     }
 }

@@ -23,8 +23,8 @@ pub fn normalise(name: &str) -> Result<String> {
         .map_err(|e| e.to_string())
 }
 
-/// A blob's bytes (manifests and indexes: small).
-async fn read_blob(c: &Client, digest: &str) -> Result<Vec<u8>> {
+/// A blob's bytes (manifests, indexes, configs: small).
+pub async fn read_blob(c: &Client, digest: &str) -> Result<Vec<u8>> {
     use hull_api::content::ReadContentRequest;
     let mut stream = c
         .content()
@@ -58,6 +58,34 @@ async fn config_digest(c: &Client, target: &hull_api::types::Descriptor) -> Resu
         Document::Manifest { config, .. } => Ok(config.digest),
         Document::Index { .. } => Err("nested index".into()),
     }
+}
+
+/// The config of image `name` and its top layer's snapshot in
+/// `snapshotter` (the config's `containerd.io/gc.ref.snapshot.*` label).
+pub async fn config_and_snapshot(
+    c: &Client,
+    name: &str,
+    snapshotter: &str,
+) -> Result<(String, String), String> {
+    use hull_api::content::InfoRequest;
+    let image = get(c, name).await?;
+    let target = image.target.ok_or("the image has no target")?;
+    let config = config_digest(c, &target).await?;
+    let info = c
+        .content()
+        .info(InfoRequest {
+            digest: config.clone(),
+        })
+        .await
+        .map_err(status)?
+        .into_inner()
+        .info
+        .ok_or("hulld returned no content info")?;
+    let label = format!("containerd.io/gc.ref.snapshot.{snapshotter}");
+    let top = info.labels.get(&label).cloned().ok_or_else(|| {
+        format!("image {name} is not unpacked for snapshotter {snapshotter}: pull it again without --no-unpack")
+    })?;
+    Ok((config, top))
 }
 
 /// What the image's unpacked layers take on disk in `snapshotter`, if it

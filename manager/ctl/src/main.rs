@@ -4,10 +4,12 @@
 //! serve, plus hull's transfer (daemon-side pull) and GC services.
 
 mod client;
+mod containers;
 mod content;
 mod images;
 mod leases;
 mod login;
+mod metrics;
 mod namespaces;
 mod output;
 mod progress;
@@ -26,14 +28,22 @@ use std::process::ExitCode;
 #[command(name = "hullctl", version, about = "Command line client for hulld")]
 struct Cli {
     /// hulld's socket
-    #[arg(long, short = 'a', env = "HULL_ADDRESS", default_value = hull_api::DEFAULT_ADDRESS, global = true)]
+    #[arg(long, short = 'a', env = "HULL_ADDRESS", default_value = hull_api::DEFAULT_ADDRESS)]
     address: PathBuf,
     /// Namespace to act in
-    #[arg(long, short = 'n', env = "HULL_NAMESPACE", default_value = hull_api::DEFAULT_NAMESPACE, global = true)]
+    #[arg(long, short = 'n', env = "HULL_NAMESPACE", default_value = hull_api::DEFAULT_NAMESPACE)]
     namespace: String,
     /// Output: human tables, or JSON for scripts
     #[arg(long, value_enum, default_value = "table", global = true)]
     format: Format,
+    /// Where hullctl keeps containers' files (hostname, hosts, logs)
+    #[arg(
+        long,
+        env = "HULLCTL_DATA_ROOT",
+        default_value = "/var/lib/hullctl",
+        global = true
+    )]
+    data_root: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,9 +77,11 @@ enum Command {
     Login(LoginArgs),
     /// Client and server versions
     Version,
+    #[command(flatten)]
+    Containers(containers::ContainerCmd),
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct PullArgs {
     reference: String,
     /// os/arch[/variant] to pull from a multi-platform image
@@ -229,25 +241,36 @@ async fn version(c: &Client, format: Format) -> Result {
     Ok(())
 }
 
-async fn run(cli: Cli) -> Result {
+async fn run(cli: Cli) -> Result<i32> {
     let c = Client::connect(&cli.address, &cli.namespace).await?;
+    let done = |r: Result| r.map(|()| 0);
     match cli.command {
-        Command::Pull(args) => pull::pull(&c, args, true, cli.format).await,
-        Command::Images(cmd) => images::images(&c, cmd, cli.format).await,
-        Command::Content(cmd) => content::content(&c, cmd, cli.format).await,
-        Command::Namespaces(cmd) => namespaces::namespaces(&c, cmd, cli.format).await,
-        Command::Leases(cmd) => leases::leases(&c, cmd, cli.format).await,
+        Command::Pull(args) => done(pull::pull(&c, args, true, cli.format).await),
+        Command::Images(cmd) => done(images::images(&c, cmd, cli.format).await),
+        Command::Content(cmd) => done(content::content(&c, cmd, cli.format).await),
+        Command::Namespaces(cmd) => done(namespaces::namespaces(&c, cmd, cli.format).await),
+        Command::Leases(cmd) => done(leases::leases(&c, cmd, cli.format).await),
         Command::Snapshots {
             snapshotter,
             command,
-        } => snapshots::snapshots(&c, &snapshotter, command, cli.format).await,
-        Command::Login(args) => login::login(&c, args).await,
-        Command::Version => version(&c, cli.format).await,
+        } => done(snapshots::snapshots(&c, &snapshotter, command, cli.format).await),
+        Command::Login(args) => done(login::login(&c, args).await),
+        Command::Version => done(version(&c, cli.format).await),
+        Command::Containers(cmd) => {
+            containers::dispatch(&c, cmd, cli.format, &cli.data_root, &cli.namespace).await
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // docker's status for a failure of the client or daemon before a
+    // container ran: 125 for run/exec-like commands, 1 otherwise.
+    let failure: u8 = if matches!(cli.command, Command::Containers(_)) {
+        125
+    } else {
+        1
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -255,14 +278,14 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hullctl: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(failure);
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("hullctl: {}", safe(&e));
-            ExitCode::FAILURE
+            ExitCode::from(failure)
         }
     }
 }

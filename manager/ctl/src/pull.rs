@@ -27,7 +27,22 @@ fn credentials_for(reference: &str) -> Result<Vec<Credential>> {
         .collect())
 }
 
+/// A pull whose progress and result go to stderr (before `run`).
+pub async fn pull_quietly(c: &Client, args: PullArgs) -> Result {
+    pull_with(c, args, true, Format::Table, true).await
+}
+
 pub async fn pull(c: &Client, args: PullArgs, store_image: bool, format: Format) -> Result {
+    pull_with(c, args, store_image, format, false).await
+}
+
+async fn pull_with(
+    c: &Client,
+    args: PullArgs,
+    store_image: bool,
+    format: Format,
+    to_stderr: bool,
+) -> Result {
     let started = std::time::Instant::now();
     let request = PullRequest {
         credentials: credentials_for(&args.reference)?,
@@ -69,7 +84,7 @@ pub async fn pull(c: &Client, args: PullArgs, store_image: bool, format: Format)
         })),
         Format::Table => {
             let digest = d.target.map(|t| t.digest).unwrap_or_default();
-            println!(
+            let line = format!(
                 "{} {}: {} ({} blobs, {} fetched in {secs:.1} s)",
                 if store_image { "pulled" } else { "fetched" },
                 safe(&d.name),
@@ -77,6 +92,11 @@ pub async fn pull(c: &Client, args: PullArgs, store_image: bool, format: Format)
                 d.blobs,
                 size(d.bytes_fetched)
             );
+            if to_stderr {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
         }
     }
     Ok(())

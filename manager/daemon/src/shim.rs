@@ -133,7 +133,32 @@ pub fn ttrpc_status(what: &str, e: containerd_shim_protos::ttrpc::Error) -> Stat
     }
 }
 
+/// containerd's runc shim options (`containerd.runc.v1.Options`), the part
+/// hulld sets: which runtime binary the shim runs.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RuncOptions {
+    #[prost(string, tag = "6")]
+    binary_name: String,
+}
+
 impl ShimRuntime {
+    /// Options for a task whose container names none: run `hull` (the one
+    /// beside hulld, if there is one). Both hull-shim and containerd's
+    /// runc shim read them.
+    pub fn default_options(&self) -> Option<prost_types::Any> {
+        use prost::Message as _;
+        let beside = std::env::current_exe().ok()?.parent()?.join("hull");
+        let binary_name = if beside.exists() {
+            beside.display().to_string()
+        } else {
+            "hull".to_string()
+        };
+        Some(prost_types::Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: RuncOptions { binary_name }.encode_to_vec(),
+        })
+    }
+
     pub fn bundle(&self, ns: &str, id: &str) -> PathBuf {
         self.tasks_dir.join(ns).join(id)
     }

@@ -181,11 +181,14 @@ pub async fn create_task(
     }
     let bundle = write_bundle(d, ns, container)?;
     let shim = d.shims.start(ns, &container.id, &bundle).await?;
-    let options = new.options.or(container
-        .runtime
+    let options = new
         .options
-        .clone()
-        .map(super::containers::any_out));
+        .or(container
+            .runtime
+            .options
+            .clone()
+            .map(super::containers::any_out))
+        .or_else(|| d.shims.default_options());
     let request = api::CreateTaskRequest {
         id: container.id.clone(),
         bundle: bundle.display().to_string(),
