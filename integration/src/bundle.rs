@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
-use crate::host::{remove_scratch_dir, scratch_dir};
+use crate::host::scratch_dir;
 use crate::{runtime_bin, workspace_dir};
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
@@ -22,7 +22,7 @@ pub fn template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let scratch = scratch_dir("template");
-        register_exit_cleanup(&scratch);
+        crate::host::remove_at_exit(&scratch);
         let dir = scratch.join("bundle");
         if !build_with_script(&dir) {
             build_in_rust(&dir);
@@ -124,21 +124,6 @@ fn find_busybox() -> PathBuf {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .expect("busybox not found: install busybox-static")
-}
-
-fn register_exit_cleanup(dir: &Path) {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    extern "C" fn cleanup() {
-        if let Some(dir) = DIR.get() {
-            if let Err(e) = remove_scratch_dir(dir) {
-                eprintln!("warning: {e}");
-            }
-        }
-    }
-    if DIR.set(dir.to_owned()).is_ok() {
-        // SAFETY: registers a plain extern "C" function without captured state.
-        unsafe { libc::atexit(cleanup) };
-    }
 }
 
 fn read_config(dir: &Path) -> Value {

@@ -51,6 +51,51 @@ pub fn remove_scratch_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Removes `dir` (as [`remove_scratch_dir`]) when the test process exits:
+/// for fixtures built once per process and shared by its tests.
+pub fn remove_at_exit(dir: &Path) {
+    static DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    extern "C" fn cleanup() {
+        let dirs = std::mem::take(&mut *DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in dirs {
+            if let Err(e) = remove_scratch_dir(&dir) {
+                eprintln!("warning: {e}");
+            }
+        }
+    }
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: registers a plain extern "C" function without captured state.
+        unsafe { libc::atexit(cleanup) };
+    }
+    dirs.push(dir.to_owned());
+}
+
+/// A scratch directory removed (as [`remove_scratch_dir`]) when dropped,
+/// also when the test using it fails.
+pub struct ScratchDir(pub PathBuf);
+
+impl ScratchDir {
+    pub fn new(label: &str) -> ScratchDir {
+        ScratchDir(scratch_dir(label))
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = remove_scratch_dir(&self.0) {
+            eprintln!("{e}");
+        }
+    }
+}
+
 /// Lines of the test process's /proc/self/mountinfo that mention `path`
 /// (as mount point, root or source).
 pub fn mounts_mentioning(path: &Path) -> Vec<String> {

@@ -49,9 +49,16 @@ pub fn images_dir() -> &'static Path {
 }
 
 /// Where hostile layers aim (hack/registry/layers.py, $HULL_CANARY): a
-/// directory of this test process's that nothing may write into.
+/// directory of this test process's that nothing may write into, removed
+/// when the process exits.
 pub fn canary_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("hull-canary-{}", std::process::id()))
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hull-canary-{}", std::process::id()));
+        crate::host::remove_at_exit(&dir);
+        dir
+    })
+    .clone()
 }
 
 /// The layer fixtures of hack/registry/layers.py (features, features-child,
@@ -60,6 +67,7 @@ pub fn layer_images_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = scratch_dir("layer-images");
+        crate::host::remove_at_exit(&dir);
         let out = Command::new("python3")
             .arg(workspace_dir().join("hack/registry/layers.py"))
             .arg("build")
@@ -437,6 +445,10 @@ pub struct Hulld {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub config: PathBuf,
+    /// The cgroup this daemon's containers go below (hullctl's
+    /// --cgroup-parent; for ctr, the namespace to use): one per daemon, so
+    /// a test removes exactly what its containers made.
+    pub cgroup_parent: String,
     child: Option<Child>,
 }
 
@@ -458,10 +470,12 @@ impl Hulld {
         )
         .unwrap();
         std::fs::create_dir_all(dir.join("home/.docker")).unwrap();
+        let cgroup_parent = dir.file_name().unwrap().to_string_lossy().into_owned();
         let mut d = Hulld {
             dir,
             socket,
             config,
+            cgroup_parent,
             child: None,
         };
         d.spawn();
@@ -535,6 +549,8 @@ impl Hulld {
             .args(args)
             .env("HOME", self.dir.join("home"))
             .env("DOCKER_CONFIG", self.dir.join("home/.docker"))
+            .env("HULLCTL_DATA_ROOT", self.dir.join("hullctl"))
+            .env("HULLCTL_CGROUP_PARENT", &self.cgroup_parent)
             .env_remove("HULL_NAMESPACE")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -705,8 +721,117 @@ impl Hulld {
     }
 }
 
+/// The shim hulld runs tasks with in the tests: containerd 1.6's runc
+/// shim, told (by hulld) to run the `hull` built beside hulld.
+pub const TASKS_CONFIG: &str = "[runtime]\nshim = \"/usr/bin/containerd-shim-runc-v2\"\n";
+
+impl Hulld {
+    /// Processes that belong to this daemon's tasks: shims (their command
+    /// line names the socket) and whatever runs below its cgroup parent.
+    pub fn task_processes(&self) -> Vec<i32> {
+        let needle = self.socket.to_string_lossy().into_owned();
+        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                    .unwrap_or(false)
+            })
+            .collect();
+        for dir in self.cgroup_tree() {
+            pids.extend(crate::host::cgroup_procs(&dir));
+        }
+        pids.sort();
+        pids.dedup();
+        pids
+    }
+
+    /// Every cgroup directory at or below this daemon's cgroup parent, in
+    /// every hierarchy.
+    fn cgroup_tree(&self) -> Vec<PathBuf> {
+        let mut dirs = crate::host::cgroup_dirs_named(&self.cgroup_parent);
+        let mut i = 0;
+        while i < dirs.len() {
+            for e in std::fs::read_dir(&dirs[i]).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(e.path());
+                }
+            }
+            i += 1;
+        }
+        dirs
+    }
+
+    /// What the daemon's containers could leave behind: processes, mounts
+    /// below its directory, cgroups named after the containers `ids`.
+    pub fn leftovers(&self, ids: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .task_processes()
+            .into_iter()
+            .map(|p| format!("process {p}"))
+            .collect();
+        out.extend(
+            crate::host::mounts_mentioning(&self.dir)
+                .into_iter()
+                .map(|m| format!("mount {m}")),
+        );
+        for id in ids {
+            out.extend(
+                crate::host::cgroup_dirs_named(id)
+                    .into_iter()
+                    .map(|d| format!("cgroup {}", d.display())),
+            );
+        }
+        out
+    }
+
+    /// Remove what the test's containers made (best effort), also when the
+    /// test failed half-way: containers through hulld while it runs, then
+    /// by PID whatever survived, mounts below the scratch dir, the cgroup
+    /// parent and the runc shim's per-namespace state of the namespace
+    /// named like it.
+    fn remove_containers(&self) {
+        if self.child.is_some() {
+            let ids = self.ctl(&["ps", "-a", "-q"]).stdout;
+            for id in ids.lines() {
+                let _ = self.ctl(&["rm", "-f", id]);
+            }
+            // What ctr made in the namespace named like the cgroup parent.
+            let ns = self.cgroup_parent.as_str();
+            for id in self
+                .ctr(&["-n", ns, "containers", "ls", "-q"])
+                .stdout
+                .lines()
+            {
+                let _ = self.ctr(&["-n", ns, "tasks", "rm", "-f", id]);
+                let _ = self.ctr(&["-n", ns, "containers", "rm", id]);
+            }
+        }
+        for pid in self.task_processes() {
+            // SAFETY: signalling processes of this test's daemon, by PID.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        for line in crate::host::mounts_mentioning(&self.dir).into_iter().rev() {
+            if let Some(point) = line.split_whitespace().nth(4) {
+                let _ = Command::new("umount").arg("-l").arg(point).status();
+            }
+        }
+        for dir in crate::host::cgroup_dirs_named(&self.cgroup_parent) {
+            if let Err(e) = crate::host::remove_cgroup_dir(&dir) {
+                eprintln!("{e}");
+            }
+        }
+        let runc_state = Path::new("/run/containerd/runc").join(&self.cgroup_parent);
+        let _ = std::fs::remove_dir(runc_state);
+    }
+}
+
 impl Drop for Hulld {
     fn drop(&mut self) {
+        self.remove_containers();
         if let Some(mut child) = self.child.take() {
             // SAFETY: signalling our own child by its PID.
             unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };

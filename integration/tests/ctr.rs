@@ -16,13 +16,13 @@ fn ctr_gets_the_same_answers_from_hulld_as_from_containerd() {
     reg.push("small", "app:latest");
     reg.push("multiarch", "multi:latest");
     let d = Hulld::start("");
-    let scratch = hull_integration::host::scratch_dir("ctr-both");
+    let scratch = hull_integration::host::ScratchDir::new("ctr-both");
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private"])
         .arg(workspace_dir().join("integration/scripts/ctr-both.sh"))
         .arg(&d.socket)
         .arg(&reg.address)
-        .arg(&scratch)
+        .arg(&*scratch)
         .output()
         .expect("running ctr-both.sh");
     assert!(

@@ -93,6 +93,7 @@ impl Daemon {
             grpc_address: config.grpc.address.clone(),
             ttrpc_address: ttrpc_address(&config.grpc.address),
             tasks_dir: config.state.join("tasks"),
+            runtime_root: config.state.join("runtime"),
         };
         Ok(Daemon {
             config,

@@ -26,6 +26,10 @@ pub struct ShimRuntime {
     pub ttrpc_address: PathBuf,
     /// `<state>/tasks`: one bundle per task, `<ns>/<id>`.
     pub tasks_dir: PathBuf,
+    /// `<state>/runtime`: the runtime's state root (`hull --root`, below
+    /// it one directory per namespace) for tasks whose container names
+    /// none, so everything hulld starts lives under its own state.
+    pub runtime_root: PathBuf,
 }
 
 /// A connection to one shim.
@@ -134,16 +138,18 @@ pub fn ttrpc_status(what: &str, e: containerd_shim_protos::ttrpc::Error) -> Stat
 }
 
 /// containerd's runc shim options (`containerd.runc.v1.Options`), the part
-/// hulld sets: which runtime binary the shim runs.
+/// hulld sets: which runtime binary the shim runs, and its state root.
 #[derive(Clone, PartialEq, prost::Message)]
 struct RuncOptions {
     #[prost(string, tag = "6")]
     binary_name: String,
+    #[prost(string, tag = "7")]
+    root: String,
 }
 
 impl ShimRuntime {
     /// Options for a task whose container names none: run `hull` (the one
-    /// beside hulld, if there is one). Both hull-shim and containerd's
+    /// beside hulld, if there is one) with its state below hulld's. Both hull-shim and containerd's
     /// runc shim read them.
     pub fn default_options(&self) -> Option<prost_types::Any> {
         use prost::Message as _;
@@ -155,7 +161,11 @@ impl ShimRuntime {
         };
         Some(prost_types::Any {
             type_url: "containerd.runc.v1.Options".into(),
-            value: RuncOptions { binary_name }.encode_to_vec(),
+            value: RuncOptions {
+                binary_name,
+                root: self.runtime_root.display().to_string(),
+            }
+            .encode_to_vec(),
         })
     }
 

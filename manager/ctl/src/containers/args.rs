@@ -118,6 +118,9 @@ pub struct RunArgs {
     /// Snapshotter for the root filesystem
     #[arg(long, default_value = "overlayfs")]
     pub snapshotter: String,
+    /// Cgroup the container's cgroup goes below (as PARENT/NAMESPACE/ID)
+    #[arg(long, env = "HULLCTL_CGROUP_PARENT", default_value = "hull")]
+    pub cgroup_parent: String,
     /// The image, then the command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub image_and_args: Vec<String>,

@@ -289,10 +289,25 @@ async fn create_under_lease(
             .iter()
             .map(|v| v.parse().map_err(|e: hull_spec::SpecError| e.to_string()))
             .collect::<Result<_, _>>()?,
-        cgroup_parent: "hull".into(),
+        cgroup_parent: a.cgroup_parent.clone(),
         etc_files: write_etc_files(&dir, &hostname)?,
+        // What "all capabilities" and "all devices" mean here: the ones
+        // this host (and so hulld, run by the same root) has.
+        host_capabilities: Some(hull_spec::current_capabilities().map_err(|e| e.to_string())?),
+        host_devices: if a.privileged {
+            hull_spec::host_devices(Path::new("/dev")).map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
+    // docker creates a missing host directory of a bind mount.
+    for v in &options.volumes {
+        if !v.host.exists() {
+            std::fs::create_dir_all(&v.host)
+                .map_err(|e| format!("-v {}: creating it: {e}", v.host.display()))?;
+        }
+    }
     let spec = hull_spec::generate(config, &options, &files).map_err(|e| e.to_string())?;
     let spec_json = serde_json::to_vec(&spec).map_err(|e| format!("encoding the spec: {e}"))?;
     let labels: HashMap<String, String> = [

@@ -62,7 +62,12 @@ fn mount_in(m: Mount) -> containerd_shim_protos::types::mount::Mount {
 fn process_out(container: &str, s: api::StateResponse) -> Process {
     Process {
         container_id: container.to_string(),
-        id: s.exec_id.clone(),
+        // The init process is named after its container, as containerd does.
+        id: if s.exec_id.is_empty() {
+            container.to_string()
+        } else {
+            s.exec_id.clone()
+        },
         pid: s.pid,
         status: s.status.value(),
         stdin: s.stdin.clone(),
