@@ -632,25 +632,19 @@ impl ExecChild<'_> {
                 .ok_or_else(|| Error::msg("no console socket"))?;
             crate::console::attach_terminal(p, sock, false)?;
         }
-        let load_seccomp = || -> Result<()> {
-            let Some(sc) = &self.seccomp else {
-                return Ok(());
-            };
+        let keep_sys_admin = crate::process::seccomp_needs_sys_admin(p, self.seccomp.is_some());
+        let program = crate::process::prepare(p, keep_sys_admin)?;
+        crate::process::close_fds_on_exec(self.opts.preserve_fds)?;
+        crate::log::close();
+        // The filter goes in last: nothing of hull's own runs under it.
+        if let Some(sc) = &self.seccomp {
             let host_pid = if sc.needs_host_pid() {
                 parent.host_pid()?
             } else {
                 0
             };
-            sc.install(host_pid, &self.container.hook_state(Status::Running))
-        };
-        let early: Option<&dyn Fn() -> Result<()>> =
-            self.seccomp.as_ref().map(|_| &load_seccomp as _);
-        let program = crate::process::prepare(p, early)?;
-        crate::process::close_fds_on_exec(self.opts.preserve_fds)?;
-        if crate::process::seccomp_late(p) {
-            load_seccomp()?;
+            sc.install(host_pid, &self.container.hook_state(Status::Running))?;
         }
-        crate::log::close();
         Err(crate::process::exec(
             &program.exe,
             &program.args,

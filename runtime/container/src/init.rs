@@ -241,26 +241,11 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     }
     rootfs::apply_sysctl(spec)?;
     rootfs::finalize(spec)?;
-    let load_seccomp = |status: Status| -> Result<()> {
-        let Some(sc) = &ctx.seccomp else {
-            return Ok(());
-        };
-        let host_pid = if sc.needs_host_pid() {
-            ch.host_pid()?
-        } else {
-            pid
-        };
-        sc.install(
-            host_pid,
-            &hook_state(ctx.id, status, host_pid, &ctx.bundle.dir, &annotations),
-        )
-    };
-    let early = || load_seccomp(Status::Creating);
-    let early: Option<&dyn Fn() -> Result<()>> = ctx.seccomp.as_ref().map(|_| &early as _);
     if direct {
         stop_dying_with_runtime()?;
     }
-    let program = process::prepare(process, early)?;
+    let keep_sys_admin = process::seccomp_needs_sys_admin(process, ctx.seccomp.is_some());
+    let program = process::prepare(process, keep_sys_admin)?;
     ch.send(&ToParent::Ready)?;
     wait_for_hand_off(ch)?;
 
@@ -279,13 +264,28 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     if let Err(e) = process::close_fds_on_exec(ctx.preserve_fds + listen_fds) {
         return report(e);
     }
-    // With no_new_privs the filter goes in last: nothing of hull's own runs under it.
-    if process::seccomp_late(process) {
-        if let Err(e) = load_seccomp(Status::Created) {
+    crate::log::close();
+    // The filter goes in last: nothing of hull's own runs under it.
+    if let Some(sc) = &ctx.seccomp {
+        let host_pid = if sc.needs_host_pid() {
+            match ch.host_pid() {
+                Ok(p) => p,
+                Err(e) => return report(e),
+            }
+        } else {
+            pid
+        };
+        let state = hook_state(
+            ctx.id,
+            Status::Created,
+            host_pid,
+            &ctx.bundle.dir,
+            &annotations,
+        );
+        if let Err(e) = sc.install(host_pid, &state) {
             return report(e);
         }
     }
-    crate::log::close();
     // On success the start connection closes with exec (it is close-on-exec):
     // `start` reads EOF. On failure it reads the reason.
     report(process::exec(&program.exe, &program.args, &program.env))

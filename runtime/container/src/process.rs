@@ -315,21 +315,26 @@ pub struct Program {
 /// around the user switch, umask and cwd, no_new_privs, and the program's
 /// lookup in the container's PATH.
 ///
-/// `seccomp` loads the filter. Without no_new_privs, loading needs
-/// CAP_SYS_ADMIN, so it happens here, before capabilities are dropped; with
-/// no_new_privs the caller loads it just before execve ([`seccomp_late`]).
-pub fn prepare(p: &Process, seccomp: Option<&dyn Fn() -> Result<()>>) -> Result<Program> {
+/// The seccomp filter is not loaded here: the caller loads it right before
+/// execve, so that nothing of the runtime's own (waiting for `start`,
+/// hooks, the fd sweep) runs under the container's profile. Without
+/// no_new_privs loading it needs CAP_SYS_ADMIN, which `keep_sys_admin`
+/// keeps (effective and permitted) until then; execve drops it.
+pub fn prepare(p: &Process, keep_sys_admin: bool) -> Result<Program> {
     apply_privileged(p)?;
-    if let (false, Some(load)) = (seccomp_late(p), seccomp) {
-        load()?;
-    }
     let capabilities = crate::capabilities::CapabilityPlan::from_process(p)?;
-    if let Some(c) = &capabilities {
-        c.before_user_switch()?;
+    // Without a capabilities section a switch to another root keeps all.
+    let to_non_root = p.user().uid() != 0;
+    match &capabilities {
+        Some(c) => c.before_user_switch()?,
+        None if keep_sys_admin && to_non_root => crate::capabilities::keep_across_user_switch()?,
+        None => {}
     }
     switch_user(p, setgroups_allowed())?;
-    if let Some(c) = &capabilities {
-        c.after_user_switch()?;
+    match &capabilities {
+        Some(c) => c.after_user_switch(keep_sys_admin)?,
+        None if keep_sys_admin && to_non_root => crate::capabilities::keep_sys_admin_only()?,
+        None => {}
     }
     umask_and_cwd(p)?;
     if p.no_new_privileges().unwrap_or(false) {
@@ -345,10 +350,9 @@ pub fn prepare(p: &Process, seccomp: Option<&dyn Fn() -> Result<()>>) -> Result<
     Ok(Program { exe, args, env })
 }
 
-/// Whether the seccomp filter is loaded right before execve (no_new_privs
-/// set) rather than in [`prepare`].
-pub fn seccomp_late(p: &Process) -> bool {
-    p.no_new_privileges().unwrap_or(false)
+/// Whether loading the seccomp filter needs CAP_SYS_ADMIN (no no_new_privs).
+pub fn seccomp_needs_sys_admin(p: &Process, has_seccomp: bool) -> bool {
+    has_seccomp && !p.no_new_privileges().unwrap_or(false)
 }
 
 /// Whether this process may call setgroups (not in a rootless user namespace).
