@@ -40,6 +40,64 @@ fn exec_env_and_cwd() {
     assert_eq!(out.ok().lines(), ["bar yes", "/tmp"]);
 }
 
+/// `exec --env K=V` overrides K from process.env (one K, the command
+/// line's value, where the config had it), and a variable listed twice in
+/// process.env is set once, to its last value: the environment is built by
+/// setting each variable in turn, as runc does.
+#[test]
+fn exec_env_overrides_the_config() {
+    let Some(rt) = Runtime::new("exec-env-override") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle
+        .env("FOO=from-config")
+        .env("TWICE=first")
+        .env("TWICE=second");
+    let id = rt.start_sleeper(&mut bundle);
+    let out = rt.exec(&id, &["--env", "FOO=from-cli", "--env", "NEW=x"], &["env"]);
+    let lines = out.ok().lines();
+    let vars: Vec<&str> = lines.iter().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(
+        vars,
+        ["PATH", "TERM", "FOO", "TWICE", "NEW", "HOME"],
+        "{out}"
+    );
+    assert!(lines.contains(&"FOO=from-cli"), "{out}");
+    assert!(lines.contains(&"TWICE=second"), "{out}");
+
+    // The container's own process: the same rule.
+    let mut bundle = rt.bundle();
+    bundle.env("TWICE=first").env("TWICE=second").args(&["env"]);
+    let out = rt.run_ok(&bundle);
+    let twice: Vec<&str> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("TWICE="))
+        .collect();
+    assert_eq!(twice, ["TWICE=second"], "{out}");
+}
+
+/// An environment entry without '=' is refused, not passed on.
+#[test]
+fn env_entry_without_equals_is_refused() {
+    let Some(rt) = Runtime::new("env-no-equals") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.env("NOEQUALS").args(&["env"]);
+    let out = rt.run(&bundle, &rt.new_id(), &[]);
+    assert_eq!(out.code(), 1, "{out}");
+    assert!(out.stderr.contains("NOEQUALS"), "{out}");
+    assert!(!out.stdout.contains("NOEQUALS"), "{out}");
+
+    let mut bundle = rt.bundle();
+    let id = rt.start_sleeper(&mut bundle);
+    let out = rt.exec(&id, &["--env", "ALSO_NO_EQUALS"], &["env"]);
+    assert_eq!(out.code(), 255, "{out}");
+    assert!(out.stderr.contains("ALSO_NO_EQUALS"), "{out}");
+}
+
 #[test]
 fn exec_user_and_additional_gids() {
     let Some((rt, id)) = running_container("exec-user") else {

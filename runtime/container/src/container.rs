@@ -523,6 +523,10 @@ impl Container {
         }
         crate::lsm::check(&opts.process)?;
         crate::spec::validate_user(&opts.process)?;
+        crate::process::check_env(
+            opts.process.env().as_deref().unwrap_or_default(),
+            "the process's environment",
+        )?;
         let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
         let console_socket = opts
             .console_socket

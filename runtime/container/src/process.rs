@@ -178,14 +178,48 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
-/// The environment for execve: config env plus HOME from /etc/passwd when unset.
+/// The environment for execve: process.env with each variable set in turn
+/// (a later entry replaces an earlier one in its place, so `exec --env K=V`
+/// overrides the config's K, as with runc), plus HOME from /etc/passwd when
+/// unset. Entries are checked by [`check_env`] before the process exists.
 pub fn environment(p: &Process) -> Vec<String> {
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
+    let mut env: Vec<String> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for entry in p.env().as_deref().unwrap_or_default() {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+        match index.get(key) {
+            Some(&i) => env[i] = entry.clone(),
+            None => {
+                index.insert(key.to_string(), env.len());
+                env.push(entry.clone());
+            }
+        }
+    }
+    if !index.contains_key("HOME") {
         let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
         env.push(format!("HOME={home}"));
     }
     env
+}
+
+/// Every environment entry must be KEY=VALUE with a non-empty KEY and no
+/// NUL byte; `what` names the list in errors ("process.env", "--env").
+pub fn check_env(entries: &[String], what: &str) -> Result<()> {
+    for entry in entries {
+        match entry.split_once('=') {
+            None => bail!(
+                "invalid environment variable {entry:?} in {what}: missing '=' (use KEY=VALUE)"
+            ),
+            Some(("", _)) => {
+                bail!("invalid environment variable {entry:?} in {what}: the name is empty")
+            }
+            Some(_) if entry.contains('\0') => {
+                bail!("invalid environment variable {entry:?} in {what}: it contains a NUL byte")
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn home_of(uid: u32) -> Option<String> {
@@ -427,5 +461,28 @@ mod tests {
             "exec: \"no-such-program-hull\": executable file not found in $PATH"
         );
         assert!(find_executable("/nonexistent/x", &env).is_err());
+    }
+
+    #[test]
+    fn later_env_entries_replace_earlier_ones_in_place() {
+        let mut p = Process::default();
+        p.set_env(Some(
+            ["A=1", "B=2", "A=3", "HOME=/h", "C=", "B=4"]
+                .map(String::from)
+                .to_vec(),
+        ));
+        assert_eq!(environment(&p), ["A=3", "B=4", "HOME=/h", "C="]);
+    }
+
+    #[test]
+    fn env_entries_need_a_name_and_equals() {
+        let ok = ["A=1", "B=", "C==x"].map(String::from);
+        assert!(check_env(&ok, "process.env").is_ok());
+        for bad in ["NOEQ", "=x"] {
+            let e = check_env(&[bad.to_string()], "--env")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad) && e.contains("--env"), "{e}");
+        }
     }
 }

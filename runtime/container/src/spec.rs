@@ -126,6 +126,8 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
     }
     crate::lsm::check(process)?;
     validate_user(process).map_err(|e| e.context("config.json"))?;
+    crate::process::check_env(process.env().as_deref().unwrap_or_default(), "process.env")
+        .map_err(|e| e.context("config.json"))?;
     if !process.cwd().is_absolute() {
         bail!(
             "config.json: process.cwd {:?} must be an absolute path",

@@ -358,6 +358,9 @@ fn exec_process(c: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Pro
         p.set_terminal(Some(true));
     }
     if !args.env.is_empty() {
+        hull_container::process::check_env(&args.env, "--env")?;
+        // Appended: a later entry replaces an earlier one of the same name,
+        // so the command line wins over process.env.
         let mut env = p.env().clone().unwrap_or_default();
         env.extend(args.env.iter().cloned());
         p.set_env(Some(env));
