@@ -281,7 +281,7 @@ impl Container {
             _ => h.poststop(),
         };
         if let Some(list) = list.as_ref() {
-            if let Err(e) = hooks::run_all(point, list, &self.hook_state(status)) {
+            if let Err(e) = hooks::run_all(point, list, &self.hook_state(status), None) {
                 crate::log::warn(e.to_string());
             }
         }

@@ -298,11 +298,12 @@ impl InitSession<'_> {
             .expect("init asks only when hooks exist");
         #[allow(deprecated)]
         let prestart = h.prestart().as_deref().unwrap_or_default();
-        hooks::run_all(Point::Prestart, prestart, &st)?;
+        hooks::run_all(Point::Prestart, prestart, &st, None)?;
         hooks::run_all(
             Point::CreateRuntime,
             h.create_runtime().as_deref().unwrap_or_default(),
             &st,
+            None,
         )
     }
 

@@ -233,7 +233,14 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     let annotations = spec.annotations().clone().unwrap_or_default();
     if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
         let state = hook_state(ctx.id, Status::Creating, pid, &ctx.bundle.dir, &annotations);
-        hooks::run_all(Point::CreateContainer, list, &state)?;
+        // Without their own env: process.env, as the container's process has
+        // it at this point (runc sets HOME later, with the user).
+        hooks::run_all(
+            Point::CreateContainer,
+            list,
+            &state,
+            Some(&process::merged_env(process)),
+        )?;
     }
     rootfs::enter(&ctx.plan.rootfs, ctx.plan.no_pivot)?;
     if process.terminal().unwrap_or(false) {
@@ -256,7 +263,7 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     };
     if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
         let state = hook_state(ctx.id, Status::Created, pid, &ctx.bundle.dir, &annotations);
-        if let Err(e) = hooks::run_all(Point::StartContainer, list, &state) {
+        if let Err(e) = hooks::run_all(Point::StartContainer, list, &state, Some(&program.env)) {
             return report(e);
         }
     }

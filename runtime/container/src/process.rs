@@ -178,24 +178,31 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
-/// The environment for execve: process.env with each variable set in turn
-/// (a later entry replaces an earlier one in its place, so `exec --env K=V`
-/// overrides the config's K, as with runc), plus HOME from /etc/passwd when
-/// unset. Entries are checked by [`check_env`] before the process exists.
-pub fn environment(p: &Process) -> Vec<String> {
+/// process.env with each variable set in turn: a later entry replaces an
+/// earlier one of the same name in its place (so `exec --env K=V`, appended,
+/// overrides the config's K), as runc's init builds it. Entries are checked
+/// by [`check_env`] before the process exists.
+pub fn merged_env(p: &Process) -> Vec<String> {
     let mut env: Vec<String> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for entry in p.env().as_deref().unwrap_or_default() {
         let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
         match index.get(key) {
             Some(&i) => env[i] = entry.clone(),
             None => {
-                index.insert(key.to_string(), env.len());
+                index.insert(key, env.len());
                 env.push(entry.clone());
             }
         }
     }
-    if !index.contains_key("HOME") {
+    env
+}
+
+/// The environment for execve: [`merged_env`], plus HOME from /etc/passwd
+/// when unset.
+pub fn environment(p: &Process) -> Vec<String> {
+    let mut env = merged_env(p);
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
         let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
         env.push(format!("HOME={home}"));
     }
