@@ -18,6 +18,7 @@ use crate::create::{spawn_init, HostSide, Spawned};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
 use crate::namespaces::{self, Kind};
+use crate::runc_errors;
 use crate::spec::Bundle;
 use crate::startsock::connect_in_dir;
 use crate::state::{self, hook_state, OciState, Record, StateDir, Status};
@@ -102,7 +103,9 @@ impl Container {
                 .and_then(|c| c.manager().state().ok())
                 .is_some_and(|s| s == hull_cgroups::FreezerState::Frozen)
         };
-        if status == Status::Running && frozen() {
+        // A frozen container is paused whether or not it was started, as
+        // runc reports it.
+        if matches!(status, Status::Running | Status::Created) && frozen() {
             return Status::Paused;
         }
         status
@@ -124,7 +127,11 @@ impl Container {
     pub fn pause(&self) -> Result<()> {
         match self.status() {
             Status::Running | Status::Created => {}
-            s => bail!("cannot pause container {:?}: it is {s}", self.id()),
+            s => bail!(
+                "cannot pause container {:?}: {} (it is {s})",
+                self.id(),
+                runc_errors::NOT_RUNNING
+            ),
         }
         let cg = self.cgroup().ok_or_else(|| {
             Error::msg(format!(
@@ -139,8 +146,13 @@ impl Container {
 
     /// `resume`: thaw a paused container.
     pub fn resume(&self) -> Result<()> {
-        if self.status() != Status::Paused {
-            bail!("cannot resume container {:?}: it is not paused", self.id());
+        let status = self.status();
+        if status != Status::Paused {
+            bail!(
+                "cannot resume container {:?}: {} (it is {status})",
+                self.id(),
+                runc_errors::NOT_PAUSED
+            );
         }
         let cg = self
             .cgroup()
@@ -153,7 +165,11 @@ impl Container {
     /// `update`: change the resource limits of a live container.
     pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
         if self.status() == Status::Stopped {
-            bail!("cannot update container {:?}: it has stopped", self.id());
+            bail!(
+                "cannot update container {:?}: {} (it has stopped)",
+                self.id(),
+                runc_errors::NOT_RUNNING
+            );
         }
         let cg = self
             .cgroup()
@@ -169,6 +185,12 @@ impl Container {
     /// On failure nothing is left behind: no state directory, process or pid file.
     pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Container> {
         let dir = StateDir::new(root, id)?;
+        // Checked again when the directory is made; this early check gives
+        // runc's error before the cgroups (likely the existing container's)
+        // are looked at.
+        if dir.dir.exists() {
+            return Err(state::already_exists(id));
+        }
         let bundle = Bundle::load(&opts.bundle)?;
         let process = bundle
             .spec
@@ -241,9 +263,13 @@ impl Container {
                 "cannot start a container that has stopped ({:?}): delete it and create it again",
                 self.id()
             ),
-            Status::Running | Status::Paused => {
+            Status::Running => {
                 bail!("cannot start an already running container {:?}", self.id())
             }
+            Status::Paused => bail!(
+                "cannot start a container in the paused state ({:?}): resume it (and start it if it was never started)",
+                self.id()
+            ),
             Status::Creating => bail!("container {:?} is still being created", self.id()),
         }
         let conn = connect_in_dir(&self.dir.dir, state::START_SOCKET)?;
@@ -298,24 +324,64 @@ impl Container {
     }
 
     /// Send a signal to the init process, or to every process with `all`.
+    /// Signal 0 only checks that the init is alive. As with runc: a stopped
+    /// container fails with runc's "container not running" (which
+    /// containerd reads as "already exited"), except with `all`, which has
+    /// nothing left to signal and succeeds; SIGKILL thaws a paused container,
+    /// whose frozen processes would otherwise not die until resumed.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
-        match self.status() {
-            Status::Created | Status::Running | Status::Paused => {}
-            _ => bail!("container {:?} is not running", self.id()),
-        }
+        let status = self.status();
         let sig = Signal::try_from(signal).ok();
-        if let (true, Some(cg), Some(sig)) = (all, self.cgroup(), sig) {
-            return cg
-                .manager()
-                .kill_all(sig)
-                .map_err(|e| Error::msg(format!("signalling container {:?}: {e}", self.id())));
+        if all {
+            return self.kill_all(status, signal, sig);
         }
-        let pids = if all {
-            self.pids()
-        } else {
-            vec![self.record.pid]
-        };
-        for pid in pids {
+        if !matches!(status, Status::Created | Status::Running | Status::Paused) {
+            bail!(
+                "cannot signal container {:?}: {} (it is {status})",
+                self.id(),
+                runc_errors::NOT_RUNNING
+            );
+        }
+        let pid = self.record.pid;
+        match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ESRCH) => bail!(
+                "cannot signal container {:?}: {} (its init {pid} has exited)",
+                self.id(),
+                runc_errors::NOT_RUNNING
+            ),
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("sending signal {signal} to pid {pid}"),
+                    e,
+                ))
+            }
+        }
+        if status == Status::Paused && sig == Some(Signal::SIGKILL) {
+            if let Some(cg) = self.cgroup() {
+                cg.manager().thaw().map_err(|e| {
+                    Error::msg(format!("thawing killed container {:?}: {e}", self.id()))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `kill --all`: every process in the container's cgroups (without
+    /// cgroups, in its pid namespace).
+    fn kill_all(&self, status: Status, signal: i32, sig: Option<Signal>) -> Result<()> {
+        if let (Some(cg), Some(sig)) = (self.cgroup(), sig) {
+            return match cg.manager().kill_all(sig) {
+                Ok(()) => Ok(()),
+                // Its cgroups may be gone already: nothing to signal.
+                Err(_) if status == Status::Stopped => Ok(()),
+                Err(e) => Err(Error::msg(format!(
+                    "signalling container {:?}: {e}",
+                    self.id()
+                ))),
+            };
+        }
+        for pid in self.pids() {
             match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
                 Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
                 Err(e) => {

@@ -29,6 +29,7 @@ pub mod namespaces;
 pub mod process;
 pub mod reexec;
 pub mod rootfs;
+pub mod runc_errors;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;

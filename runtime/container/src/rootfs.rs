@@ -236,16 +236,16 @@ fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
         return finish_entry(root, dest, &opts);
     }
     if matches!(typ.as_str(), "proc" | "sysfs") && inroot::last_is_symlink(root.as_fd(), dest) {
+        // runc's words.
         return Err(Error::msg(format!(
-            "{} mount destination {} is a symlink in the image: {typ} must be mounted on a real directory",
-            typ,
+            "filesystem {typ:?} must be mounted on ordinary directory: {} is a symlink in the image",
             dest.display()
         )));
     }
     let target = inroot::resolve(root.as_fd(), dest, Create::Dir)?;
     if matches!(typ.as_str(), "proc" | "sysfs") && !inroot::is_dir(&target) {
         return Err(Error::msg(format!(
-            "{typ} mount destination {} is not a directory",
+            "filesystem {typ:?} must be mounted on ordinary directory: {} is not a directory in the image",
             dest.display()
         )));
     }

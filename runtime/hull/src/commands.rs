@@ -459,7 +459,7 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
     let c = Container::load(root, &args.id)?;
     if c.status() == hull_container::state::Status::Paused && !args.ignore_paused {
         bail!(
-            "container {:?} is paused: resume it or pass --ignore-paused",
+            "cannot exec in a paused container {:?}: resume it or pass --ignore-paused",
             args.id
         );
     }
@@ -483,6 +483,10 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
 fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     let interval = crate::resources::parse_interval(interval)?;
     let c = Container::load(root, id)?;
+    if c.status() == hull_container::state::Status::Stopped {
+        // runc's words.
+        bail!("container with id {id} is not running");
+    }
     let cg = c
         .cgroup()
         .ok_or_else(|| Error::msg(format!("container {id:?} has no cgroups")))?;
