@@ -191,6 +191,17 @@ fn check_ns_file(path: &Path, kind: Kind) -> Result<()> {
     open_ns(path, kind).map(drop)
 }
 
+/// Whether the namespace at `path` is this process's own of that kind (for
+/// the runtime: the host's, where a container must not change settings).
+/// Unknown (unreadable) counts as not its own: the path was checked to be a
+/// namespace of the right kind when the config was loaded.
+pub fn is_runtime_own(path: &Path, kind: Kind) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let own = PathBuf::from(format!("/proc/self/ns/{}", kind.proc_name()));
+    matches!((id(path), id(&own)), (Some(a), Some(b)) if a == b)
+}
+
 /// Enter the namespace behind `fd`.
 pub fn enter(fd: &OwnedFd, kind: Kind) -> Result<()> {
     nix::sched::setns(fd, kind.flag()).ctx(|| format!("joining {} namespace", kind.oci_name()))
