@@ -279,3 +279,79 @@ fn exec_cap_adds_a_capability() {
     rt.exec(&id, &["--cap", "CAP_NOT_A_THING"], &["true"])
         .fails_mentioning("CAP_NOT_A_THING");
 }
+
+/// The host directories of process `pid`'s cgroups, one per line of
+/// /proc/PID/cgroup (every v1 hierarchy and the unified one).
+fn cgroup_dirs_of(pid: i32) -> Vec<std::path::PathBuf> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let list = l.split(':').nth(1)?;
+            let controller = list.split(',').next().unwrap_or("");
+            hull_integration::host::cgroup_dir(pid, controller)
+        })
+        .collect()
+}
+
+/// `exec --cgroup [controller[,controller]:]path` runs the process in an
+/// existing sub-cgroup of the container's, as runc does; paths leaving the
+/// container's cgroup are refused with runc's words.
+#[test]
+fn exec_into_a_sub_cgroup() {
+    let Some((rt, id)) = running_container("exec-cgroup") else {
+        return;
+    };
+    let init = rt.pid(&id);
+    let dirs = cgroup_dirs_of(init);
+    assert!(!dirs.is_empty(), "no cgroups for the init {init}");
+    // Below the container's own cgroups (removed with them by delete).
+    for d in &dirs {
+        fs::create_dir(d.join("sub")).unwrap();
+        // A v1 cpuset cgroup starts with no CPUs: give it the container's.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = fs::read_to_string(d.join(file)) {
+                fs::write(d.join("sub").join(file), v.trim()).unwrap();
+            }
+        }
+    }
+    let own = |text: &str, controller: &str| -> String {
+        text.lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == controller))
+            })
+            .unwrap_or_else(|| panic!("no {controller} line in:\n{text}"))
+            .to_owned()
+    };
+    let out = rt.exec(
+        &id,
+        &["--cgroup", "memory,pids:sub"],
+        &["cat", "/proc/self/cgroup"],
+    );
+    let text = out.ok().stdout.clone();
+    assert!(own(&text, "memory").ends_with("/sub"), "{out}");
+    assert!(own(&text, "pids").ends_with("/sub"), "{out}");
+    assert!(!own(&text, "freezer").ends_with("/sub"), "{out}");
+
+    let out = rt.exec(&id, &["--cgroup", "sub"], &["cat", "/proc/self/cgroup"]);
+    for line in out.ok().lines() {
+        assert!(line.ends_with("/sub"), "every hierarchy: {line}\n{out}");
+    }
+
+    for (arg, says) in [
+        ("../elsewhere", "../elsewhere is not a sub cgroup path"),
+        ("memory:../..", "../.. is not a sub cgroup path"),
+        ("nosuch:sub", "unknown controller nosuch"),
+        ("a:b:c", "invalid --cgroup argument: a:b:c"),
+        ("memory:missing", "missing"),
+    ] {
+        let out = rt.exec(&id, &["--cgroup", arg], &["true"]);
+        assert_eq!(out.code(), 255, "{out}");
+        out.fails_mentioning(says);
+    }
+    let out = rt.exec(&id, &["--cgroup", "a", "--cgroup", "b"], &["true"]);
+    out.fails_mentioning("invalid --cgroup argument: a (missing <controller>: prefix)");
+    rt.delete_force(&id).ok();
+}

@@ -54,6 +54,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: i32,
+    /// `--cgroup`: sub-cgroups of the container's to run the process in.
+    pub cgroup: Vec<crate::cgroup::SubCgroup>,
 }
 
 /// A container known to the runtime: its state directory and record.
@@ -594,6 +596,17 @@ impl Container {
             "the process's environment",
         )?;
         let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
+        let sub_cgroup = if opts.cgroup.is_empty() {
+            None
+        } else {
+            let cg = self.cgroup().ok_or_else(|| {
+                Error::msg(format!(
+                    "--cgroup: container {:?} has no cgroups",
+                    self.id()
+                ))
+            })?;
+            Some(cg.sub_cgroups(&opts.cgroup)?)
+        };
         let console_socket = opts
             .console_socket
             .as_deref()
@@ -637,7 +650,7 @@ impl Container {
         let child = child.ctx(|| "clone for exec")?;
         drop(child_ch);
         drop(child_ctx);
-        if let Some(cg) = self.cgroup() {
+        if let Some(cg) = sub_cgroup.as_ref().or(self.cgroup()) {
             cg.apply(child)?;
         }
         parent_ch.send(&ToChild::CgroupJoined)?;

@@ -273,6 +273,9 @@ pub struct ExecArgs {
     /// Exec even if the container is paused
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container: [CONTROLLER[,CONTROLLER]:]PATH (repeatable)
+    #[arg(long, value_name = "[CONTROLLER:]PATH")]
+    pub cgroup: Vec<String>,
     pub id: String,
     /// Command and arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -463,8 +463,10 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
             args.id
         );
     }
+    let cgroup = hull_container::cgroup::SubCgroup::parse_args(&args.cgroup)?;
     let process = exec_process(&c, args)?;
     let opts = ExecOptions {
+        cgroup,
         process,
         console_socket: args.console_socket.clone(),
         pid_file: args.pid_file.clone(),
