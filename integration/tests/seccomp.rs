@@ -686,6 +686,11 @@ fn wait_ready(fd: i32, events: i16, stop: &AtomicBool) -> Result<i16, String> {
 fn accept_handoff(listener: &UnixListener, stop: &AtomicBool) -> Result<Handoff, String> {
     wait_ready(listener.as_raw_fd(), libc::POLLIN, stop)?;
     let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    read_handoff(&conn)
+}
+
+/// Reads the listener fd and its JSON payload from an agent connection.
+fn read_handoff(conn: &std::os::unix::net::UnixStream) -> Result<Handoff, String> {
     let mut buf = vec![0u8; 1 << 16];
     let mut len = 0;
     let mut fd = None;
@@ -914,4 +919,101 @@ fn notify_exec_sends_a_second_listener() {
         0,
         "init listener has events"
     );
+}
+
+/// Whether `fd` is readable right now (no waiting).
+fn readable_now(fd: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; timeout 0.
+    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+}
+
+/// runc hands the listener to the agent during `create`, and agents wait
+/// for it before they call `start`: an agent doing so must not wait forever.
+/// The payload says "creating" with the init's pid, as runc's does.
+#[test]
+fn notify_listener_arrives_during_create() {
+    let Some(rt) = Runtime::new("sc-notify-create") else {
+        return;
+    };
+    for nnp in [true, false] {
+        let sock = rt.dir("agent").join("agent.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let metadata = "create-metadata";
+        let mut bundle = bundle_with(&rt, notify_profile(&sock, metadata), nnp);
+        bundle.sh("mkdir /tmp/refused; echo rc=$? > /tmp/result; mkdir /tmp/continued");
+        let id = rt.new_id();
+        rt.create(&bundle, &id, &[]).ok();
+        // Nothing is waited for here: create has returned, so what it sent
+        // is there (or was never sent).
+        assert!(
+            readable_now(listener.as_raw_fd()),
+            "noNewPrivileges {nnp}: create returned without connecting to the agent"
+        );
+        let (conn, _) = listener.accept().unwrap();
+        assert!(
+            readable_now(conn.as_raw_fd()),
+            "noNewPrivileges {nnp}: create returned without sending the listener (an agent waiting for it before `start` would wait forever)"
+        );
+        let Handoff { fd, payload } =
+            read_handoff(&conn).unwrap_or_else(|e| panic!("handoff: {e}"));
+        let stop = AtomicBool::new(false);
+        let pid = check_payload(&payload, &id, &bundle, metadata);
+        assert_eq!(pid, rt.pid(&id), "{payload:#}");
+        assert_eq!(payload["state"]["status"], "creating", "{payload:#}");
+        assert_eq!(rt.status(&id), "created");
+        std::thread::scope(|s| {
+            let agent = s.spawn(|| -> Result<(), String> {
+                let first = recv_notif(&fd, &stop)?;
+                respond(&fd, &first, Err(libc::EXDEV))?;
+                let second = recv_notif(&fd, &stop)?;
+                respond(&fd, &second, Ok(()))
+            });
+            rt.start(&id).ok();
+            rt.wait_for_status(&id, "stopped");
+            stop.store(true, Ordering::SeqCst);
+            agent
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("agent: {e}"));
+        });
+        assert_eq!(bundle.read_file("/tmp/result").trim(), "rc=1");
+        assert!(bundle.rootfs().join("tmp/continued").is_dir());
+        rt.delete(&id).ok();
+    }
+}
+
+/// An agent that takes the listener but never answers: the program waits
+/// in its notified syscall, and `delete --force` still removes everything
+/// (no init or program is left waiting).
+#[test]
+fn notify_agent_that_never_answers() {
+    let Some(rt) = Runtime::new("sc-notify-silent") else {
+        return;
+    };
+    let sock = rt.dir("agent").join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut bundle = bundle_with(&rt, notify_profile(&sock, "silent"), true);
+    bundle.sh("mkdir /tmp/never; echo done > /tmp/result");
+    let id = rt.new_id();
+    rt.create(&bundle, &id, &[]).ok();
+    let stop = AtomicBool::new(false);
+    let Handoff { fd, .. } =
+        accept_handoff(&listener, &stop).unwrap_or_else(|e| panic!("handoff: {e}"));
+    rt.start(&id).ok();
+    // The program is blocked in mkdir, waiting for the agent.
+    let notif = recv_notif(&fd, &stop).unwrap_or_else(|e| panic!("notification: {e}"));
+    assert!(is_mkdir(&notif));
+    assert_eq!(rt.status(&id), "running");
+    rt.delete_force(&id).ok();
+    let gone = hull_integration::host::wait_until(Duration::from_secs(10), || {
+        rt.processes_in_bundles().is_empty()
+    });
+    assert!(gone, "left running: {:?}", rt.processes_in_bundles());
+    assert!(!bundle.rootfs().join("tmp/result").exists());
+    drop(fd);
 }

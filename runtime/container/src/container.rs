@@ -631,7 +631,7 @@ impl Container {
         crate::process::set_non_dumpable()?;
         let for_children = ForChildren::enter(&joins)?;
         let oom = crate::process::OomScoreAdj::set_for_children(&opts.process)?;
-        let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
+        let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.has_listener());
         let child_ctx = ExecChild {
             container: self,
             joins,
@@ -721,7 +721,7 @@ impl ExecChild<'_> {
         crate::log::close();
         // The filter goes in last: nothing of hull's own runs under it.
         if let Some(sc) = &self.seccomp {
-            let host_pid = if sc.needs_host_pid() {
+            let host_pid = if sc.has_listener() {
                 parent.host_pid()?
             } else {
                 0

@@ -96,9 +96,12 @@ pub(crate) fn spawn_init(
         console_socket,
         cgroup,
         cgroup_binds,
-        seccomp,
+        mut seccomp,
     } = host_side;
-    let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
+    // The runtime hands the init's NOTIFY listener to the agent: it knows
+    // the init's host pid, and a create killed meanwhile leaves an init
+    // that only waits on the channel, whose EOF ends it.
+    let agent = seccomp.as_mut().and_then(|s| s.take_agent());
     let ns = &bundle.namespaces;
     let start_listener = listen_in_dir(&dir.dir, state::START_SOCKET)?;
     let mut joins: Vec<(Kind, OwnedFd)> = Vec::new();
@@ -180,15 +183,12 @@ pub(crate) fn spawn_init(
     cgroup.create_with_limits(&bundle.spec)?;
     cgroup.apply(child)?;
     parent_ch.send(&ToChild::CgroupJoined)?;
-    if needs_host_pid && created_by_clone {
-        parent_ch.send(&ToChild::HostPid(child))?;
-    }
     let session = InitSession {
         ch: &parent_ch,
         id,
         dir,
         bundle,
-        needs_host_pid,
+        agent,
     };
     session.until_ready(&mut record, spawned)?;
     record.init_start_time = state::process_start_time(record.pid)
@@ -242,7 +242,7 @@ struct InitSession<'a> {
     id: &'a str,
     dir: &'a StateDir,
     bundle: &'a Bundle,
-    needs_host_pid: bool,
+    agent: Option<crate::seccomp::Agent>,
 }
 
 impl InitSession<'_> {
@@ -251,7 +251,11 @@ impl InitSession<'_> {
     fn until_ready(&self, record: &mut Record, spawned: &mut Spawned) -> Result<()> {
         let child = record.pid;
         loop {
-            match self.ch.recv::<ToParent>()? {
+            let (msg, fd) = match self.ch.recv_with_fd::<ToParent>()? {
+                Some((msg, fd)) => (Some(msg), fd),
+                None => (None, None),
+            };
+            match msg {
                 Some(ToParent::MapIds) => {
                     write_id_maps(child, &self.bundle.spec)?;
                     self.ch.send(&ToChild::IdsMapped)?;
@@ -265,19 +269,42 @@ impl InitSession<'_> {
                     self.ch.send(&ToChild::InitRecorded)?;
                     let _ = waitpid(Pid::from_raw(child), None);
                     spawned.child = None;
-                    if self.needs_host_pid {
-                        self.ch.send(&ToChild::HostPid(p))?;
-                    }
                 }
                 Some(ToParent::RunHooks) => {
                     self.run_create_hooks(record.pid)?;
                     self.ch.send(&ToChild::HooksDone)?;
                 }
-                Some(ToParent::Ready) => return Ok(()),
+                Some(ToParent::Ready) => return self.hand_off_listener(record.pid, fd),
                 Some(ToParent::Failed(msg)) => return Err(Error::msg(msg)),
                 None => bail!("container init {} before it was ready", exit_reason(child)),
             }
         }
+    }
+
+    /// With a NOTIFY filter, the init loaded it and sent its listener with
+    /// `Ready`: the agent gets it now, during create, as with runc. A
+    /// failure fails create (and kills the init).
+    fn hand_off_listener(&self, init_pid: i32, fd: Option<OwnedFd>) -> Result<()> {
+        let Some(agent) = &self.agent else {
+            return Ok(());
+        };
+        let fd = fd.ok_or_else(|| {
+            Error::msg(
+                "the container's init sent no seccomp listener for linux.seccomp.listenerPath",
+            )
+        })?;
+        let annotations = self.bundle.spec.annotations().clone().unwrap_or_default();
+        let state = hook_state(
+            self.id,
+            Status::Creating,
+            init_pid,
+            &self.bundle.dir,
+            &annotations,
+        );
+        crate::log::debug(format!(
+            "seccomp: handing the listener of init {init_pid} to the agent"
+        ));
+        agent.hand_off(&fd, init_pid, &state)
     }
 
     /// prestart and createRuntime hooks, in the runtime's namespaces.

@@ -253,7 +253,21 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     }
     let keep_sys_admin = process::seccomp_needs_sys_admin(process, ctx.seccomp.is_some());
     let program = process::prepare(process, keep_sys_admin)?;
-    ch.send(&ToParent::Ready)?;
+    let preserve = ctx.preserve_fds + process::listen_fds();
+    match ctx.seccomp.as_ref().filter(|sc| sc.has_listener()) {
+        Some(sc) => {
+            // The agent needs the listener before `start`: the filter goes
+            // in now, after everything of hull's own but waiting for start
+            // (and the startContainer hooks).
+            process::close_fds_on_exec(preserve)?;
+            crate::log::close();
+            let listener = sc
+                .load()?
+                .ok_or_else(|| Error::msg("the seccomp filter gave no listener"))?;
+            ch.send_with_fd(&ToParent::Ready, &listener)?;
+        }
+        None => ch.send(&ToParent::Ready)?,
+    }
     wait_for_hand_off(ch)?;
 
     let conn = wait_for_start(&ctx.start_listener)?;
@@ -267,29 +281,14 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
             return report(e);
         }
     }
-    let listen_fds = process::listen_fds();
-    if let Err(e) = process::close_fds_on_exec(ctx.preserve_fds + listen_fds) {
-        return report(e);
-    }
-    crate::log::close();
-    // The filter goes in last: nothing of hull's own runs under it.
-    if let Some(sc) = &ctx.seccomp {
-        let host_pid = if sc.needs_host_pid() {
-            match ch.host_pid() {
-                Ok(p) => p,
-                Err(e) => return report(e),
-            }
-        } else {
-            pid
-        };
-        let state = hook_state(
-            ctx.id,
-            Status::Created,
-            host_pid,
-            &ctx.bundle.dir,
-            &annotations,
-        );
-        if let Err(e) = sc.install(host_pid, &state) {
+    // The filter goes in last: nothing of hull's own runs under it (with a
+    // listener it is in already, after the same sweep).
+    if !ctx.seccomp.as_ref().is_some_and(|sc| sc.has_listener()) {
+        if let Err(e) = process::close_fds_on_exec(preserve) {
+            return report(e);
+        }
+        crate::log::close();
+        if let Some(Err(e)) = ctx.seccomp.as_ref().map(|sc| sc.load()) {
             return report(e);
         }
     }
