@@ -274,6 +274,7 @@ impl Container {
             ),
             Status::Creating => bail!("container {:?} is still being created", self.id()),
         }
+        crate::debug!("start {}: signalling init {}", self.id(), self.record.pid);
         let conn = connect_in_dir(&self.dir.dir, state::START_SOCKET)?;
         nix::unistd::write(&conn, b"s").ctx(|| format!("starting container {:?}", self.id()))?;
         let mut reason = Vec::new();
@@ -334,6 +335,15 @@ impl Container {
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let status = self.status();
         let sig = Signal::try_from(signal).ok();
+        crate::debug!(
+            "kill {}: signal {signal} to {} ({status})",
+            self.id(),
+            if all {
+                "every process".to_string()
+            } else {
+                format!("init {}", self.record.pid)
+            }
+        );
         if all {
             return self.kill_all(status, signal, sig);
         }
@@ -508,6 +518,7 @@ impl Container {
     /// Remove the cgroups, run poststop hooks (failures are warnings) and
     /// remove the state. The init is dead by now.
     fn destroy(&self) -> Result<()> {
+        crate::debug!("delete {}: removing cgroups and state", self.id());
         if let Some(cg) = self.cgroup() {
             self.remove_cgroups(cg)?;
         }
@@ -625,6 +636,15 @@ impl Container {
         if !self.record.init_alive() {
             bail!("cannot exec in a stopped container {:?}", self.id());
         }
+        crate::debug!(
+            "exec in {}: joining the {} namespaces of init {init}",
+            self.id(),
+            joins
+                .iter()
+                .map(|(k, _)| k.oci_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         // The container's own seccomp profile applies to exec'd processes too.
         let seccomp = crate::seccomp::Seccomp::prepare(&self.config()?)?;
         let (parent_ch, child_ch) = Channel::pair()?;
@@ -651,6 +671,11 @@ impl Container {
         drop(child_ch);
         drop(child_ctx);
         if let Some(cg) = sub_cgroup.as_ref().or(self.cgroup()) {
+            crate::debug!(
+                "exec in {}: process {child} joins {}",
+                self.id(),
+                cg.manager().path().display()
+            );
             cg.apply(child)?;
         }
         parent_ch.send(&ToChild::CgroupJoined)?;
@@ -705,6 +730,7 @@ impl ExecChild<'_> {
             .iter()
             .filter(|(k, _)| !k.affects_children_only())
         {
+            crate::debug!("exec: joining the {} namespace", kind.oci_name());
             namespaces::enter(fd, *kind)?;
         }
         let p = &self.opts.process;
@@ -718,6 +744,10 @@ impl ExecChild<'_> {
         let keep_sys_admin = crate::process::seccomp_needs_sys_admin(p, self.seccomp.is_some());
         let program = crate::process::prepare(p, keep_sys_admin)?;
         crate::process::close_fds_on_exec(self.opts.preserve_fds)?;
+        if self.seccomp.is_some() {
+            crate::debug!("exec: loading the seccomp filter");
+        }
+        crate::debug!("exec: exec {} {:?}", program.exe.display(), program.args);
         crate::log::close();
         // The filter goes in last: nothing of hull's own runs under it.
         if let Some(sc) = &self.seccomp {

@@ -150,6 +150,12 @@ pub(crate) fn spawn_init(
         // SAFETY: prctl on ourselves.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     }
+    crate::debug!(
+        "create {id}: bundle {}, rootfs {}, namespaces {}",
+        bundle.dir.display(),
+        bundle.rootfs.display(),
+        ns.describe()
+    );
     let (parent_ch, child_ch) = Channel::pair()?;
     crate::process::set_non_dumpable()?;
     nix::unistd::chdir(&bundle.dir).ctx(|| format!("chdir to bundle {}", bundle.dir.display()))?;
@@ -171,6 +177,7 @@ pub(crate) fn spawn_init(
     drop(child_ch);
     drop(ctx);
     spawned.child = Some(child);
+    crate::debug!("create {id}: cloned the container's process {child}");
 
     // From here on a killed create leaves a record that names the init and
     // the cgroups (created just below), for `delete` to clean up from.
@@ -180,6 +187,10 @@ pub(crate) fn spawn_init(
     // Limits are in force before the child does anything of the container's.
     // Registered first: a limit that fails leaves directories abort must remove.
     let cgroup = spawned.cgroup.insert(cgroup);
+    crate::debug!(
+        "create {id}: cgroups {}",
+        serde_json::to_string(&cgroup.paths()).unwrap_or_default()
+    );
     cgroup.create_with_limits(&bundle.spec)?;
     cgroup.apply(child)?;
     parent_ch.send(&ToChild::CgroupJoined)?;
@@ -191,6 +202,7 @@ pub(crate) fn spawn_init(
         agent,
     };
     session.until_ready(&mut record, spawned)?;
+    crate::debug!("create {id}: init {} is ready", record.pid);
     record.init_start_time = state::process_start_time(record.pid)
         .ok_or_else(|| Error::msg("container init exited right after it was ready"))?;
     record.hooks = bundle.spec.hooks().clone();
@@ -257,10 +269,15 @@ impl InitSession<'_> {
             };
             match msg {
                 Some(ToParent::MapIds) => {
+                    crate::debug!("create {}: writing uid/gid maps of {child}", self.id);
                     write_id_maps(child, &self.bundle.spec)?;
                     self.ch.send(&ToChild::IdsMapped)?;
                 }
                 Some(ToParent::InitPid(p)) => {
+                    crate::debug!(
+                        "create {}: init is {p}, forked into the new pid namespace",
+                        self.id
+                    );
                     spawned.init = Some(p);
                     record.pid = p;
                     record.init_start_time = state::process_start_time(p).unwrap_or(0);

@@ -49,8 +49,15 @@ pub fn run_all(
     default_env: Option<&[String]>,
 ) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
+        crate::debug!(
+            "running {} hook #{i}: {} {:?}",
+            point.name(),
+            h.path().display(),
+            h.args().as_deref().unwrap_or_default()
+        );
         run_one(h, state_json, default_env)
             .ctx(|| format!("{} hook #{i} ({})", point.name(), h.path().display()))?;
+        crate::debug!("{} hook #{i} succeeded", point.name());
     }
     Ok(())
 }

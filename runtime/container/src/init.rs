@@ -106,8 +106,10 @@ fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
     ch.expect("its cgroup")?;
     if !ctx.created_by_clone {
         for (kind, fd) in &ctx.joins {
+            crate::debug!("init: joining the {} namespace", kind.oci_name());
             crate::namespaces::enter(fd, *kind)?;
         }
+        crate::debug!("init: creating namespaces {:?}", ns.new_flags());
         if ns.is_new(Kind::User) {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "creating the user namespace")?;
         }
@@ -218,6 +220,7 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     if ctx.bundle.namespaces.is_new(Kind::Net) {
         bring_loopback_up()?;
     }
+    crate::debug!("init: preparing the root filesystem");
     rootfs::prepare(spec, &ctx.plan)?;
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
@@ -253,6 +256,11 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     }
     let keep_sys_admin = process::seccomp_needs_sys_admin(process, ctx.seccomp.is_some());
     let program = process::prepare(process, keep_sys_admin)?;
+    crate::debug!(
+        "init: will exec {} {:?}; waiting for start",
+        program.exe.display(),
+        program.args
+    );
     let preserve = ctx.preserve_fds + process::listen_fds();
     match ctx.seccomp.as_ref().filter(|sc| sc.has_listener()) {
         Some(sc) => {
@@ -260,6 +268,7 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
             // in now, after everything of hull's own but waiting for start
             // (and the startContainer hooks).
             process::close_fds_on_exec(preserve)?;
+            crate::debug!("init: loading the seccomp filter now (its listener goes to the agent)");
             crate::log::close();
             let listener = sc
                 .load()?
@@ -271,6 +280,7 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     wait_for_hand_off(ch)?;
 
     let conn = wait_for_start(&ctx.start_listener)?;
+    crate::debug!("init: start received");
     let report = |e: Error| -> Result<()> {
         let _ = nix::unistd::write(&conn, e.to_string().as_bytes());
         Err(e)
@@ -287,6 +297,10 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
         if let Err(e) = process::close_fds_on_exec(preserve) {
             return report(e);
         }
+        if ctx.seccomp.is_some() {
+            crate::debug!("init: loading the seccomp filter");
+        }
+        crate::debug!("init: exec {}", program.exe.display());
         crate::log::close();
         if let Some(Err(e)) = ctx.seccomp.as_ref().map(|sc| sc.load()) {
             return report(e);

@@ -146,6 +146,37 @@ impl Namespaces {
             .fold(CloneFlags::empty(), |acc, e| acc | e.kind.flag())
     }
 
+    /// "new: pid, ipc; joined: network /run/netns/x" (for `--debug`).
+    pub fn describe(&self) -> String {
+        let new: Vec<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.path.is_none())
+            .map(|e| e.kind.oci_name())
+            .collect();
+        let joined: Vec<String> = self
+            .joins()
+            .iter()
+            .map(|e| {
+                let path = e.path.as_deref().unwrap_or(Path::new(""));
+                format!("{} {}", e.kind.oci_name(), path.display())
+            })
+            .collect();
+        format!(
+            "new: {}; joined: {}",
+            if new.is_empty() {
+                "none".into()
+            } else {
+                new.join(", ")
+            },
+            if joined.is_empty() {
+                "none".into()
+            } else {
+                joined.join(", ")
+            }
+        )
+    }
+
     /// Namespaces joined by path, in joining order.
     pub fn joins(&self) -> Vec<&Entry> {
         Kind::JOIN_ORDER

@@ -371,6 +371,17 @@ pub fn prepare(p: &Process, keep_sys_admin: bool) -> Result<Program> {
         None if keep_sys_admin && to_non_root => crate::capabilities::keep_across_user_switch()?,
         None => {}
     }
+    crate::debug!(
+        "switching to uid {} gid {} (additional gids {:?}); capabilities {}",
+        p.user().uid(),
+        p.user().gid(),
+        p.user().additional_gids().as_deref().unwrap_or_default(),
+        if capabilities.is_some() {
+            "from the config"
+        } else {
+            "kept"
+        }
+    );
     switch_user(p, setgroups_allowed())?;
     match &capabilities {
         Some(c) => c.after_user_switch(keep_sys_admin)?,

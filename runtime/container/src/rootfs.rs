@@ -87,6 +87,13 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
     .ctx(|| format!("bind-mounting rootfs {}", plan.rootfs.display()))?;
     let root = inroot::open_root(&plan.rootfs)?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
+        crate::debug!(
+            "mounting {} {} on {} (options {})",
+            m.typ().as_deref().unwrap_or("bind"),
+            m.source().as_deref().unwrap_or(Path::new("")).display(),
+            m.destination().display(),
+            m.options().as_deref().unwrap_or_default().join(",")
+        );
         mount_entry(&root, m, plan).ctx(|| format!("mounting {}", m.destination().display()))?;
     }
     // process.cwd is created if the image lacks it, as runc does.
@@ -98,6 +105,7 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
         .iter()
         .any(|m| m.destination() == Path::new("/dev") && parse_opts(m).is_bind());
     if !dev_from_host {
+        crate::debug!("creating the default devices and linux.devices in /dev");
         create_devices(&root, spec, plan.in_new_userns)?;
     }
     Ok(())
@@ -519,6 +527,15 @@ fn make_node(
 /// Make the prepared rootfs the process's root: pivot_root, or MS_MOVE plus
 /// chroot with --no-pivot.
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    crate::debug!(
+        "{} into the rootfs {}",
+        if no_pivot {
+            "MS_MOVE and chroot"
+        } else {
+            "pivot_root"
+        },
+        rootfs.display()
+    );
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     if no_pivot {
         mount(Some("."), "/", none(), MsFlags::MS_MOVE, none())
@@ -554,12 +571,14 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or_default()
     {
+        crate::debug!("making {p} read-only");
         readonly_path(p).ctx(|| format!("making {p} read-only"))?;
     }
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
+        crate::debug!("masking {p}");
         mask_path(p).ctx(|| format!("masking {p}"))?;
     }
     if spec
@@ -622,6 +641,7 @@ pub fn apply_sysctl(spec: &Spec) -> Result<()> {
     }
     for (key, value) in map {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        crate::debug!("sysctl {key}={value}");
         std::fs::write(&path, value).ctx(|| format!("setting sysctl {key}={value}"))?;
     }
     Ok(())

@@ -41,6 +41,12 @@ impl Seccomp {
             return Ok(None);
         };
         let compiled = hull_seccomp::compile(profile).map_err(seccomp_error)?;
+        crate::debug!(
+            "seccomp: profile compiled to {} BPF instructions (default action {}, listener: {})",
+            compiled.filter.program.len(),
+            serde_json::to_value(profile.default_action()).unwrap_or_default(),
+            compiled.filter.needs_listener
+        );
         if !compiled.skipped_syscalls.is_empty() {
             crate::log::debug(format!(
                 "seccomp: syscalls unknown on every architecture, skipped: {}",
@@ -80,7 +86,6 @@ impl Seccomp {
 
     /// Load the filter into this process; the listener fd with NOTIFY.
     pub fn load(&self) -> Result<Option<OwnedFd>> {
-        crate::log::debug("seccomp: loading the filter");
         hull_seccomp::install(&self.filter).map_err(seccomp_error)
     }
 
@@ -107,6 +112,7 @@ impl Agent {
             "metadata": self.metadata,
             "state": state,
         });
+        crate::debug!("seccomp: handing the listener of process {host_pid} to the agent");
         crate::fdpass::send_fd(&self.socket, listener, &msg.to_string())
             .map_err(|e| e.context("handing the seccomp listener to listenerPath"))
     }
