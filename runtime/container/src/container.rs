@@ -230,6 +230,13 @@ impl Container {
             },
             cgroup,
             seccomp: crate::seccomp::Seccomp::prepare(&bundle.spec)?,
+            host_rootfs: if bundle.namespaces.has(Kind::Mount) {
+                None
+            } else {
+                Some(crate::hostmounts::HostRootfs::before_create(
+                    &bundle.rootfs,
+                )?)
+            },
         };
         dir.create(root, id)?;
         let mut spawned = Spawned::default();
@@ -519,6 +526,10 @@ impl Container {
     /// remove the state. The init is dead by now.
     fn destroy(&self) -> Result<()> {
         crate::debug!("delete {}: removing cgroups and state", self.id());
+        if let Some(h) = &self.record.host_rootfs {
+            h.unmount()
+                .map_err(|e| e.context(format!("deleting container {:?}", self.id())))?;
+        }
         if let Some(cg) = self.cgroup() {
             self.remove_cgroups(cg)?;
         }
@@ -633,6 +644,23 @@ impl Container {
             let path = PathBuf::from(format!("/proc/{init}/ns/{}", kind.proc_name()));
             joins.push((kind, namespaces::open_ns(&path, kind)?));
         }
+        // Without a mount namespace of its own the container is its init's
+        // chroot: the process goes there too.
+        let root = if self.record.host_rootfs.is_none() {
+            None
+        } else {
+            let path = format!("/proc/{init}/root");
+            let fd = nix::fcntl::open(
+                path.as_str(),
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx(|| format!("opening the container's root {path}"))?;
+            // SAFETY: open returned a new descriptor we own.
+            Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        };
         if !self.record.init_alive() {
             bail!("cannot exec in a stopped container {:?}", self.id());
         }
@@ -655,6 +683,7 @@ impl Container {
         let child_ctx = ExecChild {
             container: self,
             joins,
+            root,
             opts,
             console_socket,
             seccomp,
@@ -708,6 +737,8 @@ impl Container {
 struct ExecChild<'a> {
     container: &'a Container,
     joins: Vec<(Kind, OwnedFd)>,
+    /// The init's root, for a container without a mount namespace.
+    root: Option<OwnedFd>,
     opts: &'a ExecOptions,
     console_socket: Option<OwnedFd>,
     seccomp: Option<crate::seccomp::Seccomp>,
@@ -732,6 +763,12 @@ impl ExecChild<'_> {
         {
             crate::debug!("exec: joining the {} namespace", kind.oci_name());
             namespaces::enter(fd, *kind)?;
+        }
+        if let Some(root) = &self.root {
+            crate::debug!("exec: chroot into the container's root (no mount namespace)");
+            nix::unistd::fchdir(root.as_raw_fd()).ctx(|| "fchdir to the container's root")?;
+            nix::unistd::chroot(".").ctx(|| "chroot into the container's root")?;
+            nix::unistd::chdir("/").ctx(|| "chdir /")?;
         }
         let p = &self.opts.process;
         if p.terminal().unwrap_or(false) {

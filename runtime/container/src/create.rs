@@ -21,6 +21,7 @@ use crate::clone::{clone_process, wait_fd_readable, ForChildren};
 use crate::container::CreateOptions;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
+use crate::hostmounts::HostRootfs;
 use crate::init::{self, InitContext};
 use crate::namespaces::{self, Kind};
 use crate::rootfs;
@@ -42,6 +43,8 @@ pub(crate) struct HostSide {
     /// What /sys/fs/cgroup shows inside, if the config mounts it.
     pub cgroup_binds: Vec<rootfs::CgroupBind>,
     pub seccomp: Option<crate::seccomp::Seccomp>,
+    /// Without a mount namespace: what the rootfs was on before create.
+    pub host_rootfs: Option<HostRootfs>,
 }
 
 /// What `create` has started so far, to undo it on failure.
@@ -53,6 +56,8 @@ pub(crate) struct Spawned {
     child: Option<i32>,
     /// The container's init when it is not our direct child.
     init: Option<i32>,
+    /// Mounts made in the host's mount namespace (no mount namespace).
+    pub host_rootfs: Option<HostRootfs>,
 }
 
 impl Spawned {
@@ -66,6 +71,11 @@ impl Spawned {
                 let _ = waitpid(Pid::from_raw(pid), None);
             } else if let Some(fd) = fd {
                 wait_fd_readable(&fd, Duration::from_secs(10));
+            }
+        }
+        if let Some(h) = &self.host_rootfs {
+            if let Err(e) = h.unmount() {
+                crate::log::warn(format!("cleanup after failed create: {e}"));
             }
         }
         if let Some(cg) = &self.cgroup {
@@ -97,6 +107,7 @@ pub(crate) fn spawn_init(
         cgroup,
         cgroup_binds,
         mut seccomp,
+        host_rootfs,
     } = host_side;
     // The runtime hands the init's NOTIFY listener to the agent: it knows
     // the init's host pid, and a create killed meanwhile leaves an init
@@ -130,6 +141,7 @@ pub(crate) fn spawn_init(
             new_cgroupns: ns.is_new(Kind::Cgroup),
             no_pivot: opts.no_pivot,
             cgroups: cgroup_binds,
+            host_mount_ns: host_rootfs.is_some(),
         },
         created_by_clone,
         joins: child_joins,
@@ -181,7 +193,9 @@ pub(crate) fn spawn_init(
 
     // From here on a killed create leaves a record that names the init and
     // the cgroups (created just below), for `delete` to clean up from.
-    let mut record = creating_record(id, bundle, child, &cgroup)?;
+    // Recorded before the init mounts anything, and kept for abort.
+    spawned.host_rootfs = host_rootfs.clone();
+    let mut record = creating_record(id, bundle, child, &cgroup, host_rootfs)?;
     dir.save_config(&bundle.raw)?;
     dir.save(&record)?;
     // Limits are in force before the child does anything of the container's.
@@ -230,6 +244,7 @@ fn creating_record(
     bundle: &Bundle,
     init: i32,
     cgroup: &ContainerCgroup,
+    host_rootfs: Option<HostRootfs>,
 ) -> Result<Record> {
     let creator = ProcessId::current()
         .ok_or_else(|| Error::msg("reading this process's start time from /proc/self/stat"))?;
@@ -245,6 +260,7 @@ fn creating_record(
         hooks: None,
         cgroup: Some(cgroup.paths()),
         creator: Some(creator),
+        host_rootfs,
     })
 }
 

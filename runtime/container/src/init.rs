@@ -245,7 +245,7 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
             Some(&process::merged_env(process)),
         )?;
     }
-    rootfs::enter(&ctx.plan.rootfs, ctx.plan.no_pivot)?;
+    rootfs::enter(&ctx.plan.rootfs, ctx.plan.no_pivot, ctx.plan.host_mount_ns)?;
     if process.terminal().unwrap_or(false) {
         setup_terminal(ctx, process)?;
     }

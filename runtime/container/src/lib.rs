@@ -19,6 +19,7 @@ pub mod fdpass;
 pub mod features;
 pub mod forward;
 pub mod hooks;
+pub mod hostmounts;
 pub mod id;
 pub mod init;
 pub mod inroot;

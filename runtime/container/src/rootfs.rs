@@ -32,6 +32,10 @@ pub struct Plan {
     pub new_cgroupns: bool,
     pub no_pivot: bool,
     pub cgroups: Vec<CgroupBind>,
+    /// No mount namespace of its own: the mounts are made in the host's
+    /// mount namespace (see [`crate::hostmounts`]) and the container is
+    /// chrooted into its rootfs.
+    pub host_mount_ns: bool,
 }
 
 fn none() -> Option<&'static str> {
@@ -65,18 +69,23 @@ fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
 /// Mount propagation and the rootfs bind, then every mount and /dev.
 pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
     root_propagation(spec)?;
-    // Nothing the container mounts may reach the host: every mount becomes a
-    // slave of the host's first (so nothing is shared, which pivot_root also
-    // requires). The requested propagation is applied to / after pivot_root.
-    mount(
-        none(),
-        "/",
-        none(),
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        none(),
-    )
-    .ctx(|| "making / a recursive slave")?;
-    // pivot_root needs the new root to be a mount point.
+    if !plan.host_mount_ns {
+        // Nothing the container mounts may reach the host: every mount
+        // becomes a slave of the host's first (so nothing is shared, which
+        // pivot_root also requires). The requested propagation is applied
+        // to / after pivot_root.
+        mount(
+            none(),
+            "/",
+            none(),
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            none(),
+        )
+        .ctx(|| "making / a recursive slave")?;
+    }
+    // pivot_root needs the new root to be a mount point; without a mount
+    // namespace this bind holds every mount of the container, and is what
+    // delete detaches.
     mount(
         Some(&plan.rootfs),
         &plan.rootfs,
@@ -85,6 +94,22 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
         none(),
     )
     .ctx(|| format!("bind-mounting rootfs {}", plan.rootfs.display()))?;
+    if plan.host_mount_ns {
+        // The host's mounts stay as they are; the container's, all below
+        // this bind, propagate nowhere.
+        crate::debug!(
+            "no mount namespace: the mounts go below {} in the host's, made private",
+            plan.rootfs.display()
+        );
+        mount(
+            none(),
+            &plan.rootfs,
+            none(),
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            none(),
+        )
+        .ctx(|| format!("making the rootfs bind {} private", plan.rootfs.display()))?;
+    }
     let root = inroot::open_root(&plan.rootfs)?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         crate::debug!(
@@ -525,8 +550,18 @@ fn make_node(
 }
 
 /// Make the prepared rootfs the process's root: pivot_root, or MS_MOVE plus
-/// chroot with --no-pivot.
-pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// chroot with --no-pivot; in the host's mount namespace only chroot (both
+/// others would move the host's root).
+pub fn enter(rootfs: &Path, no_pivot: bool, host_mount_ns: bool) -> Result<()> {
+    if host_mount_ns {
+        crate::debug!(
+            "chroot into the rootfs {} (no mount namespace)",
+            rootfs.display()
+        );
+        nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
+        nix::unistd::chroot(".").ctx(|| "chroot into the rootfs")?;
+        return nix::unistd::chdir("/").ctx(|| "chdir /");
+    }
     crate::debug!(
         "{} into the rootfs {}",
         if no_pivot {

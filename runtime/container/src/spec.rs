@@ -141,7 +141,15 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
             .unwrap_or_default(),
     )?;
     if !namespaces.has(Kind::Mount) {
-        bail!("config.json: hull needs a mount namespace to set up the root filesystem: add {{\"type\": \"mount\"}} to linux.namespaces");
+        // Its mounts are the host's then: masking or remounting paths would
+        // change the host's (runc's words).
+        let restricts = linux.is_some_and(|l| {
+            l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+                || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+        });
+        if restricts {
+            bail!("config.json: unable to restrict sys entries without a private MNT namespace: linux.maskedPaths and linux.readonlyPaths need {{\"type\": \"mount\"}} in linux.namespaces");
+        }
     }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !namespaces.has(Kind::Uts) {
         bail!("config.json: hostname is set but there is no uts namespace: add {{\"type\": \"uts\"}} to linux.namespaces");

@@ -73,6 +73,10 @@ pub struct Record {
     /// a record that `delete` cleans up from; the final record has no creator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<ProcessId>,
+    /// Without a mount namespace of its own: where its mounts are in the
+    /// host's mount namespace, for delete to remove them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_rootfs: Option<crate::hostmounts::HostRootfs>,
 }
 
 /// A process known by pid and start time, so that a recycled pid is never
