@@ -14,6 +14,7 @@ mod clone;
 pub mod console;
 pub mod container;
 mod create;
+pub mod criu;
 pub mod error;
 pub mod fdpass;
 pub mod features;

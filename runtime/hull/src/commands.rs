@@ -1,6 +1,9 @@
 //! One function per `hull` command, each a few calls into hull-container.
 
-use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format, RunArgs, UpdateArgs};
+use crate::cli::{
+    CheckpointArgs, Cli, Command, CreateArgs, CriuArgs, ExecArgs, Format, RestoreArgs, RunArgs,
+    UpdateArgs,
+};
 use hull_container::container::{list_ids, owner_of};
 use hull_container::error::Context;
 use hull_container::forward::{LocalConsole, SignalForwarder};
@@ -37,7 +40,12 @@ pub fn run(cli: Cli) -> std::result::Result<i32, Failure> {
         reexec::ensure_sealed()?;
     }
     let systemd = cli.systemd_cgroup;
+    let criu = cli.criu.as_deref();
     match cli.command {
+        Command::Checkpoint(args) => checkpoint(root, criu, &args)
+            .map(|_| 0)
+            .map_err(Failure::from),
+        Command::Restore(args) => restore(root, criu, &args, systemd).map_err(Failure::from),
         Command::Create(args) => create(root, &args, false, systemd)
             .map(|_| 0)
             .map_err(Failure::from),
@@ -156,6 +164,64 @@ fn run_container(root: &Path, args: &RunArgs, systemd: bool) -> Result<i32> {
     if !args.keep {
         c.delete(true)?;
     }
+    Ok(code)
+}
+
+fn criu_options(a: &CriuArgs) -> hull_container::criu::CriuOptions {
+    hull_container::criu::CriuOptions {
+        image_path: a.image_path.clone(),
+        work_path: a.work_path.clone(),
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        lazy_pages: a.lazy_pages,
+        manage_cgroups_mode: a.manage_cgroups_mode.clone(),
+        empty_ns: a.empty_ns.clone(),
+        auto_dedup: a.auto_dedup,
+        ..Default::default()
+    }
+}
+
+fn checkpoint(root: &Path, criu: Option<&Path>, args: &CheckpointArgs) -> Result<()> {
+    let c = Container::load(root, &args.id)?;
+    let opts = hull_container::criu::CriuOptions {
+        parent_path: args.parent_path.clone(),
+        leave_running: args.leave_running,
+        status_fd: (args.status_fd >= 0).then_some(args.status_fd),
+        page_server: args.page_server.clone(),
+        pre_dump: args.pre_dump,
+        ..criu_options(&args.criu)
+    };
+    hull_container::criu::checkpoint(&c, criu, &opts)
+}
+
+/// `restore`: in the foreground (without --detach) it waits for the
+/// restored container like `run`, and deletes it when it exits.
+fn restore(root: &Path, criu: Option<&Path>, args: &RestoreArgs, systemd: bool) -> Result<i32> {
+    let opts = hull_container::criu::CriuOptions {
+        lsm_profile: args.lsm_profile.clone(),
+        lsm_mount_context: args.lsm_mount_context.clone(),
+        ..criu_options(&args.criu)
+    };
+    let ropts = hull_container::criu::RestoreOptions {
+        bundle: args.bundle.clone(),
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+        no_pivot: args.no_pivot,
+        systemd_cgroup: systemd,
+    };
+    if !args.detach && !args.no_subreaper {
+        // CRIU's restored init is reparented to us when CRIU exits.
+        // SAFETY: prctl on ourselves.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
+    let pid = hull_container::criu::restore(root, &args.id, criu, &opts, &ropts)?;
+    if args.detach {
+        return Ok(0);
+    }
+    let code = SignalForwarder::new()?.wait(pid, None)?;
+    Container::load(root, &args.id)?.delete(true)?;
     Ok(code)
 }
 
