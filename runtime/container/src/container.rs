@@ -499,8 +499,19 @@ impl Container {
         }
         // Every process of the cgroup (or, without one, of the pid namespace,
         // whose init's death kills the rest).
+        // Each killed process is waited for, not just the init: one still
+        // exiting (e.g. an init forked by a create killed before it was
+        // recorded) would otherwise look like another container's process
+        // in the cgroup, which is then left in place.
+        let mut killed: Vec<OwnedFd> = Vec::new();
         match self.cgroup() {
             Some(cg) => {
+                killed.extend(
+                    cg.processes()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| hooks::pidfd_open(p).ok()),
+                );
                 if let Err(e) = cg.manager().kill_all(Signal::SIGKILL) {
                     crate::log::warn(format!("killing container {:?}: {e}", self.id()));
                 }
@@ -511,8 +522,12 @@ impl Container {
                 }
             }
         }
-        if let Some(fd) = pidfd {
-            wait_fd_readable(&fd, Duration::from_secs(10));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for fd in pidfd.iter().chain(&killed) {
+            wait_fd_readable(
+                fd,
+                deadline.saturating_duration_since(std::time::Instant::now()),
+            );
         }
         // The init may be our child (foreground run): reap it.
         let _ = waitpid(
@@ -549,12 +564,32 @@ impl Container {
             return cg.destroy();
         }
         let own = self.init_pid_namespace();
-        let others: Vec<i32> = cg
-            .processes()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| namespaces::ns_inode(*p, Kind::Pid).is_some_and(|ns| Some(ns) != own))
-            .collect();
+        let list_others = || -> Vec<i32> {
+            cg.processes()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| namespaces::ns_inode(*p, Kind::Pid).is_some_and(|ns| Some(ns) != own))
+                .collect()
+        };
+        let mut others = list_others();
+        if !others.is_empty() && self.record.creator.is_some() {
+            // A create killed after forking the init into its pid namespace,
+            // before recording it, leaves that init for a moment: it exits by
+            // itself once it sees the runtime gone. Another container's
+            // processes do not.
+            let fds: Vec<OwnedFd> = others
+                .iter()
+                .filter_map(|p| hooks::pidfd_open(*p).ok())
+                .collect();
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            for fd in &fds {
+                wait_fd_readable(
+                    fd,
+                    deadline.saturating_duration_since(std::time::Instant::now()),
+                );
+            }
+            others = list_others();
+        }
         if let Some(first) = others.first() {
             crate::log::warn(format!(
                 "container {:?}: its cgroup {} holds {} process(es) of another container \
