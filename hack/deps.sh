@@ -13,7 +13,8 @@ HULL_DEB_PACKAGES=(
     iproute2        # `ip` for network-namespace tests
     util-linux      # unshare, mount, nsenter
     procps          # ps(1) for `hull ps`
-    containerd      # real-client integration test (ctr --runc-binary hull)
+    containerd      # real-client integration tests (ctr --runc-binary hull; the CRI with crictl)
+    criu            # hull checkpoint/restore drive it (3.17 fails `criu check` on newer kernels: then a clear error)
     build-essential # cc/linker for cargo
     libseccomp-dev  # reference libseccomp for hull-seccomp's differential test (dlopened by the test only)
     seccomp         # scmp_sys_resolver for runtime/seccomp/gen-syscall-tables.sh

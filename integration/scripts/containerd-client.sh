@@ -39,6 +39,9 @@ set -e
 "${ctr[@]}" task kill -s KILL bg
 for _ in $(seq 100); do "${ctr[@]}" task ls | grep -q 'bg .*STOPPED' && break; sleep 0.1; done
 "${ctr[@]}" task ls
+# Killing the exited task again: containerd must see "already finished"
+# (runc's "container not running"), not "unknown error after kill".
+echo "kill-exited: $("${ctr[@]}" task kill -s KILL bg 2>&1 || true)"
 "${ctr[@]}" task delete bg
 "${ctr[@]}" container delete bg
 echo "== remaining tasks: $("${ctr[@]}" task ls -q | wc -l)"

@@ -365,3 +365,102 @@ fn lsm_label_without_lsm_on_host() {
         b.set("/process/selinuxLabel", "system_u:system_r:container_t:s0");
     });
 }
+
+/// The words of runc 1.1's errors that containerd and podman match ("does
+/// not exist" means gone, "container not running" means already exited,
+/// ...): every one of them appears in the runtime's message in the same
+/// situation, whatever else hull says.
+#[test]
+fn runc_error_words() {
+    let Some(rt) = Runtime::new("bad-runc-words") else {
+        return;
+    };
+    let missing = rt.new_id();
+    for args in [
+        vec!["state", &missing],
+        vec!["kill", &missing],
+        vec!["kill", &missing, "0"],
+        vec!["delete", &missing],
+        vec!["start", &missing],
+        vec!["pause", &missing],
+        vec!["resume", &missing],
+        vec!["ps", &missing],
+        vec!["events", "--stats", &missing],
+        vec!["update", "--memory", "10m", &missing],
+    ] {
+        let out = rt.cmd(&args);
+        assert_eq!(out.code(), 1, "{out}");
+        out.fails_mentioning("container does not exist");
+    }
+    let out = rt.exec(&missing, &[], &["true"]);
+    assert_eq!(out.code(), 255, "{out}");
+    out.fails_mentioning("container does not exist");
+
+    let mut bundle = rt.bundle();
+    rt.create_rejected(&bundle, "bad/id")
+        .fails_mentioning("invalid container ID format");
+
+    // Running, then paused.
+    let running = rt.start_sleeper(&mut bundle);
+    rt.create_rejected(&rt.bundle(), &running)
+        .fails_mentioning("container with given ID already exists");
+    rt.start(&running)
+        .fails_mentioning("cannot start an already running container");
+    rt.cmd(&["resume", &running])
+        .fails_mentioning("container not paused");
+    rt.delete(&running).fails_mentioning(&format!(
+        "cannot delete container {running} that is not stopped: running"
+    ));
+    rt.cmd(&["pause", &running]).ok();
+    rt.start(&running)
+        .fails_mentioning("cannot start a container in the paused state");
+    rt.cmd(&["pause", &running])
+        .fails_mentioning("container not running");
+    let out = rt.exec(&running, &[], &["true"]);
+    assert_eq!(out.code(), 255, "{out}");
+    out.fails_mentioning("cannot exec in a paused container");
+    rt.delete_force(&running).ok();
+
+    // Stopped.
+    let mut bundle = rt.bundle();
+    bundle.args(&["true"]);
+    let stopped = rt.start_until_stopped(&bundle);
+    for args in [
+        vec!["kill", &stopped, "KILL"],
+        vec!["pause", &stopped],
+        vec!["update", "--memory", "10m", &stopped],
+    ] {
+        rt.cmd(&args).fails_mentioning("container not running");
+    }
+    rt.cmd(&["resume", &stopped])
+        .fails_mentioning("container not paused");
+    rt.start(&stopped)
+        .fails_mentioning("cannot start a container that has stopped");
+    let out = rt.exec(&stopped, &[], &["true"]);
+    assert_eq!(out.code(), 255, "{out}");
+    out.fails_mentioning("cannot exec in a stopped container");
+    rt.cmd(&["events", "--stats", &stopped])
+        .fails_mentioning(&format!("container with id {stopped} is not running"));
+}
+
+/// /proc and /sys must be real directories in the image: runc's words.
+#[test]
+fn symlinked_proc_or_sys_in_the_image() {
+    for (dir, fstype) in [("proc", "proc"), ("sys", "sysfs")] {
+        let Some(rt) = Runtime::new(&format!("bad-symlinked-{dir}")) else {
+            return;
+        };
+        let mut bundle = rt.bundle();
+        bundle.args(&["true"]);
+        let path = bundle.rootfs().join(dir);
+        std::fs::remove_dir(&path).unwrap();
+        std::os::unix::fs::symlink("/tmp", &path).unwrap();
+        let out = rt.create_rejected(&bundle, &rt.new_id());
+        // Quoted again in the text log line: filesystem \"proc\" must ...
+        out.fails_mentioning("must be mounted on ordinary directory");
+        assert!(
+            out.stderr.contains(&format!("filesystem \\\"{fstype}\\\"")),
+            "{out}"
+        );
+    }
+}

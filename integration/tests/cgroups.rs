@@ -1095,3 +1095,43 @@ fn shared_cgroups_path_is_refused() {
         "moved out of its cgroup"
     );
 }
+
+/// A limit for a controller the host has no hierarchy for is refused,
+/// naming the controller (runc refuses it too): the container would
+/// otherwise run without the limit it asked for. On this kind of host
+/// net_cls and net_prio are usually not mounted.
+#[test]
+fn limits_for_a_missing_controller_are_refused() {
+    let Some(rt) = Runtime::new("cg-missing-controller") else {
+        return;
+    };
+    let me = std::process::id() as i32;
+    let pure_v2 = !Path::new("/sys/fs/cgroup/unified").exists()
+        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if pure_v2 && !is_hull() {
+        return skip("runc 1.1 ignores linux.resources.network on cgroup v2");
+    }
+    let mut checked = 0;
+    for (controller, network) in [
+        ("net_cls", json!({ "classID": 1048577 })),
+        (
+            "net_prio",
+            json!({ "priorities": [{ "name": "lo", "priority": 1 }] }),
+        ),
+    ] {
+        if cgroup_dir(me, controller).is_some() {
+            eprintln!("SKIP: this host has a {controller} hierarchy");
+            continue;
+        }
+        let mut bundle = rt.bundle();
+        bundle
+            .args(&["true"])
+            .set("/linux/resources/network", network);
+        rt.create_rejected(&bundle, &rt.new_id())
+            .fails_mentioning(controller);
+        checked += 1;
+    }
+    if checked == 0 {
+        skip("the host has every controller this test can leave out");
+    }
+}

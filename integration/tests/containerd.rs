@@ -51,6 +51,14 @@ fn containerd_runs_containers_through_hull() {
         "{report}"
     );
     assert!(stdout.contains("STOPPED"), "{report}");
+    let kill_exited = stdout
+        .lines()
+        .find(|l| l.starts_with("kill-exited:"))
+        .unwrap_or_default();
+    assert!(
+        !kill_exited.contains("unknown error after kill"),
+        "kill of an exited task:\n{report}"
+    );
     assert!(stdout.contains("== remaining tasks: 0"), "{report}");
     cleanup.expect("scratch dir removed");
 }

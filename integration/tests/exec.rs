@@ -40,6 +40,64 @@ fn exec_env_and_cwd() {
     assert_eq!(out.ok().lines(), ["bar yes", "/tmp"]);
 }
 
+/// `exec --env K=V` overrides K from process.env (one K, the command
+/// line's value, where the config had it), and a variable listed twice in
+/// process.env is set once, to its last value: the environment is built by
+/// setting each variable in turn, as runc does.
+#[test]
+fn exec_env_overrides_the_config() {
+    let Some(rt) = Runtime::new("exec-env-override") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle
+        .env("FOO=from-config")
+        .env("TWICE=first")
+        .env("TWICE=second");
+    let id = rt.start_sleeper(&mut bundle);
+    let out = rt.exec(&id, &["--env", "FOO=from-cli", "--env", "NEW=x"], &["env"]);
+    let lines = out.ok().lines();
+    let vars: Vec<&str> = lines.iter().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(
+        vars,
+        ["PATH", "TERM", "FOO", "TWICE", "NEW", "HOME"],
+        "{out}"
+    );
+    assert!(lines.contains(&"FOO=from-cli"), "{out}");
+    assert!(lines.contains(&"TWICE=second"), "{out}");
+
+    // The container's own process: the same rule.
+    let mut bundle = rt.bundle();
+    bundle.env("TWICE=first").env("TWICE=second").args(&["env"]);
+    let out = rt.run_ok(&bundle);
+    let twice: Vec<&str> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("TWICE="))
+        .collect();
+    assert_eq!(twice, ["TWICE=second"], "{out}");
+}
+
+/// An environment entry without '=' is refused, not passed on.
+#[test]
+fn env_entry_without_equals_is_refused() {
+    let Some(rt) = Runtime::new("env-no-equals") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.env("NOEQUALS").args(&["env"]);
+    let out = rt.run(&bundle, &rt.new_id(), &[]);
+    assert_eq!(out.code(), 1, "{out}");
+    assert!(out.stderr.contains("NOEQUALS"), "{out}");
+    assert!(!out.stdout.contains("NOEQUALS"), "{out}");
+
+    let mut bundle = rt.bundle();
+    let id = rt.start_sleeper(&mut bundle);
+    let out = rt.exec(&id, &["--env", "ALSO_NO_EQUALS"], &["env"]);
+    assert_eq!(out.code(), 255, "{out}");
+    assert!(out.stderr.contains("ALSO_NO_EQUALS"), "{out}");
+}
+
 #[test]
 fn exec_user_and_additional_gids() {
     let Some((rt, id)) = running_container("exec-user") else {
@@ -220,4 +278,80 @@ fn exec_cap_adds_a_capability() {
     assert_eq!(added[4], 0, "ambient must stay empty: {added:x?}");
     rt.exec(&id, &["--cap", "CAP_NOT_A_THING"], &["true"])
         .fails_mentioning("CAP_NOT_A_THING");
+}
+
+/// The host directories of process `pid`'s cgroups, one per line of
+/// /proc/PID/cgroup (every v1 hierarchy and the unified one).
+fn cgroup_dirs_of(pid: i32) -> Vec<std::path::PathBuf> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let list = l.split(':').nth(1)?;
+            let controller = list.split(',').next().unwrap_or("");
+            hull_integration::host::cgroup_dir(pid, controller)
+        })
+        .collect()
+}
+
+/// `exec --cgroup [controller[,controller]:]path` runs the process in an
+/// existing sub-cgroup of the container's, as runc does; paths leaving the
+/// container's cgroup are refused with runc's words.
+#[test]
+fn exec_into_a_sub_cgroup() {
+    let Some((rt, id)) = running_container("exec-cgroup") else {
+        return;
+    };
+    let init = rt.pid(&id);
+    let dirs = cgroup_dirs_of(init);
+    assert!(!dirs.is_empty(), "no cgroups for the init {init}");
+    // Below the container's own cgroups (removed with them by delete).
+    for d in &dirs {
+        fs::create_dir(d.join("sub")).unwrap();
+        // A v1 cpuset cgroup starts with no CPUs: give it the container's.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = fs::read_to_string(d.join(file)) {
+                fs::write(d.join("sub").join(file), v.trim()).unwrap();
+            }
+        }
+    }
+    let own = |text: &str, controller: &str| -> String {
+        text.lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == controller))
+            })
+            .unwrap_or_else(|| panic!("no {controller} line in:\n{text}"))
+            .to_owned()
+    };
+    let out = rt.exec(
+        &id,
+        &["--cgroup", "memory,pids:sub"],
+        &["cat", "/proc/self/cgroup"],
+    );
+    let text = out.ok().stdout.clone();
+    assert!(own(&text, "memory").ends_with("/sub"), "{out}");
+    assert!(own(&text, "pids").ends_with("/sub"), "{out}");
+    assert!(!own(&text, "freezer").ends_with("/sub"), "{out}");
+
+    let out = rt.exec(&id, &["--cgroup", "sub"], &["cat", "/proc/self/cgroup"]);
+    for line in out.ok().lines() {
+        assert!(line.ends_with("/sub"), "every hierarchy: {line}\n{out}");
+    }
+
+    for (arg, says) in [
+        ("../elsewhere", "../elsewhere is not a sub cgroup path"),
+        ("memory:../..", "../.. is not a sub cgroup path"),
+        ("nosuch:sub", "unknown controller nosuch"),
+        ("a:b:c", "invalid --cgroup argument: a:b:c"),
+        ("memory:missing", "missing"),
+    ] {
+        let out = rt.exec(&id, &["--cgroup", arg], &["true"]);
+        assert_eq!(out.code(), 255, "{out}");
+        out.fails_mentioning(says);
+    }
+    let out = rt.exec(&id, &["--cgroup", "a", "--cgroup", "b"], &["true"]);
+    out.fails_mentioning("invalid --cgroup argument: a (missing <controller>: prefix)");
+    rt.delete_force(&id).ok();
 }

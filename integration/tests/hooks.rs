@@ -209,3 +209,108 @@ fn failing_poststop_hook_is_only_a_warning() {
     rt.delete(&id).ok();
     assert!(!rt.root().join(&id).exists(), "state dir left behind");
 }
+
+/// A hook that copies the environment it was started with to `DIR/NAME.env`
+/// (busybox's cp, on the host and in the rootfs alike: no shell adds
+/// variables); `env` as given.
+fn env_dumping_hook(name: &str, dir: &Path, env: Option<&[&str]>) -> Value {
+    let dest = format!("{}/{name}.env", dir.display());
+    let mut hook = json!({
+        "path": "/bin/busybox",
+        "args": ["busybox", "cp", "/proc/self/environ", dest],
+    });
+    if let Some(env) = env {
+        hook["env"] = json!(env);
+    }
+    hook
+}
+
+/// The variables of a dump, sorted.
+fn dumped_env(dir: &Path, name: &str) -> Vec<String> {
+    let path = dir.join(format!("{name}.env"));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{name} hook did not run (or failed): {}: {e}",
+            path.display()
+        )
+    });
+    let mut vars: Vec<String> = text
+        .split('\0')
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    vars.sort();
+    vars
+}
+
+/// Runs a container whose hooks (all six points) dump their environment,
+/// with CALLER_VAR in the runtime's own environment; returns the dump dir.
+fn run_with_env_dumping_hooks(rt: &Runtime, env: Option<&[&str]>) -> PathBuf {
+    let dir = rt.dir("hook-env");
+    let mut bundle = rt.bundle();
+    bundle
+        .bind(&dir, dir.to_str().unwrap(), false)
+        .env("CONTAINER_VAR=from-process-env")
+        .args(&["true"]);
+    for name in ORDER {
+        bundle.push(&format!("/hooks/{name}"), env_dumping_hook(name, &dir, env));
+    }
+    bundle.save();
+    let id = rt.new_id();
+    let with_caller_env = |c: &mut std::process::Command| {
+        c.env("CALLER_VAR", "from-the-runtime-caller");
+    };
+    let path = bundle.path().to_str().unwrap().to_owned();
+    rt.cmd_with(&["create", "--bundle", &path, &id], with_caller_env)
+        .ok();
+    rt.cmd_with(&["start", &id], with_caller_env).ok();
+    rt.wait_for_status(&id, "stopped");
+    rt.cmd_with(&["delete", &id], with_caller_env).ok();
+    dir
+}
+
+/// A hook without `env` gets the environment runc gives it: the runtime's
+/// own (its caller's) for the hooks the runtime runs (prestart,
+/// createRuntime, poststart, poststop); the container process's for those
+/// run in the container: process.env for createContainer, and process.env
+/// with HOME (the program's environment) for startContainer.
+#[test]
+fn hooks_without_env_get_runc_s_environment() {
+    let Some(rt) = Runtime::new("hooks-env-default") else {
+        return;
+    };
+    let dir = run_with_env_dumping_hooks(&rt, None);
+    let caller = "CALLER_VAR=from-the-runtime-caller".to_string();
+    let container = "CONTAINER_VAR=from-process-env".to_string();
+    for name in ["prestart", "createRuntime", "poststart", "poststop"] {
+        let env = dumped_env(&dir, name);
+        assert!(env.contains(&caller), "{name}: {env:?}");
+        assert!(!env.contains(&container), "{name}: {env:?}");
+    }
+    let path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let mut expected = vec![
+        container.clone(),
+        path.to_string(),
+        "TERM=xterm".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(dumped_env(&dir, "createContainer"), expected);
+    expected.push("HOME=/root".to_string());
+    expected.sort();
+    assert_eq!(dumped_env(&dir, "startContainer"), expected);
+}
+
+/// A hook with `env` gets exactly that environment, at every point.
+#[test]
+fn hooks_with_env_get_exactly_it() {
+    let Some(rt) = Runtime::new("hooks-env-given") else {
+        return;
+    };
+    let given = ["PATH=/usr/bin:/bin", "HOOK_VAR=given"];
+    let dir = run_with_env_dumping_hooks(&rt, Some(&given));
+    let mut expected: Vec<String> = given.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    for name in ORDER {
+        assert_eq!(dumped_env(&dir, name), expected, "{name}");
+    }
+}

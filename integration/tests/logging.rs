@@ -142,3 +142,127 @@ fn text_log_file() {
     assert_eq!(level, "error");
     assert_mentions_id(&msg);
 }
+
+/// The messages of the `level=debug` lines of text-format log output
+/// (runc adds fields after msg in debug mode: only msg is read).
+fn text_debug_messages(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.contains(" level=debug "))
+        .map(|l| {
+            let quoted = l
+                .split_once(" msg=")
+                .unwrap_or_else(|| panic!("debug line without msg: {l:?}"))
+                .1;
+            serde_json::Deserializer::from_str(quoted)
+                .into_iter::<String>()
+                .next()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| panic!("msg is not a quoted string: {l:?}"))
+        })
+        .collect()
+}
+
+/// The messages of the `"level":"debug"` lines of a JSON log file; every
+/// line is a JSON object with level, msg and time.
+fn json_debug_messages(path: &Path) -> Vec<String> {
+    log_lines(path)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l:?}"))
+        })
+        .inspect(|v| {
+            assert!(v["msg"].is_string() && v["level"].is_string(), "{v}");
+            assert_rfc3339(v["time"].as_str().unwrap_or_default());
+        })
+        .filter(|v| v["level"] == "debug")
+        .map(|v| v["msg"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[track_caller]
+fn assert_some_mention(messages: &[String], words: &[&str]) {
+    for word in words {
+        assert!(
+            messages.iter().any(|m| m.contains(word)),
+            "no debug line mentions {word:?}:\n{}",
+            messages.join("\n")
+        );
+    }
+}
+
+/// `--debug exec` says which namespaces the process joins, in runc's text
+/// format on stderr and in its JSON format in a log file.
+#[test]
+fn debug_lines_for_exec() {
+    let Some(rt) = Runtime::new("log-debug-exec") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let id = rt.start_sleeper(&mut bundle);
+    let out = rt.cmd(&["--debug", "exec", &id, "true"]);
+    out.ok();
+    let messages = text_debug_messages(&out.stderr);
+    assert_some_mention(&messages, &["namespace"]);
+
+    let log = rt.dir("log").join("runtime.log");
+    let log_str = log.to_str().unwrap();
+    rt.cmd(&[
+        "--debug",
+        "--log",
+        log_str,
+        "--log-format",
+        "json",
+        "exec",
+        &id,
+        "true",
+    ])
+    .ok();
+    assert_some_mention(&json_debug_messages(&log), &["namespace"]);
+}
+
+/// What a person debugging a failed start needs from `--debug`: the
+/// namespaces, each mount, hooks, the seccomp filter, the program exec'd.
+#[test]
+fn debug_lines_for_create_and_start() {
+    if !is_hull() {
+        return hull_integration::skip("runc's debug lines are its own");
+    }
+    let Some(rt) = Runtime::new("log-debug-create") else {
+        return;
+    };
+    let log = rt.dir("log").join("runtime.log");
+    let log_str = log.to_str().unwrap();
+    let mut bundle = rt.bundle();
+    bundle
+        .args(&["true"])
+        .push(
+            "/hooks/createRuntime",
+            serde_json::json!({ "path": "/bin/true" }),
+        )
+        .set(
+            "/linux/seccomp",
+            serde_json::json!({ "defaultAction": "SCMP_ACT_ALLOW" }),
+        );
+    bundle.save();
+    let id = rt.new_id();
+    let path = bundle.path().to_str().unwrap().to_owned();
+    let debug_json = ["--debug", "--log", log_str, "--log-format", "json"];
+    rt.cmd(&[&debug_json[..], &["create", "--bundle", &path, &id]].concat())
+        .ok();
+    rt.cmd(&[&debug_json[..], &["start", &id]].concat()).ok();
+    rt.wait_for_status(&id, "stopped");
+    let messages = json_debug_messages(&log);
+    assert_some_mention(
+        &messages,
+        &[
+            "namespaces new: ",
+            "mounting proc proc on /proc",
+            "pivot_root",
+            "running createRuntime hook #0: /bin/true",
+            "seccomp",
+            "start received",
+            "exec /bin/true",
+        ],
+    );
+}

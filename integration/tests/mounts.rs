@@ -437,3 +437,117 @@ fn default_masked_proc_acpi() {
         ["ro", "0", "/proc/acpi/x readonly"]
     );
 }
+
+/// A config without a mount namespace: the rootfs's mounts are made in the
+/// runtime's mount namespace, the program is chrooted into the rootfs (and
+/// so is an exec'd process), and `delete` removes every mount made for it
+/// (runc 1.1 leaves them all mounted). The runtime runs inside
+/// `unshare --mount --propagation private`, so the "host" namespace here is
+/// a private copy that dies with the script: nothing can reach the real one.
+#[test]
+fn no_mount_namespace() {
+    let Some(rt) = Runtime::new("mnt-no-mountns") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle
+        .remove_namespace("mount")
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths")
+        .args(&["sleep", "600"]);
+    bundle.write_file("hull-marker", "in-the-rootfs\n");
+    bundle.save();
+    let id = rt.new_id();
+    let rootfs = bundle.rootfs();
+    // The same with a createRuntime hook that fails after the mounts.
+    let mut failing = rt.bundle();
+    failing.config = bundle.config.clone();
+    failing.push("/hooks/createRuntime", json!({ "path": "/bin/false" }));
+    failing.save();
+    let failing_id = rt.new_id();
+    let script = r#"
+        hull() { "$HULL" --root "$ROOT" "$@"; }
+        mounts() { grep -c " $ROOTFS[/ ]" /proc/self/mountinfo; }
+        # Whatever happens, nothing stays behind in this namespace.
+        trap 'hull delete --force "$ID" 2>/dev/null' EXIT
+        echo "before=$(mounts)"
+        hull create --bundle "$BUNDLE" "$ID" || exit 1
+        hull start "$ID" || exit 1
+        echo "running=$(mounts)"
+        echo "init-root=$(readlink /proc/$(hull state "$ID" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')/root)"
+        echo "exec=$(hull exec "$ID" cat /hull-marker)"
+        hull delete --force "$ID" || exit 1
+        echo "after=$(mounts)"
+        hull create --bundle "$FAILING" "$FAILING_ID" 2>/dev/null && exit 1
+        echo "after-failed-create=$(grep -c " $FAILING_ROOTFS[/ ]" /proc/self/mountinfo)"
+    "#;
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("HULL", hull_integration::runtime_bin())
+        .env("ROOT", rt.root())
+        .env("BUNDLE", bundle.path())
+        .env("ROOTFS", &rootfs)
+        .env("ID", &id)
+        .env("FAILING", failing.path())
+        .env("FAILING_ROOTFS", failing.rootfs())
+        .env("FAILING_ID", &failing_id)
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{report}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.contains(&"before=0"), "{report}");
+    let running: usize = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("running="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        running >= 3,
+        "the container's mounts (proc, dev, ...) below its rootfs:\n{report}"
+    );
+    assert!(
+        lines.contains(&format!("init-root={}", rootfs.display()).as_str()),
+        "the init's root is its rootfs:\n{report}"
+    );
+    if hull_integration::is_hull() {
+        // runc 1.1 leaves the exec'd process in the host's root...
+        assert!(lines.contains(&"exec=in-the-rootfs"), "{report}");
+        // ... and every mount of the container on the host.
+        assert!(
+            lines.contains(&"after=0"),
+            "mounts left by delete:\n{report}"
+        );
+        assert!(
+            lines.contains(&"after-failed-create=0"),
+            "mounts left by a failed create:\n{report}"
+        );
+    }
+    // Nothing reached the test's own mount namespace.
+    assert!(
+        mounts_mentioning(&rootfs).is_empty(),
+        "{:?}",
+        mounts_mentioning(&rootfs)
+    );
+}
+
+/// Without a mount namespace, masked and read-only paths would mask and
+/// remount the host's own: refused, with runc's words.
+#[test]
+fn no_mount_namespace_refuses_masked_paths() {
+    let Some(rt) = Runtime::new("mnt-no-mountns-masked") else {
+        return;
+    };
+    for pointer in ["/linux/maskedPaths", "/linux/readonlyPaths"] {
+        let mut bundle = rt.bundle();
+        bundle
+            .remove_namespace("mount")
+            .remove("/linux/maskedPaths")
+            .remove("/linux/readonlyPaths")
+            .set(pointer, json!(["/proc/kcore"]))
+            .args(&["true"]);
+        rt.create_rejected(&bundle, &rt.new_id())
+            .fails_mentioning("unable to restrict sys entries without a private MNT namespace");
+    }
+}

@@ -3,6 +3,7 @@
 
 use hull_integration::host::{ns_link, wait_until};
 use hull_integration::{is_hull, json, ns_links_script, skip, Bundle, Runtime};
+use std::process::Command;
 use std::time::Duration;
 
 /// The /proc/self/ns links of `kinds` as seen by the bundle's process.
@@ -223,4 +224,110 @@ fn new_network_namespace_has_loopback_up() {
          nc -l -p 7777 > /dev/shm/got & sleep 0.2; echo ping | nc -w 1 127.0.0.1 7777; wait; cat /dev/shm/got",
     );
     assert_eq!(rt.run_ok(&bundle).lines(), ["lo-up", "ping"]);
+}
+
+/// A named network namespace made with `ip netns add` (as podman and the
+/// CRI make one and pass its path), deleted on drop.
+struct NamedNetns {
+    name: String,
+}
+
+impl NamedNetns {
+    fn new(label: &str) -> NamedNetns {
+        let name = format!("hull-it-{label}-{}", std::process::id());
+        let status = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip netns add (install iproute2)");
+        assert!(status.success(), "ip netns add {name} failed");
+        NamedNetns { name }
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// `cat FILE` run inside the namespace from the host.
+    fn read(&self, file: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "cat", file])
+            .output()
+            .expect("run ip netns exec");
+        assert!(
+            out.status.success(),
+            "ip netns exec {} cat {file} failed",
+            self.name
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        let ok = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok && !std::thread::panicking() {
+            panic!("ip netns del {} failed", self.name);
+        }
+    }
+}
+
+/// Network sysctls in a network namespace joined by path are set there
+/// (Debian's podman adds net.ipv4.ping_group_range to every run); the host's
+/// own values do not change.
+#[test]
+fn sysctls_in_a_joined_network_namespace() {
+    let Some(rt) = Runtime::new("ns-netns-sysctl") else {
+        return;
+    };
+    let netns = NamedNetns::new("sysctl");
+    let host_range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let host_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let mut bundle = rt.bundle();
+    bundle
+        .namespace("network", Some(&netns.path()))
+        .set(
+            "/linux/sysctl",
+            json!({ "net.ipv4.ping_group_range": "0 2147483647", "net.ipv4.ip_forward": "1" }),
+        )
+        .sh("cat /proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_forward");
+    let out = rt.run_ok(&bundle);
+    assert_eq!(out.lines(), ["0\t2147483647", "1"], "{out}");
+    assert_eq!(netns.read("/proc/sys/net/ipv4/ip_forward"), "1");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap(),
+        host_range
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_forward
+    );
+}
+
+/// Joining the runtime's own (the host's) network or ipc namespace by path
+/// gives no place for namespaced sysctls: refused, with runc's words.
+#[test]
+fn sysctls_in_the_host_s_namespaces_are_refused() {
+    let Some(rt) = Runtime::new("ns-host-sysctl") else {
+        return;
+    };
+    let me = std::process::id();
+    let mut bundle = rt.bundle();
+    bundle
+        .namespace("network", Some(&format!("/proc/{me}/ns/net")))
+        .set("/linux/sysctl", json!({ "net.ipv4.ip_forward": "1" }));
+    rt.create_rejected(&bundle, &rt.new_id())
+        .fails_mentioning("not allowed in host network namespace");
+    if !hull_integration::is_hull() {
+        // runc 1.1 accepts any ipc namespace entry, joined or not.
+        return;
+    }
+    let mut bundle = rt.bundle();
+    bundle
+        .namespace("ipc", Some(&format!("/proc/{me}/ns/ipc")))
+        .set("/linux/sysctl", json!({ "kernel.shmmax": "4096" }));
+    rt.create_rejected(&bundle, &rt.new_id())
+        .fails_mentioning("is not allowed in the hosts ipc namespace");
 }

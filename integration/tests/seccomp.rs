@@ -1,8 +1,8 @@
 //! `linux.seccomp` end to end, with small inline profiles: each action as the
-//! process sees it, argument conditions, errnoRet/defaultErrnoRet, both
-//! places the filter is loaded (noNewPrivileges true: right before execve;
-//! false: before the capability drop), SCMP_ACT_NOTIFY with this test acting
-//! as the seccomp agent at `listenerPath`, and profiles that must be refused.
+//! process sees it, argument conditions, errnoRet/defaultErrnoRet, the
+//! filter loaded last (with and without noNewPrivileges: nothing of the
+//! runtime's own runs under it), SCMP_ACT_NOTIFY with this test acting as
+//! the seccomp agent at `listenerPath`, and profiles that must be refused.
 
 use std::fs;
 use std::io::IoSliceMut;
@@ -65,6 +65,127 @@ fn parent_death_signal_denied_by_the_profile() {
             .push("/hooks/startContainer", json!({ "path": "/bin/true" }))
             .sh("echo started");
         assert_eq!(rt.run_ok(&bundle).out(), "started", "noNewPrivileges {nnp}");
+    }
+}
+
+/// Profiles written before close_range(2) existed (Docker's until 20.10,
+/// runtime-tools' own) do not list it: the runtime's fd sweep before the
+/// program runs must not run under the container's filter, in either place
+/// the filter is loaded.
+#[test]
+fn profile_without_close_range() {
+    let Some(rt) = Runtime::new("sc-no-close-range") else {
+        return;
+    };
+    for nnp in [false, true] {
+        let mut bundle = bundle_with(
+            &rt,
+            deny(&["close_range"], "SCMP_ACT_ERRNO", json!({})),
+            nnp,
+        );
+        bundle.sh("echo started");
+        let id = rt.new_id();
+        rt.create(&bundle, &id, &[]).ok();
+        rt.start(&id).ok();
+        rt.wait_for_status(&id, "stopped");
+        rt.delete(&id).ok();
+    }
+}
+
+/// What busybox's `echo` and `sleep` need, and nothing of the runtime's.
+const ECHO_ONLY: &[&str] = &[
+    "execve",
+    "exit_group",
+    "exit",
+    "write",
+    "brk",
+    "arch_prctl",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "prlimit64",
+    "getrandom",
+    "getuid",
+    "readlink",
+    "prctl",
+    "uname",
+    "clock_nanosleep",
+];
+
+/// Nothing hull itself needs runs under the container's filter: a profile
+/// allowing only what the program needs runs it, with and without
+/// noNewPrivileges (without it hull keeps CAP_SYS_ADMIN until the filter is
+/// in; execve then gives the program its configured capabilities). runc
+/// 1.1 runs its own steps under the filter (capset, setuid, the exec fifo).
+#[test]
+fn profile_allowing_only_the_program() {
+    if !is_hull() {
+        return hull_integration::skip("runc runs its own setup under the container's filter");
+    }
+    let Some(rt) = Runtime::new("sc-program-only") else {
+        return;
+    };
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{ "names": ECHO_ONLY, "action": "SCMP_ACT_ALLOW" }],
+    });
+    for nnp in [false, true] {
+        let mut bundle = bundle_with(&rt, profile.clone(), nnp);
+        bundle.args(&["echo", "only-the-program"]);
+        assert_eq!(
+            rt.run_ok(&bundle).out(),
+            "only-the-program",
+            "noNewPrivileges {nnp}"
+        );
+        // And for a non-root user, whose capabilities the user switch changes.
+        bundle.set("/process/user", json!({ "uid": 1000, "gid": 1000 }));
+        assert_eq!(
+            rt.run_ok(&bundle).out(),
+            "only-the-program",
+            "uid 1000, noNewPrivileges {nnp}"
+        );
+        // `exec` loads the same filter last too.
+        let id = rt.start_sleeper(&mut bundle);
+        let out = rt.exec(&id, &[], &["echo", "exec-only"]);
+        assert_eq!(out.ok().out(), "exec-only", "noNewPrivileges {nnp}");
+        rt.delete_force(&id).ok();
+    }
+}
+
+/// Without noNewPrivileges hull keeps CAP_SYS_ADMIN until the filter is
+/// loaded; the program still gets exactly the capabilities runc gives it.
+#[test]
+fn capabilities_under_a_filter_without_no_new_privileges() {
+    let Some(rt) = Runtime::new("sc-caps-kept") else {
+        return;
+    };
+    let caps = json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    for (user, expected) in [
+        (json!({ "uid": 0, "gid": 0 }), "0000000000000421"),
+        (json!({ "uid": 1000, "gid": 1000 }), "0000000000000000"),
+    ] {
+        let mut bundle = bundle_with(&rt, deny(MKDIR, "SCMP_ACT_ERRNO", json!({})), false);
+        bundle
+            .set("/process/user", user.clone())
+            .set(
+                "/process/capabilities",
+                json!({ "bounding": caps, "effective": caps, "permitted": caps }),
+            )
+            .sh("grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status | tr -s '\\t ' ' '");
+        let out = rt.run_ok(&bundle);
+        assert_eq!(
+            out.lines(),
+            [
+                format!("CapPrm: {expected}"),
+                format!("CapEff: {expected}"),
+                "CapBnd: 0000000000000421".to_string(),
+                "CapAmb: 0000000000000000".to_string(),
+            ],
+            "{user}\n{out}"
+        );
     }
 }
 
@@ -565,6 +686,11 @@ fn wait_ready(fd: i32, events: i16, stop: &AtomicBool) -> Result<i16, String> {
 fn accept_handoff(listener: &UnixListener, stop: &AtomicBool) -> Result<Handoff, String> {
     wait_ready(listener.as_raw_fd(), libc::POLLIN, stop)?;
     let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    read_handoff(&conn)
+}
+
+/// Reads the listener fd and its JSON payload from an agent connection.
+fn read_handoff(conn: &std::os::unix::net::UnixStream) -> Result<Handoff, String> {
     let mut buf = vec![0u8; 1 << 16];
     let mut len = 0;
     let mut fd = None;
@@ -793,4 +919,101 @@ fn notify_exec_sends_a_second_listener() {
         0,
         "init listener has events"
     );
+}
+
+/// Whether `fd` is readable right now (no waiting).
+fn readable_now(fd: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; timeout 0.
+    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+}
+
+/// runc hands the listener to the agent during `create`, and agents wait
+/// for it before they call `start`: an agent doing so must not wait forever.
+/// The payload says "creating" with the init's pid, as runc's does.
+#[test]
+fn notify_listener_arrives_during_create() {
+    let Some(rt) = Runtime::new("sc-notify-create") else {
+        return;
+    };
+    for nnp in [true, false] {
+        let sock = rt.dir("agent").join("agent.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let metadata = "create-metadata";
+        let mut bundle = bundle_with(&rt, notify_profile(&sock, metadata), nnp);
+        bundle.sh("mkdir /tmp/refused; echo rc=$? > /tmp/result; mkdir /tmp/continued");
+        let id = rt.new_id();
+        rt.create(&bundle, &id, &[]).ok();
+        // Nothing is waited for here: create has returned, so what it sent
+        // is there (or was never sent).
+        assert!(
+            readable_now(listener.as_raw_fd()),
+            "noNewPrivileges {nnp}: create returned without connecting to the agent"
+        );
+        let (conn, _) = listener.accept().unwrap();
+        assert!(
+            readable_now(conn.as_raw_fd()),
+            "noNewPrivileges {nnp}: create returned without sending the listener (an agent waiting for it before `start` would wait forever)"
+        );
+        let Handoff { fd, payload } =
+            read_handoff(&conn).unwrap_or_else(|e| panic!("handoff: {e}"));
+        let stop = AtomicBool::new(false);
+        let pid = check_payload(&payload, &id, &bundle, metadata);
+        assert_eq!(pid, rt.pid(&id), "{payload:#}");
+        assert_eq!(payload["state"]["status"], "creating", "{payload:#}");
+        assert_eq!(rt.status(&id), "created");
+        std::thread::scope(|s| {
+            let agent = s.spawn(|| -> Result<(), String> {
+                let first = recv_notif(&fd, &stop)?;
+                respond(&fd, &first, Err(libc::EXDEV))?;
+                let second = recv_notif(&fd, &stop)?;
+                respond(&fd, &second, Ok(()))
+            });
+            rt.start(&id).ok();
+            rt.wait_for_status(&id, "stopped");
+            stop.store(true, Ordering::SeqCst);
+            agent
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("agent: {e}"));
+        });
+        assert_eq!(bundle.read_file("/tmp/result").trim(), "rc=1");
+        assert!(bundle.rootfs().join("tmp/continued").is_dir());
+        rt.delete(&id).ok();
+    }
+}
+
+/// An agent that takes the listener but never answers: the program waits
+/// in its notified syscall, and `delete --force` still removes everything
+/// (no init or program is left waiting).
+#[test]
+fn notify_agent_that_never_answers() {
+    let Some(rt) = Runtime::new("sc-notify-silent") else {
+        return;
+    };
+    let sock = rt.dir("agent").join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut bundle = bundle_with(&rt, notify_profile(&sock, "silent"), true);
+    bundle.sh("mkdir /tmp/never; echo done > /tmp/result");
+    let id = rt.new_id();
+    rt.create(&bundle, &id, &[]).ok();
+    let stop = AtomicBool::new(false);
+    let Handoff { fd, .. } =
+        accept_handoff(&listener, &stop).unwrap_or_else(|e| panic!("handoff: {e}"));
+    rt.start(&id).ok();
+    // The program is blocked in mkdir, waiting for the agent.
+    let notif = recv_notif(&fd, &stop).unwrap_or_else(|e| panic!("notification: {e}"));
+    assert!(is_mkdir(&notif));
+    assert_eq!(rt.status(&id), "running");
+    rt.delete_force(&id).ok();
+    let gone = hull_integration::host::wait_until(Duration::from_secs(10), || {
+        rt.processes_in_bundles().is_empty()
+    });
+    assert!(gone, "left running: {:?}", rt.processes_in_bundles());
+    assert!(!bundle.rootfs().join("tmp/result").exists());
+    drop(fd);
 }

@@ -801,9 +801,10 @@ trap 'echo trap: usr1' USR1; kill -USR1 $$
 sleep 30 & p=$!; kill $p; wait $p 2>/dev/null || echo "background: $?"
 echo "pipe: $(echo sub | cat | tr a-z A-Z)"
 mknod /tmp/fifo p; echo fifo > /tmp/fifo & cat /tmp/fifo; wait
-nc -l -p 7777 > /tmp/recv & L=$!
+mknod /tmp/hold p; sleep 30 > /tmp/hold & S=$!
+nc -l -p 7777 < /tmp/hold > /tmp/recv & L=$!
 i=0; until echo ping | nc 127.0.0.1 7777 2>/dev/null; do i=$((i+1)); [ $i -lt 300 ]; sleep 0.1; done
-wait $L; echo "nc: $(cat /tmp/recv)"
+wait $L; kill $S; echo "nc: $(cat /tmp/recv)"
 httpd -f -p 127.0.0.1:8080 -h /tmp/d & H=$!
 i=0; until body=$(wget -q -O - http://127.0.0.1:8080/a 2>/dev/null); do i=$((i+1)); [ $i -lt 300 ]; sleep 0.1; done
 kill $H; wait $H 2>/dev/null || true

@@ -80,11 +80,18 @@ impl CapabilityPlan {
         Ok(())
     }
 
-    /// After the user switch: the final sets.
-    pub fn after_user_switch(&self) -> Result<()> {
+    /// After the user switch: the final sets. With `keep_sys_admin`,
+    /// CAP_SYS_ADMIN stays effective and permitted until execve (see
+    /// [`keep_sys_admin_only`]).
+    pub fn after_user_switch(&self, keep_sys_admin: bool) -> Result<()> {
         // SAFETY: prctl(PR_SET_KEEPCAPS, 0).
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-        capset(&self.effective, &self.permitted, &self.inheritable)?;
+        let (mut effective, mut permitted) = (self.effective.clone(), self.permitted.clone());
+        if keep_sys_admin {
+            effective.insert(Capability::CAP_SYS_ADMIN);
+            permitted.insert(Capability::CAP_SYS_ADMIN);
+        }
+        capset(&effective, &permitted, &self.inheritable)?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| Error::msg(format!("clearing ambient capabilities: {e}")))?;
         for cap in self.ambient.intersection(&self.inheritable) {
@@ -98,6 +105,32 @@ impl CapabilityPlan {
         }
         Ok(())
     }
+}
+
+/// Keep capabilities across the switch to a non-root user (a process
+/// without a capabilities section keeps what it has; only CAP_SYS_ADMIN is
+/// needed after the switch).
+pub fn keep_across_user_switch() -> Result<()> {
+    // SAFETY: prctl(PR_SET_KEEPCAPS, 1).
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "PR_SET_KEEPCAPS");
+    }
+    Ok(())
+}
+
+/// After a switch to a non-root user prepared by [`keep_across_user_switch`]:
+/// only CAP_SYS_ADMIN, effective and permitted, for loading the seccomp
+/// filter without no_new_privs right before execve. execve computes the
+/// program's sets from the bounding, inheritable and ambient sets and the
+/// file's capabilities, never from the permitted set before it (without
+/// no_new_privs), so the program gets what it would have got anyway.
+pub fn keep_sys_admin_only() -> Result<()> {
+    // SAFETY: prctl(PR_SET_KEEPCAPS, 0).
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    let inheritable = caps::read(None, CapSet::Inheritable)
+        .map_err(|e| Error::msg(format!("reading the inheritable capabilities: {e}")))?;
+    let admin: CapsHashSet = [Capability::CAP_SYS_ADMIN].into_iter().collect();
+    capset(&admin, &admin, &inheritable)
 }
 
 /// Set effective, permitted and inheritable in one capset(2), so no

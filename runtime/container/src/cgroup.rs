@@ -7,10 +7,64 @@ use crate::error::{Error, Result};
 use crate::rootfs::CgroupBind;
 use hull_cgroups::{CgroupManager, CgroupMode, CgroupPaths, Layout};
 use oci_spec::runtime::{LinuxResources, Spec};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn cgroup_error(e: hull_cgroups::Error) -> Error {
     Error::msg(format!("cgroups: {e}"))
+}
+
+/// One `exec --cgroup [controller[,controller]:]path` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubCgroup {
+    /// Empty: every hierarchy.
+    pub controllers: Vec<String>,
+    pub path: String,
+}
+
+impl SubCgroup {
+    /// Parse the `--cgroup` arguments as runc does: `[ctrl[,ctrl]:]path`, the
+    /// form without controllers only as the single argument.
+    pub fn parse_args(args: &[String]) -> Result<Vec<SubCgroup>> {
+        args.iter()
+            .map(|arg| {
+                let parts: Vec<&str> = arg.splitn(3, ':').collect();
+                match parts.as_slice() {
+                    [path] if args.len() == 1 => Ok(SubCgroup {
+                        controllers: Vec::new(),
+                        path: path.to_string(),
+                    }),
+                    [_] => Err(Error::msg(format!(
+                        "invalid --cgroup argument: {arg} (missing <controller>: prefix)"
+                    ))),
+                    [ctrls, path] => Ok(SubCgroup {
+                        controllers: ctrls.split(',').map(str::to_string).collect(),
+                        path: path.to_string(),
+                    }),
+                    _ => Err(Error::msg(format!("invalid --cgroup argument: {arg}"))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `base` joined with `sub`, lexically cleaned; it must stay at or below
+/// `base` (runc's "is not a sub cgroup path").
+fn below(base: &Path, sub: &str) -> Result<PathBuf> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in sub.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(Error::msg(format!(
+                        "{sub} is not a sub cgroup path: --cgroup names a cgroup below the container's"
+                    )));
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.iter().fold(base.to_path_buf(), |p, c| p.join(c)))
 }
 
 /// A container's cgroups on this host.
@@ -96,6 +150,59 @@ impl ContainerCgroup {
         self.manager.apply(pid).map_err(cgroup_error)
     }
 
+    /// The cgroups `exec --cgroup` puts a process into: `subs` below the
+    /// container's own, per hierarchy (runc's semantics: `[ctrl[,ctrl]:]path`,
+    /// no controller meaning every hierarchy; the sub-cgroups must exist).
+    pub fn sub_cgroups(&self, subs: &[SubCgroup]) -> Result<ContainerCgroup> {
+        let mut paths = self.paths();
+        for sub in subs {
+            if sub.controllers.is_empty() {
+                for dir in paths.v1.values_mut().chain(paths.unified.as_mut()) {
+                    *dir = below(dir, &sub.path)?;
+                }
+                continue;
+            }
+            for ctrl in &sub.controllers {
+                let v1 = paths
+                    .v1
+                    .iter_mut()
+                    .find(|(name, _)| name.split(',').any(|c| c == ctrl));
+                let dir = match v1 {
+                    Some((_, dir)) => dir,
+                    None => match (&mut paths.unified, &self.layout.unified) {
+                        (Some(dir), Some(u)) if u.controllers.iter().any(|c| c == ctrl) => dir,
+                        _ => {
+                            return Err(Error::msg(format!(
+                                "unknown controller {ctrl} in --cgroup: this container's cgroups are in: {}",
+                                self.hierarchy_names().join(" ")
+                            )))
+                        }
+                    },
+                };
+                *dir = below(dir, &sub.path)?;
+            }
+        }
+        for dir in paths.v1.values().chain(paths.unified.as_ref()) {
+            if !dir.is_dir() {
+                return Err(Error::msg(format!(
+                    "cgroup {} does not exist: exec --cgroup joins an existing sub-cgroup of the container; create it first",
+                    dir.display()
+                )));
+            }
+        }
+        ContainerCgroup::open(&paths)
+    }
+
+    /// The container's hierarchies by name ("memory", "cpu,cpuacct", "unified"), for messages.
+    fn hierarchy_names(&self) -> Vec<String> {
+        let paths = self.paths();
+        let mut names: Vec<String> = paths.v1.keys().cloned().collect();
+        if paths.unified.is_some() {
+            names.push("unified".into());
+        }
+        names
+    }
+
     pub fn destroy(&self) -> Result<()> {
         self.manager.destroy().map_err(cgroup_error)
     }
@@ -132,5 +239,61 @@ impl ContainerCgroup {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_cgroup_arguments_as_runc_parses_them() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            SubCgroup::parse_args(&args(&["sub"])).unwrap(),
+            [SubCgroup {
+                controllers: vec![],
+                path: "sub".into()
+            }]
+        );
+        assert_eq!(
+            SubCgroup::parse_args(&args(&["memory,pids:a/b", "cpu:/c"])).unwrap(),
+            [
+                SubCgroup {
+                    controllers: vec!["memory".into(), "pids".into()],
+                    path: "a/b".into()
+                },
+                SubCgroup {
+                    controllers: vec!["cpu".into()],
+                    path: "/c".into()
+                },
+            ]
+        );
+        let e = SubCgroup::parse_args(&args(&["a", "b"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid --cgroup argument: a (missing <controller>: prefix)"
+        );
+        let e = SubCgroup::parse_args(&args(&["a:b:c"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "invalid --cgroup argument: a:b:c");
+    }
+
+    #[test]
+    fn sub_cgroups_stay_below_the_container_s() {
+        let base = Path::new("/sys/fs/cgroup/memory/ctr");
+        assert_eq!(below(base, "a/./b/").unwrap(), base.join("a/b"));
+        assert_eq!(below(base, "/a/../b").unwrap(), base.join("b"));
+        assert_eq!(below(base, "/").unwrap(), base);
+        for bad in ["..", "a/../..", "../ctr2"] {
+            let e = below(base, bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("{bad} is not a sub cgroup path")),
+                "{e}"
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@
 use crate::error::{Context, Error, Result};
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Messages from the child to the runtime.
 #[derive(Debug, Serialize, Deserialize)]
@@ -18,7 +18,9 @@ pub enum ToParent {
     InitPid(i32),
     /// Mounts are prepared: run prestart/createRuntime hooks, then reply `HooksDone`.
     RunHooks,
-    /// The container waits for `start` (or the exec'd process is about to exec).
+    /// The container waits for `start` (or the exec'd process is about to
+    /// exec). With a seccomp NOTIFY filter the init's listener fd comes with
+    /// it (SCM_RIGHTS), for the runtime to hand to the agent.
     Ready,
     /// Setting up failed; the child exits after sending this.
     Failed(String),
@@ -66,6 +68,61 @@ impl Channel {
         Ok(())
     }
 
+    /// Send a message with a file descriptor attached.
+    pub fn send_with_fd<T: Serialize>(&self, msg: &T, fd: &OwnedFd) -> Result<()> {
+        let data =
+            serde_json::to_vec(msg).map_err(|e| Error::msg(format!("encoding message: {e}")))?;
+        let fds = [fd.as_raw_fd()];
+        socket::sendmsg::<socket::UnixAddr>(
+            self.fd.as_raw_fd(),
+            &[std::io::IoSlice::new(&data)],
+            &[socket::ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .ctx(|| "sending to the runtime")?;
+        Ok(())
+    }
+
+    /// Receive one message and the file descriptor sent with it, if any;
+    /// `None` when the peer closed its end.
+    pub fn recv_with_fd<T: DeserializeOwned>(&self) -> Result<Option<(T, Option<OwnedFd>)>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (n, fd) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+            match socket::recvmsg::<socket::UnixAddr>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("receiving from the container process", e)),
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs().ctx(|| "reading control messages")? {
+                        if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // SAFETY: the kernel installed these for us;
+                                // any beyond the first are closed on drop.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let msg = serde_json::from_slice(&buf[..n])
+            .map_err(|e| Error::msg(format!("bad message from the container process: {e}")))?;
+        Ok(Some((msg, fd)))
+    }
+
     /// Receive one message; `None` when the peer closed its end.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let mut buf = vec![0u8; 64 * 1024];
@@ -105,6 +162,10 @@ impl<'a> Parent<'a> {
 
     pub fn send(&self, msg: &ToParent) -> Result<()> {
         self.ch.send(msg)
+    }
+
+    pub fn send_with_fd(&self, msg: &ToParent, fd: &OwnedFd) -> Result<()> {
+        self.ch.send_with_fd(msg, fd)
     }
 
     /// The next reply other than `HostPid`.

@@ -23,6 +23,10 @@ impl ForChildren {
                 Path::new(&format!("/proc/self/ns/{}", kind.proc_name())),
                 *kind,
             )?;
+            crate::debug!(
+                "joining the {} namespace for the container's process",
+                kind.oci_name()
+            );
             namespaces::enter(fd, *kind)?;
             saved.push((*kind, own));
         }

@@ -18,6 +18,7 @@ use crate::create::{spawn_init, HostSide, Spawned};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
 use crate::namespaces::{self, Kind};
+use crate::runc_errors;
 use crate::spec::Bundle;
 use crate::startsock::connect_in_dir;
 use crate::state::{self, hook_state, OciState, Record, StateDir, Status};
@@ -53,6 +54,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: i32,
+    /// `--cgroup`: sub-cgroups of the container's to run the process in.
+    pub cgroup: Vec<crate::cgroup::SubCgroup>,
 }
 
 /// A container known to the runtime: its state directory and record.
@@ -102,7 +105,9 @@ impl Container {
                 .and_then(|c| c.manager().state().ok())
                 .is_some_and(|s| s == hull_cgroups::FreezerState::Frozen)
         };
-        if status == Status::Running && frozen() {
+        // A frozen container is paused whether or not it was started, as
+        // runc reports it.
+        if matches!(status, Status::Running | Status::Created) && frozen() {
             return Status::Paused;
         }
         status
@@ -124,7 +129,11 @@ impl Container {
     pub fn pause(&self) -> Result<()> {
         match self.status() {
             Status::Running | Status::Created => {}
-            s => bail!("cannot pause container {:?}: it is {s}", self.id()),
+            s => bail!(
+                "cannot pause container {:?}: {} (it is {s})",
+                self.id(),
+                runc_errors::NOT_RUNNING
+            ),
         }
         let cg = self.cgroup().ok_or_else(|| {
             Error::msg(format!(
@@ -139,8 +148,13 @@ impl Container {
 
     /// `resume`: thaw a paused container.
     pub fn resume(&self) -> Result<()> {
-        if self.status() != Status::Paused {
-            bail!("cannot resume container {:?}: it is not paused", self.id());
+        let status = self.status();
+        if status != Status::Paused {
+            bail!(
+                "cannot resume container {:?}: {} (it is {status})",
+                self.id(),
+                runc_errors::NOT_PAUSED
+            );
         }
         let cg = self
             .cgroup()
@@ -153,7 +167,11 @@ impl Container {
     /// `update`: change the resource limits of a live container.
     pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
         if self.status() == Status::Stopped {
-            bail!("cannot update container {:?}: it has stopped", self.id());
+            bail!(
+                "cannot update container {:?}: {} (it has stopped)",
+                self.id(),
+                runc_errors::NOT_RUNNING
+            );
         }
         let cg = self
             .cgroup()
@@ -169,6 +187,12 @@ impl Container {
     /// On failure nothing is left behind: no state directory, process or pid file.
     pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Container> {
         let dir = StateDir::new(root, id)?;
+        // Checked again when the directory is made; this early check gives
+        // runc's error before the cgroups (likely the existing container's)
+        // are looked at.
+        if dir.dir.exists() {
+            return Err(state::already_exists(id));
+        }
         let bundle = Bundle::load(&opts.bundle)?;
         let process = bundle
             .spec
@@ -206,6 +230,13 @@ impl Container {
             },
             cgroup,
             seccomp: crate::seccomp::Seccomp::prepare(&bundle.spec)?,
+            host_rootfs: if bundle.namespaces.has(Kind::Mount) {
+                None
+            } else {
+                Some(crate::hostmounts::HostRootfs::before_create(
+                    &bundle.rootfs,
+                )?)
+            },
         };
         dir.create(root, id)?;
         let mut spawned = Spawned::default();
@@ -241,11 +272,16 @@ impl Container {
                 "cannot start a container that has stopped ({:?}): delete it and create it again",
                 self.id()
             ),
-            Status::Running | Status::Paused => {
+            Status::Running => {
                 bail!("cannot start an already running container {:?}", self.id())
             }
+            Status::Paused => bail!(
+                "cannot start a container in the paused state ({:?}): resume it (and start it if it was never started)",
+                self.id()
+            ),
             Status::Creating => bail!("container {:?} is still being created", self.id()),
         }
+        crate::debug!("start {}: signalling init {}", self.id(), self.record.pid);
         let conn = connect_in_dir(&self.dir.dir, state::START_SOCKET)?;
         nix::unistd::write(&conn, b"s").ctx(|| format!("starting container {:?}", self.id()))?;
         let mut reason = Vec::new();
@@ -281,7 +317,7 @@ impl Container {
             _ => h.poststop(),
         };
         if let Some(list) = list.as_ref() {
-            if let Err(e) = hooks::run_all(point, list, &self.hook_state(status)) {
+            if let Err(e) = hooks::run_all(point, list, &self.hook_state(status), None) {
                 crate::log::warn(e.to_string());
             }
         }
@@ -298,24 +334,73 @@ impl Container {
     }
 
     /// Send a signal to the init process, or to every process with `all`.
+    /// Signal 0 only checks that the init is alive. As with runc: a stopped
+    /// container fails with runc's "container not running" (which
+    /// containerd reads as "already exited"), except with `all`, which has
+    /// nothing left to signal and succeeds; SIGKILL thaws a paused container,
+    /// whose frozen processes would otherwise not die until resumed.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
-        match self.status() {
-            Status::Created | Status::Running | Status::Paused => {}
-            _ => bail!("container {:?} is not running", self.id()),
-        }
+        let status = self.status();
         let sig = Signal::try_from(signal).ok();
-        if let (true, Some(cg), Some(sig)) = (all, self.cgroup(), sig) {
-            return cg
-                .manager()
-                .kill_all(sig)
-                .map_err(|e| Error::msg(format!("signalling container {:?}: {e}", self.id())));
+        crate::debug!(
+            "kill {}: signal {signal} to {} ({status})",
+            self.id(),
+            if all {
+                "every process".to_string()
+            } else {
+                format!("init {}", self.record.pid)
+            }
+        );
+        if all {
+            return self.kill_all(status, signal, sig);
         }
-        let pids = if all {
-            self.pids()
-        } else {
-            vec![self.record.pid]
-        };
-        for pid in pids {
+        if !matches!(status, Status::Created | Status::Running | Status::Paused) {
+            bail!(
+                "cannot signal container {:?}: {} (it is {status})",
+                self.id(),
+                runc_errors::NOT_RUNNING
+            );
+        }
+        let pid = self.record.pid;
+        match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ESRCH) => bail!(
+                "cannot signal container {:?}: {} (its init {pid} has exited)",
+                self.id(),
+                runc_errors::NOT_RUNNING
+            ),
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("sending signal {signal} to pid {pid}"),
+                    e,
+                ))
+            }
+        }
+        if status == Status::Paused && sig == Some(Signal::SIGKILL) {
+            if let Some(cg) = self.cgroup() {
+                cg.manager().thaw().map_err(|e| {
+                    Error::msg(format!("thawing killed container {:?}: {e}", self.id()))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `kill --all`: every process in the container's cgroups (without
+    /// cgroups, in its pid namespace).
+    fn kill_all(&self, status: Status, signal: i32, sig: Option<Signal>) -> Result<()> {
+        if let (Some(cg), Some(sig)) = (self.cgroup(), sig) {
+            return match cg.manager().kill_all(sig) {
+                Ok(()) => Ok(()),
+                // Its cgroups may be gone already: nothing to signal.
+                Err(_) if status == Status::Stopped => Ok(()),
+                Err(e) => Err(Error::msg(format!(
+                    "signalling container {:?}: {e}",
+                    self.id()
+                ))),
+            };
+        }
+        for pid in self.pids() {
             match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
                 Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
                 Err(e) => {
@@ -414,8 +499,19 @@ impl Container {
         }
         // Every process of the cgroup (or, without one, of the pid namespace,
         // whose init's death kills the rest).
+        // Each killed process is waited for, not just the init: one still
+        // exiting (e.g. an init forked by a create killed before it was
+        // recorded) would otherwise look like another container's process
+        // in the cgroup, which is then left in place.
+        let mut killed: Vec<OwnedFd> = Vec::new();
         match self.cgroup() {
             Some(cg) => {
+                killed.extend(
+                    cg.processes()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| hooks::pidfd_open(p).ok()),
+                );
                 if let Err(e) = cg.manager().kill_all(Signal::SIGKILL) {
                     crate::log::warn(format!("killing container {:?}: {e}", self.id()));
                 }
@@ -426,8 +522,12 @@ impl Container {
                 }
             }
         }
-        if let Some(fd) = pidfd {
-            wait_fd_readable(&fd, Duration::from_secs(10));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for fd in pidfd.iter().chain(&killed) {
+            wait_fd_readable(
+                fd,
+                deadline.saturating_duration_since(std::time::Instant::now()),
+            );
         }
         // The init may be our child (foreground run): reap it.
         let _ = waitpid(
@@ -440,6 +540,11 @@ impl Container {
     /// Remove the cgroups, run poststop hooks (failures are warnings) and
     /// remove the state. The init is dead by now.
     fn destroy(&self) -> Result<()> {
+        crate::debug!("delete {}: removing cgroups and state", self.id());
+        if let Some(h) = &self.record.host_rootfs {
+            h.unmount()
+                .map_err(|e| e.context(format!("deleting container {:?}", self.id())))?;
+        }
         if let Some(cg) = self.cgroup() {
             self.remove_cgroups(cg)?;
         }
@@ -459,12 +564,32 @@ impl Container {
             return cg.destroy();
         }
         let own = self.init_pid_namespace();
-        let others: Vec<i32> = cg
-            .processes()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| namespaces::ns_inode(*p, Kind::Pid).is_some_and(|ns| Some(ns) != own))
-            .collect();
+        let list_others = || -> Vec<i32> {
+            cg.processes()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| namespaces::ns_inode(*p, Kind::Pid).is_some_and(|ns| Some(ns) != own))
+                .collect()
+        };
+        let mut others = list_others();
+        if !others.is_empty() && self.record.creator.is_some() {
+            // A create killed after forking the init into its pid namespace,
+            // before recording it, leaves that init for a moment: it exits by
+            // itself once it sees the runtime gone. Another container's
+            // processes do not.
+            let fds: Vec<OwnedFd> = others
+                .iter()
+                .filter_map(|p| hooks::pidfd_open(*p).ok())
+                .collect();
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            for fd in &fds {
+                wait_fd_readable(
+                    fd,
+                    deadline.saturating_duration_since(std::time::Instant::now()),
+                );
+            }
+            others = list_others();
+        }
         if let Some(first) = others.first() {
             crate::log::warn(format!(
                 "container {:?}: its cgroup {} holds {} process(es) of another container \
@@ -523,7 +648,22 @@ impl Container {
         }
         crate::lsm::check(&opts.process)?;
         crate::spec::validate_user(&opts.process)?;
+        crate::process::check_env(
+            opts.process.env().as_deref().unwrap_or_default(),
+            "the process's environment",
+        )?;
         let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
+        let sub_cgroup = if opts.cgroup.is_empty() {
+            None
+        } else {
+            let cg = self.cgroup().ok_or_else(|| {
+                Error::msg(format!(
+                    "--cgroup: container {:?} has no cgroups",
+                    self.id()
+                ))
+            })?;
+            Some(cg.sub_cgroups(&opts.cgroup)?)
+        };
         let console_socket = opts
             .console_socket
             .as_deref()
@@ -539,19 +679,46 @@ impl Container {
             let path = PathBuf::from(format!("/proc/{init}/ns/{}", kind.proc_name()));
             joins.push((kind, namespaces::open_ns(&path, kind)?));
         }
+        // Without a mount namespace of its own the container is its init's
+        // chroot: the process goes there too.
+        let root = if self.record.host_rootfs.is_none() {
+            None
+        } else {
+            let path = format!("/proc/{init}/root");
+            let fd = nix::fcntl::open(
+                path.as_str(),
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx(|| format!("opening the container's root {path}"))?;
+            // SAFETY: open returned a new descriptor we own.
+            Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        };
         if !self.record.init_alive() {
             bail!("cannot exec in a stopped container {:?}", self.id());
         }
+        crate::debug!(
+            "exec in {}: joining the {} namespaces of init {init}",
+            self.id(),
+            joins
+                .iter()
+                .map(|(k, _)| k.oci_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         // The container's own seccomp profile applies to exec'd processes too.
         let seccomp = crate::seccomp::Seccomp::prepare(&self.config()?)?;
         let (parent_ch, child_ch) = Channel::pair()?;
         crate::process::set_non_dumpable()?;
         let for_children = ForChildren::enter(&joins)?;
         let oom = crate::process::OomScoreAdj::set_for_children(&opts.process)?;
-        let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
+        let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.has_listener());
         let child_ctx = ExecChild {
             container: self,
             joins,
+            root,
             opts,
             console_socket,
             seccomp,
@@ -567,7 +734,12 @@ impl Container {
         let child = child.ctx(|| "clone for exec")?;
         drop(child_ch);
         drop(child_ctx);
-        if let Some(cg) = self.cgroup() {
+        if let Some(cg) = sub_cgroup.as_ref().or(self.cgroup()) {
+            crate::debug!(
+                "exec in {}: process {child} joins {}",
+                self.id(),
+                cg.manager().path().display()
+            );
             cg.apply(child)?;
         }
         parent_ch.send(&ToChild::CgroupJoined)?;
@@ -600,6 +772,8 @@ impl Container {
 struct ExecChild<'a> {
     container: &'a Container,
     joins: Vec<(Kind, OwnedFd)>,
+    /// The init's root, for a container without a mount namespace.
+    root: Option<OwnedFd>,
     opts: &'a ExecOptions,
     console_socket: Option<OwnedFd>,
     seccomp: Option<crate::seccomp::Seccomp>,
@@ -622,7 +796,14 @@ impl ExecChild<'_> {
             .iter()
             .filter(|(k, _)| !k.affects_children_only())
         {
+            crate::debug!("exec: joining the {} namespace", kind.oci_name());
             namespaces::enter(fd, *kind)?;
+        }
+        if let Some(root) = &self.root {
+            crate::debug!("exec: chroot into the container's root (no mount namespace)");
+            nix::unistd::fchdir(root.as_raw_fd()).ctx(|| "fchdir to the container's root")?;
+            nix::unistd::chroot(".").ctx(|| "chroot into the container's root")?;
+            nix::unistd::chdir("/").ctx(|| "chdir /")?;
         }
         let p = &self.opts.process;
         if p.terminal().unwrap_or(false) {
@@ -632,25 +813,23 @@ impl ExecChild<'_> {
                 .ok_or_else(|| Error::msg("no console socket"))?;
             crate::console::attach_terminal(p, sock, false)?;
         }
-        let load_seccomp = || -> Result<()> {
-            let Some(sc) = &self.seccomp else {
-                return Ok(());
-            };
-            let host_pid = if sc.needs_host_pid() {
+        let keep_sys_admin = crate::process::seccomp_needs_sys_admin(p, self.seccomp.is_some());
+        let program = crate::process::prepare(p, keep_sys_admin)?;
+        crate::process::close_fds_on_exec(self.opts.preserve_fds)?;
+        if self.seccomp.is_some() {
+            crate::debug!("exec: loading the seccomp filter");
+        }
+        crate::debug!("exec: exec {} {:?}", program.exe.display(), program.args);
+        crate::log::close();
+        // The filter goes in last: nothing of hull's own runs under it.
+        if let Some(sc) = &self.seccomp {
+            let host_pid = if sc.has_listener() {
                 parent.host_pid()?
             } else {
                 0
             };
-            sc.install(host_pid, &self.container.hook_state(Status::Running))
-        };
-        let early: Option<&dyn Fn() -> Result<()>> =
-            self.seccomp.as_ref().map(|_| &load_seccomp as _);
-        let program = crate::process::prepare(p, early)?;
-        crate::process::close_fds_on_exec(self.opts.preserve_fds)?;
-        if crate::process::seccomp_late(p) {
-            load_seccomp()?;
+            sc.install(host_pid, &self.container.hook_state(Status::Running))?;
         }
-        crate::log::close();
         Err(crate::process::exec(
             &program.exe,
             &program.args,

@@ -21,6 +21,7 @@ use crate::clone::{clone_process, wait_fd_readable, ForChildren};
 use crate::container::CreateOptions;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, Point};
+use crate::hostmounts::HostRootfs;
 use crate::init::{self, InitContext};
 use crate::namespaces::{self, Kind};
 use crate::rootfs;
@@ -42,6 +43,8 @@ pub(crate) struct HostSide {
     /// What /sys/fs/cgroup shows inside, if the config mounts it.
     pub cgroup_binds: Vec<rootfs::CgroupBind>,
     pub seccomp: Option<crate::seccomp::Seccomp>,
+    /// Without a mount namespace: what the rootfs was on before create.
+    pub host_rootfs: Option<HostRootfs>,
 }
 
 /// What `create` has started so far, to undo it on failure.
@@ -53,6 +56,8 @@ pub(crate) struct Spawned {
     child: Option<i32>,
     /// The container's init when it is not our direct child.
     init: Option<i32>,
+    /// Mounts made in the host's mount namespace (no mount namespace).
+    pub host_rootfs: Option<HostRootfs>,
 }
 
 impl Spawned {
@@ -66,6 +71,11 @@ impl Spawned {
                 let _ = waitpid(Pid::from_raw(pid), None);
             } else if let Some(fd) = fd {
                 wait_fd_readable(&fd, Duration::from_secs(10));
+            }
+        }
+        if let Some(h) = &self.host_rootfs {
+            if let Err(e) = h.unmount() {
+                crate::log::warn(format!("cleanup after failed create: {e}"));
             }
         }
         if let Some(cg) = &self.cgroup {
@@ -96,9 +106,13 @@ pub(crate) fn spawn_init(
         console_socket,
         cgroup,
         cgroup_binds,
-        seccomp,
+        mut seccomp,
+        host_rootfs,
     } = host_side;
-    let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.needs_host_pid());
+    // The runtime hands the init's NOTIFY listener to the agent: it knows
+    // the init's host pid, and a create killed meanwhile leaves an init
+    // that only waits on the channel, whose EOF ends it.
+    let agent = seccomp.as_mut().and_then(|s| s.take_agent());
     let ns = &bundle.namespaces;
     let start_listener = listen_in_dir(&dir.dir, state::START_SOCKET)?;
     let mut joins: Vec<(Kind, OwnedFd)> = Vec::new();
@@ -127,6 +141,7 @@ pub(crate) fn spawn_init(
             new_cgroupns: ns.is_new(Kind::Cgroup),
             no_pivot: opts.no_pivot,
             cgroups: cgroup_binds,
+            host_mount_ns: host_rootfs.is_some(),
         },
         created_by_clone,
         joins: child_joins,
@@ -147,6 +162,12 @@ pub(crate) fn spawn_init(
         // SAFETY: prctl on ourselves.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     }
+    crate::debug!(
+        "create {id}: bundle {}, rootfs {}, namespaces {}",
+        bundle.dir.display(),
+        bundle.rootfs.display(),
+        ns.describe()
+    );
     let (parent_ch, child_ch) = Channel::pair()?;
     crate::process::set_non_dumpable()?;
     nix::unistd::chdir(&bundle.dir).ctx(|| format!("chdir to bundle {}", bundle.dir.display()))?;
@@ -168,29 +189,34 @@ pub(crate) fn spawn_init(
     drop(child_ch);
     drop(ctx);
     spawned.child = Some(child);
+    crate::debug!("create {id}: cloned the container's process {child}");
 
     // From here on a killed create leaves a record that names the init and
     // the cgroups (created just below), for `delete` to clean up from.
-    let mut record = creating_record(id, bundle, child, &cgroup)?;
+    // Recorded before the init mounts anything, and kept for abort.
+    spawned.host_rootfs = host_rootfs.clone();
+    let mut record = creating_record(id, bundle, child, &cgroup, host_rootfs)?;
     dir.save_config(&bundle.raw)?;
     dir.save(&record)?;
     // Limits are in force before the child does anything of the container's.
     // Registered first: a limit that fails leaves directories abort must remove.
     let cgroup = spawned.cgroup.insert(cgroup);
+    crate::debug!(
+        "create {id}: cgroups {}",
+        serde_json::to_string(&cgroup.paths()).unwrap_or_default()
+    );
     cgroup.create_with_limits(&bundle.spec)?;
     cgroup.apply(child)?;
     parent_ch.send(&ToChild::CgroupJoined)?;
-    if needs_host_pid && created_by_clone {
-        parent_ch.send(&ToChild::HostPid(child))?;
-    }
     let session = InitSession {
         ch: &parent_ch,
         id,
         dir,
         bundle,
-        needs_host_pid,
+        agent,
     };
     session.until_ready(&mut record, spawned)?;
+    crate::debug!("create {id}: init {} is ready", record.pid);
     record.init_start_time = state::process_start_time(record.pid)
         .ok_or_else(|| Error::msg("container init exited right after it was ready"))?;
     record.hooks = bundle.spec.hooks().clone();
@@ -218,6 +244,7 @@ fn creating_record(
     bundle: &Bundle,
     init: i32,
     cgroup: &ContainerCgroup,
+    host_rootfs: Option<HostRootfs>,
 ) -> Result<Record> {
     let creator = ProcessId::current()
         .ok_or_else(|| Error::msg("reading this process's start time from /proc/self/stat"))?;
@@ -233,6 +260,7 @@ fn creating_record(
         hooks: None,
         cgroup: Some(cgroup.paths()),
         creator: Some(creator),
+        host_rootfs,
     })
 }
 
@@ -242,7 +270,7 @@ struct InitSession<'a> {
     id: &'a str,
     dir: &'a StateDir,
     bundle: &'a Bundle,
-    needs_host_pid: bool,
+    agent: Option<crate::seccomp::Agent>,
 }
 
 impl InitSession<'_> {
@@ -251,12 +279,21 @@ impl InitSession<'_> {
     fn until_ready(&self, record: &mut Record, spawned: &mut Spawned) -> Result<()> {
         let child = record.pid;
         loop {
-            match self.ch.recv::<ToParent>()? {
+            let (msg, fd) = match self.ch.recv_with_fd::<ToParent>()? {
+                Some((msg, fd)) => (Some(msg), fd),
+                None => (None, None),
+            };
+            match msg {
                 Some(ToParent::MapIds) => {
+                    crate::debug!("create {}: writing uid/gid maps of {child}", self.id);
                     write_id_maps(child, &self.bundle.spec)?;
                     self.ch.send(&ToChild::IdsMapped)?;
                 }
                 Some(ToParent::InitPid(p)) => {
+                    crate::debug!(
+                        "create {}: init is {p}, forked into the new pid namespace",
+                        self.id
+                    );
                     spawned.init = Some(p);
                     record.pid = p;
                     record.init_start_time = state::process_start_time(p).unwrap_or(0);
@@ -265,19 +302,42 @@ impl InitSession<'_> {
                     self.ch.send(&ToChild::InitRecorded)?;
                     let _ = waitpid(Pid::from_raw(child), None);
                     spawned.child = None;
-                    if self.needs_host_pid {
-                        self.ch.send(&ToChild::HostPid(p))?;
-                    }
                 }
                 Some(ToParent::RunHooks) => {
                     self.run_create_hooks(record.pid)?;
                     self.ch.send(&ToChild::HooksDone)?;
                 }
-                Some(ToParent::Ready) => return Ok(()),
+                Some(ToParent::Ready) => return self.hand_off_listener(record.pid, fd),
                 Some(ToParent::Failed(msg)) => return Err(Error::msg(msg)),
                 None => bail!("container init {} before it was ready", exit_reason(child)),
             }
         }
+    }
+
+    /// With a NOTIFY filter, the init loaded it and sent its listener with
+    /// `Ready`: the agent gets it now, during create, as with runc. A
+    /// failure fails create (and kills the init).
+    fn hand_off_listener(&self, init_pid: i32, fd: Option<OwnedFd>) -> Result<()> {
+        let Some(agent) = &self.agent else {
+            return Ok(());
+        };
+        let fd = fd.ok_or_else(|| {
+            Error::msg(
+                "the container's init sent no seccomp listener for linux.seccomp.listenerPath",
+            )
+        })?;
+        let annotations = self.bundle.spec.annotations().clone().unwrap_or_default();
+        let state = hook_state(
+            self.id,
+            Status::Creating,
+            init_pid,
+            &self.bundle.dir,
+            &annotations,
+        );
+        crate::log::debug(format!(
+            "seccomp: handing the listener of init {init_pid} to the agent"
+        ));
+        agent.hand_off(&fd, init_pid, &state)
     }
 
     /// prestart and createRuntime hooks, in the runtime's namespaces.
@@ -298,11 +358,12 @@ impl InitSession<'_> {
             .expect("init asks only when hooks exist");
         #[allow(deprecated)]
         let prestart = h.prestart().as_deref().unwrap_or_default();
-        hooks::run_all(Point::Prestart, prestart, &st)?;
+        hooks::run_all(Point::Prestart, prestart, &st, None)?;
         hooks::run_all(
             Point::CreateRuntime,
             h.create_runtime().as_deref().unwrap_or_default(),
             &st,
+            None,
         )
     }
 

@@ -34,7 +34,8 @@ pub fn send_fd(sock: &OwnedFd, fd: &OwnedFd, payload: &str) -> Result<()> {
         sock.as_raw_fd(),
         &iov,
         &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
+        // A peer that went away is an error, not a SIGPIPE.
+        MsgFlags::MSG_NOSIGNAL,
         None,
     )
     .ctx(|| "sending a file descriptor")?;

@@ -37,16 +37,33 @@ impl Point {
 }
 
 /// Run every hook of one point in order; the first failure stops the rest.
-pub fn run_all(point: Point, hooks: &[Hook], state_json: &str) -> Result<()> {
+///
+/// A hook without `env` gets what runc gives it: `default_env` for the
+/// hooks run inside the container (the container process's environment),
+/// `None` for those the runtime runs (the runtime's own environment, i.e.
+/// its caller's).
+pub fn run_all(
+    point: Point,
+    hooks: &[Hook],
+    state_json: &str,
+    default_env: Option<&[String]>,
+) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state_json)
+        crate::debug!(
+            "running {} hook #{i}: {} {:?}",
+            point.name(),
+            h.path().display(),
+            h.args().as_deref().unwrap_or_default()
+        );
+        run_one(h, state_json, default_env)
             .ctx(|| format!("{} hook #{i} ({})", point.name(), h.path().display()))?;
+        crate::debug!("{} hook #{i} succeeded", point.name());
     }
     Ok(())
 }
 
-fn run_one(hook: &Hook, state_json: &str) -> Result<()> {
-    let keeper = Keeper::start(hook, state_json)?;
+fn run_one(hook: &Hook, state_json: &str, default_env: Option<&[String]>) -> Result<()> {
+    let keeper = Keeper::start(hook, state_json, default_env)?;
     keeper.wait(hook.timeout().filter(|t| *t > 0))
 }
 
@@ -66,7 +83,7 @@ struct Keeper {
 const KEEPER_DEATH_SIGNAL: Signal = Signal::SIGTERM;
 
 impl Keeper {
-    fn start(hook: &Hook, state_json: &str) -> Result<Keeper> {
+    fn start(hook: &Hook, state_json: &str, default_env: Option<&[String]>) -> Result<Keeper> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .ctx(|| "creating a pipe for a hook")?;
         let runtime = nix::unistd::getpid();
@@ -75,7 +92,7 @@ impl Keeper {
         match unsafe { nix::unistd::fork() }.ctx(|| "forking the hook's keeper")? {
             ForkResult::Child => {
                 drop(read);
-                keeper_main(hook, state_json, runtime, write)
+                keeper_main(hook, state_json, default_env, runtime, write)
             }
             ForkResult::Parent { child } => Ok(Keeper {
                 pid: child,
@@ -120,15 +137,21 @@ fn reap(pid: Pid) -> Result<WaitStatus> {
 }
 
 /// The keeper process: never returns.
-fn keeper_main(hook: &Hook, state_json: &str, runtime: Pid, report: OwnedFd) -> ! {
-    let outcome = keep(hook, state_json, runtime);
+fn keeper_main(
+    hook: &Hook,
+    state_json: &str,
+    default_env: Option<&[String]>,
+    runtime: Pid,
+    report: OwnedFd,
+) -> ! {
+    let outcome = keep(hook, state_json, default_env, runtime);
     let _ = nix::unistd::write(&report, outcome.as_bytes());
     // SAFETY: leave the forked keeper without running the runtime's destructors.
     unsafe { libc::_exit(0) }
 }
 
 /// Run the hook in this process's group; "ok" or what went wrong.
-fn keep(hook: &Hook, state_json: &str, runtime: Pid) -> String {
+fn keep(hook: &Hook, state_json: &str, default_env: Option<&[String]>, runtime: Pid) -> String {
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGCHLD);
     signals.add(KEEPER_DEATH_SIGNAL);
@@ -158,7 +181,7 @@ fn keep(hook: &Hook, state_json: &str, runtime: Pid) -> String {
     if nix::unistd::getppid() != runtime {
         kill_own_group();
     }
-    let mut child = match command(hook).spawn() {
+    let mut child = match command(hook, default_env).spawn() {
         Ok(c) => c,
         Err(e) => return format!("starting the hook: {e}"),
     };
@@ -193,15 +216,18 @@ fn kill_own_group() -> ! {
     unsafe { libc::_exit(1) }
 }
 
-fn command(hook: &Hook) -> Command {
+fn command(hook: &Hook, default_env: Option<&[String]>) -> Command {
     let mut cmd = Command::new(hook.path());
     if let Some(args) = hook.args().as_ref().filter(|a| !a.is_empty()) {
         cmd.arg0(&args[0]).args(&args[1..]);
     }
-    cmd.env_clear();
-    for kv in hook.env().as_deref().unwrap_or_default() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    // Neither: the runtime's own environment, inherited.
+    if let Some(env) = hook.env().as_deref().or(default_env) {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped())
@@ -278,16 +304,23 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        assert!(run_one(&hook("read -r s; [ \"$s\" = state ]", None), "state\n").is_ok());
-        let e = run_one(&hook("exit 3", None), "").unwrap_err().to_string();
+        assert!(run_one(
+            &hook("read -r s; [ \"$s\" = state ]", None),
+            "state\n",
+            None
+        )
+        .is_ok());
+        let e = run_one(&hook("exit 3", None), "", None)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "exited with status 3");
-        let e = run_one(&hook("kill -9 $$", None), "")
+        let e = run_one(&hook("kill -9 $$", None), "", None)
             .unwrap_err()
             .to_string();
         assert_eq!(e, "killed by signal 9");
         let mut missing = hook("", None);
         missing.set_path("/nonexistent/hook".into());
-        let e = run_one(&missing, "").unwrap_err().to_string();
+        let e = run_one(&missing, "", None).unwrap_err().to_string();
         assert!(e.starts_with("starting the hook: "), "{e}");
     }
 
@@ -297,7 +330,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let pid_file = dir.join("child.pid");
         let script = format!("sleep 600 & echo $! > {}; wait", pid_file.display());
-        let e = run_one(&hook(&script, Some(1)), "")
+        let e = run_one(&hook(&script, Some(1)), "", None)
             .unwrap_err()
             .to_string();
         assert_eq!(e, "timed out after 1s and was killed");

@@ -16,12 +16,14 @@ pub fn validate(id: &str) -> Result<()> {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
     if id.is_empty() || id == "." || id == ".." || !ok_chars {
         bail!(
-            "invalid container id {id:?}: use 1-{MAX_LEN} characters from [A-Za-z0-9_+.-], not \".\" or \"..\""
+            "{}: {id:?}: use 1-{MAX_LEN} characters from [A-Za-z0-9_+.-], not \".\" or \"..\"",
+            crate::runc_errors::INVALID_ID
         );
     }
     if id.len() > MAX_LEN {
         bail!(
-            "invalid container id {id:?}: it has {} characters, at most {MAX_LEN} are allowed (the id names the container's state directory)",
+            "{}: {id:?} has {} characters, at most {MAX_LEN} are allowed (the id names the container's state directory)",
+            crate::runc_errors::INVALID_ID,
             id.len()
         );
     }

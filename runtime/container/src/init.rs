@@ -106,8 +106,10 @@ fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
     ch.expect("its cgroup")?;
     if !ctx.created_by_clone {
         for (kind, fd) in &ctx.joins {
+            crate::debug!("init: joining the {} namespace", kind.oci_name());
             crate::namespaces::enter(fd, *kind)?;
         }
+        crate::debug!("init: creating namespaces {:?}", ns.new_flags());
         if ns.is_new(Kind::User) {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "creating the user namespace")?;
         }
@@ -218,6 +220,7 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     if ctx.bundle.namespaces.is_new(Kind::Net) {
         bring_loopback_up()?;
     }
+    crate::debug!("init: preparing the root filesystem");
     rootfs::prepare(spec, &ctx.plan)?;
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
@@ -233,59 +236,76 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     let annotations = spec.annotations().clone().unwrap_or_default();
     if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
         let state = hook_state(ctx.id, Status::Creating, pid, &ctx.bundle.dir, &annotations);
-        hooks::run_all(Point::CreateContainer, list, &state)?;
+        // Without their own env: process.env, as the container's process has
+        // it at this point (runc sets HOME later, with the user).
+        hooks::run_all(
+            Point::CreateContainer,
+            list,
+            &state,
+            Some(&process::merged_env(process)),
+        )?;
     }
-    rootfs::enter(&ctx.plan.rootfs, ctx.plan.no_pivot)?;
+    rootfs::enter(&ctx.plan.rootfs, ctx.plan.no_pivot, ctx.plan.host_mount_ns)?;
     if process.terminal().unwrap_or(false) {
         setup_terminal(ctx, process)?;
     }
     rootfs::apply_sysctl(spec)?;
     rootfs::finalize(spec)?;
-    let load_seccomp = |status: Status| -> Result<()> {
-        let Some(sc) = &ctx.seccomp else {
-            return Ok(());
-        };
-        let host_pid = if sc.needs_host_pid() {
-            ch.host_pid()?
-        } else {
-            pid
-        };
-        sc.install(
-            host_pid,
-            &hook_state(ctx.id, status, host_pid, &ctx.bundle.dir, &annotations),
-        )
-    };
-    let early = || load_seccomp(Status::Creating);
-    let early: Option<&dyn Fn() -> Result<()>> = ctx.seccomp.as_ref().map(|_| &early as _);
     if direct {
         stop_dying_with_runtime()?;
     }
-    let program = process::prepare(process, early)?;
-    ch.send(&ToParent::Ready)?;
+    let keep_sys_admin = process::seccomp_needs_sys_admin(process, ctx.seccomp.is_some());
+    let program = process::prepare(process, keep_sys_admin)?;
+    crate::debug!(
+        "init: will exec {} {:?}; waiting for start",
+        program.exe.display(),
+        program.args
+    );
+    let preserve = ctx.preserve_fds + process::listen_fds();
+    match ctx.seccomp.as_ref().filter(|sc| sc.has_listener()) {
+        Some(sc) => {
+            // The agent needs the listener before `start`: the filter goes
+            // in now, after everything of hull's own but waiting for start
+            // (and the startContainer hooks).
+            process::close_fds_on_exec(preserve)?;
+            crate::debug!("init: loading the seccomp filter now (its listener goes to the agent)");
+            crate::log::close();
+            let listener = sc
+                .load()?
+                .ok_or_else(|| Error::msg("the seccomp filter gave no listener"))?;
+            ch.send_with_fd(&ToParent::Ready, &listener)?;
+        }
+        None => ch.send(&ToParent::Ready)?,
+    }
     wait_for_hand_off(ch)?;
 
     let conn = wait_for_start(&ctx.start_listener)?;
+    crate::debug!("init: start received");
     let report = |e: Error| -> Result<()> {
         let _ = nix::unistd::write(&conn, e.to_string().as_bytes());
         Err(e)
     };
     if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
         let state = hook_state(ctx.id, Status::Created, pid, &ctx.bundle.dir, &annotations);
-        if let Err(e) = hooks::run_all(Point::StartContainer, list, &state) {
+        if let Err(e) = hooks::run_all(Point::StartContainer, list, &state, Some(&program.env)) {
             return report(e);
         }
     }
-    let listen_fds = process::listen_fds();
-    if let Err(e) = process::close_fds_on_exec(ctx.preserve_fds + listen_fds) {
-        return report(e);
-    }
-    // With no_new_privs the filter goes in last: nothing of hull's own runs under it.
-    if process::seccomp_late(process) {
-        if let Err(e) = load_seccomp(Status::Created) {
+    // The filter goes in last: nothing of hull's own runs under it (with a
+    // listener it is in already, after the same sweep).
+    if !ctx.seccomp.as_ref().is_some_and(|sc| sc.has_listener()) {
+        if let Err(e) = process::close_fds_on_exec(preserve) {
+            return report(e);
+        }
+        if ctx.seccomp.is_some() {
+            crate::debug!("init: loading the seccomp filter");
+        }
+        crate::debug!("init: exec {}", program.exe.display());
+        crate::log::close();
+        if let Some(Err(e)) = ctx.seccomp.as_ref().map(|sc| sc.load()) {
             return report(e);
         }
     }
-    crate::log::close();
     // On success the start connection closes with exec (it is close-on-exec):
     // `start` reads EOF. On failure it reads the reason.
     report(process::exec(&program.exe, &program.args, &program.env))

@@ -35,15 +35,25 @@ pub enum Format {
 }
 
 struct Sink {
+    /// The `--log` file.
     fd: Option<OwnedFd>,
+    /// With `--debug` and no log file: a copy of stderr taken at start, so
+    /// the init's lines keep going to the runtime's stderr after the
+    /// container's terminal replaces its fd 2.
+    stderr: Option<OwnedFd>,
     format: Format,
     min: Level,
+    /// After [`close`]: the process is about to become the container's
+    /// program, whose stderr is not the runtime's log.
+    closed: bool,
 }
 
 static SINK: Mutex<Sink> = Mutex::new(Sink {
     fd: None,
+    stderr: None,
     format: Format::Text,
     min: Level::Info,
+    closed: false,
 });
 
 /// Send log lines to `path` (appending) or to stderr when `None`.
@@ -54,11 +64,22 @@ pub fn init(path: Option<&std::path::Path>, format: Format, debug: bool) -> std:
         )),
         None => None,
     };
+    let stderr = match (&fd, debug) {
+        (None, true) => {
+            // SAFETY: fcntl on fd 2; F_DUPFD_CLOEXEC returns a new descriptor.
+            let copy = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+            // SAFETY: `copy` is that new descriptor, owned by nothing else.
+            (copy >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(copy) })
+        }
+        _ => None,
+    };
     let mut s = SINK.lock().unwrap_or_else(|e| e.into_inner());
     *s = Sink {
         fd,
+        stderr,
         format,
         min: if debug { Level::Debug } else { Level::Info },
+        closed: false,
     };
     Ok(())
 }
@@ -85,11 +106,15 @@ pub fn render(format: Format, level: Level, msg: &str, now: SystemTime) -> Strin
 
 pub fn log(level: Level, msg: &str) {
     let s = SINK.lock().unwrap_or_else(|e| e.into_inner());
-    if level < s.min {
+    if level < s.min || s.closed {
         return;
     }
     let line = render(s.format, level, msg, SystemTime::now());
-    let fd = s.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(2);
+    let fd =
+        s.fd.as_ref()
+            .or(s.stderr.as_ref())
+            .map(|f| f.as_raw_fd())
+            .unwrap_or(2);
     // One write(2) per line so concurrent writers (init and parent) never interleave.
     let _ = nix::unistd::write(
         unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
@@ -97,21 +122,42 @@ pub fn log(level: Level, msg: &str) {
     );
 }
 
-/// Close the log file (before exec'ing the container process).
+/// Close the log file and stop logging (before exec'ing the container
+/// process: its stderr must not get the runtime's lines either).
 pub fn close() {
     if let Ok(mut s) = SINK.lock() {
         s.fd = None;
+        s.stderr = None;
+        s.closed = true;
     }
 }
 
 pub fn debug(msg: impl AsRef<str>) {
     log(Level::Debug, msg.as_ref());
 }
+
+/// Whether `--debug` is on (so callers can skip formatting otherwise).
+pub fn debug_enabled() -> bool {
+    SINK.lock()
+        .map(|s| s.min <= Level::Debug && !s.closed)
+        .unwrap_or(false)
+}
 pub fn warn(msg: impl AsRef<str>) {
     log(Level::Warning, msg.as_ref());
 }
 pub fn error(msg: impl AsRef<str>) {
     log(Level::Error, msg.as_ref());
+}
+
+/// A `--debug` line, formatted only when debug logging is on:
+/// `debug!("joining {kind} namespace {}", path.display())`.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => {
+        if $crate::log::debug_enabled() {
+            $crate::log::debug(format!($($arg)*));
+        }
+    };
 }
 
 #[cfg(test)]

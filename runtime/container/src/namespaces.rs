@@ -146,6 +146,37 @@ impl Namespaces {
             .fold(CloneFlags::empty(), |acc, e| acc | e.kind.flag())
     }
 
+    /// "new: pid, ipc; joined: network /run/netns/x" (for `--debug`).
+    pub fn describe(&self) -> String {
+        let new: Vec<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.path.is_none())
+            .map(|e| e.kind.oci_name())
+            .collect();
+        let joined: Vec<String> = self
+            .joins()
+            .iter()
+            .map(|e| {
+                let path = e.path.as_deref().unwrap_or(Path::new(""));
+                format!("{} {}", e.kind.oci_name(), path.display())
+            })
+            .collect();
+        format!(
+            "new: {}; joined: {}",
+            if new.is_empty() {
+                "none".into()
+            } else {
+                new.join(", ")
+            },
+            if joined.is_empty() {
+                "none".into()
+            } else {
+                joined.join(", ")
+            }
+        )
+    }
+
     /// Namespaces joined by path, in joining order.
     pub fn joins(&self) -> Vec<&Entry> {
         Kind::JOIN_ORDER
@@ -189,6 +220,17 @@ fn check_ns_file(path: &Path, kind: Kind) -> Result<()> {
         )));
     }
     open_ns(path, kind).map(drop)
+}
+
+/// Whether the namespace at `path` is this process's own of that kind (for
+/// the runtime: the host's, where a container must not change settings).
+/// Unknown (unreadable) counts as not its own: the path was checked to be a
+/// namespace of the right kind when the config was loaded.
+pub fn is_runtime_own(path: &Path, kind: Kind) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let own = PathBuf::from(format!("/proc/self/ns/{}", kind.proc_name()));
+    matches!((id(path), id(&own)), (Some(a), Some(b)) if a == b)
 }
 
 /// Enter the namespace behind `fd`.

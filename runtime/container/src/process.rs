@@ -178,14 +178,55 @@ pub fn switch_user(p: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
-/// The environment for execve: config env plus HOME from /etc/passwd when unset.
+/// process.env with each variable set in turn: a later entry replaces an
+/// earlier one of the same name in its place (so `exec --env K=V`, appended,
+/// overrides the config's K), as runc's init builds it. Entries are checked
+/// by [`check_env`] before the process exists.
+pub fn merged_env(p: &Process) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for entry in p.env().as_deref().unwrap_or_default() {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+        match index.get(key) {
+            Some(&i) => env[i] = entry.clone(),
+            None => {
+                index.insert(key, env.len());
+                env.push(entry.clone());
+            }
+        }
+    }
+    env
+}
+
+/// The environment for execve: [`merged_env`], plus HOME from /etc/passwd
+/// when unset.
 pub fn environment(p: &Process) -> Vec<String> {
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    let mut env = merged_env(p);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
         env.push(format!("HOME={home}"));
     }
     env
+}
+
+/// Every environment entry must be KEY=VALUE with a non-empty KEY and no
+/// NUL byte; `what` names the list in errors ("process.env", "--env").
+pub fn check_env(entries: &[String], what: &str) -> Result<()> {
+    for entry in entries {
+        match entry.split_once('=') {
+            None => bail!(
+                "invalid environment variable {entry:?} in {what}: missing '=' (use KEY=VALUE)"
+            ),
+            Some(("", _)) => {
+                bail!("invalid environment variable {entry:?} in {what}: the name is empty")
+            }
+            Some(_) if entry.contains('\0') => {
+                bail!("invalid environment variable {entry:?} in {what}: it contains a NUL byte")
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn home_of(uid: u32) -> Option<String> {
@@ -315,21 +356,37 @@ pub struct Program {
 /// around the user switch, umask and cwd, no_new_privs, and the program's
 /// lookup in the container's PATH.
 ///
-/// `seccomp` loads the filter. Without no_new_privs, loading needs
-/// CAP_SYS_ADMIN, so it happens here, before capabilities are dropped; with
-/// no_new_privs the caller loads it just before execve ([`seccomp_late`]).
-pub fn prepare(p: &Process, seccomp: Option<&dyn Fn() -> Result<()>>) -> Result<Program> {
+/// The seccomp filter is not loaded here: the caller loads it right before
+/// execve, so that nothing of the runtime's own (waiting for `start`,
+/// hooks, the fd sweep) runs under the container's profile. Without
+/// no_new_privs loading it needs CAP_SYS_ADMIN, which `keep_sys_admin`
+/// keeps (effective and permitted) until then; execve drops it.
+pub fn prepare(p: &Process, keep_sys_admin: bool) -> Result<Program> {
     apply_privileged(p)?;
-    if let (false, Some(load)) = (seccomp_late(p), seccomp) {
-        load()?;
-    }
     let capabilities = crate::capabilities::CapabilityPlan::from_process(p)?;
-    if let Some(c) = &capabilities {
-        c.before_user_switch()?;
+    // Without a capabilities section a switch to another root keeps all.
+    let to_non_root = p.user().uid() != 0;
+    match &capabilities {
+        Some(c) => c.before_user_switch()?,
+        None if keep_sys_admin && to_non_root => crate::capabilities::keep_across_user_switch()?,
+        None => {}
     }
+    crate::debug!(
+        "switching to uid {} gid {} (additional gids {:?}); capabilities {}",
+        p.user().uid(),
+        p.user().gid(),
+        p.user().additional_gids().as_deref().unwrap_or_default(),
+        if capabilities.is_some() {
+            "from the config"
+        } else {
+            "kept"
+        }
+    );
     switch_user(p, setgroups_allowed())?;
-    if let Some(c) = &capabilities {
-        c.after_user_switch()?;
+    match &capabilities {
+        Some(c) => c.after_user_switch(keep_sys_admin)?,
+        None if keep_sys_admin && to_non_root => crate::capabilities::keep_sys_admin_only()?,
+        None => {}
     }
     umask_and_cwd(p)?;
     if p.no_new_privileges().unwrap_or(false) {
@@ -345,10 +402,9 @@ pub fn prepare(p: &Process, seccomp: Option<&dyn Fn() -> Result<()>>) -> Result<
     Ok(Program { exe, args, env })
 }
 
-/// Whether the seccomp filter is loaded right before execve (no_new_privs
-/// set) rather than in [`prepare`].
-pub fn seccomp_late(p: &Process) -> bool {
-    p.no_new_privileges().unwrap_or(false)
+/// Whether loading the seccomp filter needs CAP_SYS_ADMIN (no no_new_privs).
+pub fn seccomp_needs_sys_admin(p: &Process, has_seccomp: bool) -> bool {
+    has_seccomp && !p.no_new_privileges().unwrap_or(false)
 }
 
 /// Whether this process may call setgroups (not in a rootless user namespace).
@@ -423,5 +479,28 @@ mod tests {
             "exec: \"no-such-program-hull\": executable file not found in $PATH"
         );
         assert!(find_executable("/nonexistent/x", &env).is_err());
+    }
+
+    #[test]
+    fn later_env_entries_replace_earlier_ones_in_place() {
+        let mut p = Process::default();
+        p.set_env(Some(
+            ["A=1", "B=2", "A=3", "HOME=/h", "C=", "B=4"]
+                .map(String::from)
+                .to_vec(),
+        ));
+        assert_eq!(environment(&p), ["A=3", "B=4", "HOME=/h", "C="]);
+    }
+
+    #[test]
+    fn env_entries_need_a_name_and_equals() {
+        let ok = ["A=1", "B=", "C==x"].map(String::from);
+        assert!(check_env(&ok, "process.env").is_ok());
+        for bad in ["NOEQ", "=x"] {
+            let e = check_env(&[bad.to_string()], "--env")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad) && e.contains("--env"), "{e}");
+        }
     }
 }

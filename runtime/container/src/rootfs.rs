@@ -32,6 +32,10 @@ pub struct Plan {
     pub new_cgroupns: bool,
     pub no_pivot: bool,
     pub cgroups: Vec<CgroupBind>,
+    /// No mount namespace of its own: the mounts are made in the host's
+    /// mount namespace (see [`crate::hostmounts`]) and the container is
+    /// chrooted into its rootfs.
+    pub host_mount_ns: bool,
 }
 
 fn none() -> Option<&'static str> {
@@ -65,18 +69,23 @@ fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
 /// Mount propagation and the rootfs bind, then every mount and /dev.
 pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
     root_propagation(spec)?;
-    // Nothing the container mounts may reach the host: every mount becomes a
-    // slave of the host's first (so nothing is shared, which pivot_root also
-    // requires). The requested propagation is applied to / after pivot_root.
-    mount(
-        none(),
-        "/",
-        none(),
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        none(),
-    )
-    .ctx(|| "making / a recursive slave")?;
-    // pivot_root needs the new root to be a mount point.
+    if !plan.host_mount_ns {
+        // Nothing the container mounts may reach the host: every mount
+        // becomes a slave of the host's first (so nothing is shared, which
+        // pivot_root also requires). The requested propagation is applied
+        // to / after pivot_root.
+        mount(
+            none(),
+            "/",
+            none(),
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            none(),
+        )
+        .ctx(|| "making / a recursive slave")?;
+    }
+    // pivot_root needs the new root to be a mount point; without a mount
+    // namespace this bind holds every mount of the container, and is what
+    // delete detaches.
     mount(
         Some(&plan.rootfs),
         &plan.rootfs,
@@ -85,8 +94,31 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
         none(),
     )
     .ctx(|| format!("bind-mounting rootfs {}", plan.rootfs.display()))?;
+    if plan.host_mount_ns {
+        // The host's mounts stay as they are; the container's, all below
+        // this bind, propagate nowhere.
+        crate::debug!(
+            "no mount namespace: the mounts go below {} in the host's, made private",
+            plan.rootfs.display()
+        );
+        mount(
+            none(),
+            &plan.rootfs,
+            none(),
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            none(),
+        )
+        .ctx(|| format!("making the rootfs bind {} private", plan.rootfs.display()))?;
+    }
     let root = inroot::open_root(&plan.rootfs)?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
+        crate::debug!(
+            "mounting {} {} on {} (options {})",
+            m.typ().as_deref().unwrap_or("bind"),
+            m.source().as_deref().unwrap_or(Path::new("")).display(),
+            m.destination().display(),
+            m.options().as_deref().unwrap_or_default().join(",")
+        );
         mount_entry(&root, m, plan).ctx(|| format!("mounting {}", m.destination().display()))?;
     }
     // process.cwd is created if the image lacks it, as runc does.
@@ -98,6 +130,7 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
         .iter()
         .any(|m| m.destination() == Path::new("/dev") && parse_opts(m).is_bind());
     if !dev_from_host {
+        crate::debug!("creating the default devices and linux.devices in /dev");
         create_devices(&root, spec, plan.in_new_userns)?;
     }
     Ok(())
@@ -236,16 +269,16 @@ fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
         return finish_entry(root, dest, &opts);
     }
     if matches!(typ.as_str(), "proc" | "sysfs") && inroot::last_is_symlink(root.as_fd(), dest) {
+        // runc's words.
         return Err(Error::msg(format!(
-            "{} mount destination {} is a symlink in the image: {typ} must be mounted on a real directory",
-            typ,
+            "filesystem {typ:?} must be mounted on ordinary directory: {} is a symlink in the image",
             dest.display()
         )));
     }
     let target = inroot::resolve(root.as_fd(), dest, Create::Dir)?;
     if matches!(typ.as_str(), "proc" | "sysfs") && !inroot::is_dir(&target) {
         return Err(Error::msg(format!(
-            "{typ} mount destination {} is not a directory",
+            "filesystem {typ:?} must be mounted on ordinary directory: {} is not a directory in the image",
             dest.display()
         )));
     }
@@ -517,8 +550,27 @@ fn make_node(
 }
 
 /// Make the prepared rootfs the process's root: pivot_root, or MS_MOVE plus
-/// chroot with --no-pivot.
-pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// chroot with --no-pivot; in the host's mount namespace only chroot (both
+/// others would move the host's root).
+pub fn enter(rootfs: &Path, no_pivot: bool, host_mount_ns: bool) -> Result<()> {
+    if host_mount_ns {
+        crate::debug!(
+            "chroot into the rootfs {} (no mount namespace)",
+            rootfs.display()
+        );
+        nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
+        nix::unistd::chroot(".").ctx(|| "chroot into the rootfs")?;
+        return nix::unistd::chdir("/").ctx(|| "chdir /");
+    }
+    crate::debug!(
+        "{} into the rootfs {}",
+        if no_pivot {
+            "MS_MOVE and chroot"
+        } else {
+            "pivot_root"
+        },
+        rootfs.display()
+    );
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     if no_pivot {
         mount(Some("."), "/", none(), MsFlags::MS_MOVE, none())
@@ -554,12 +606,14 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or_default()
     {
+        crate::debug!("making {p} read-only");
         readonly_path(p).ctx(|| format!("making {p} read-only"))?;
     }
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
+        crate::debug!("masking {p}");
         mask_path(p).ctx(|| format!("masking {p}"))?;
     }
     if spec
@@ -622,6 +676,7 @@ pub fn apply_sysctl(spec: &Spec) -> Result<()> {
     }
     for (key, value) in map {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        crate::debug!("sysctl {key}={value}");
         std::fs::write(&path, value).ctx(|| format!("setting sysctl {key}={value}"))?;
     }
     Ok(())

@@ -3,6 +3,14 @@
 //! nothing left behind), installed by the container's process as late as it
 //! can, and for SCMP_ACT_NOTIFY the listener fd handed to the agent at
 //! `listenerPath`, as the runtime spec defines.
+//!
+//! When the filter goes in: right before execve (after `start`, the
+//! startContainer hooks and the fd sweep), so nothing of hull's own runs
+//! under it; with a NOTIFY listener at the end of `create` instead, because
+//! the agent must have the listener before `start` (runc sends it during
+//! create, and agents wait for it before they call start). The agent socket
+//! is connected before the container's process exists, so an agent that
+//! never accepts blocks `create` before anything is left to clean up.
 
 use crate::error::{Error, Result};
 use oci_spec::runtime::Spec;
@@ -11,10 +19,11 @@ use std::os::fd::OwnedFd;
 /// A compiled filter, plus where its notification listener goes.
 pub struct Seccomp {
     filter: hull_seccomp::Filter,
-    listener: Option<Listener>,
+    agent: Option<Agent>,
 }
 
-struct Listener {
+/// The seccomp agent at `listenerPath`.
+pub struct Agent {
     /// Connected by the runtime: the path is the host's, not the container's.
     socket: OwnedFd,
     metadata: String,
@@ -32,6 +41,12 @@ impl Seccomp {
             return Ok(None);
         };
         let compiled = hull_seccomp::compile(profile).map_err(seccomp_error)?;
+        crate::debug!(
+            "seccomp: profile compiled to {} BPF instructions (default action {}, listener: {})",
+            compiled.filter.program.len(),
+            serde_json::to_value(profile.default_action()).unwrap_or_default(),
+            compiled.filter.needs_listener
+        );
         if !compiled.skipped_syscalls.is_empty() {
             crate::log::debug(format!(
                 "seccomp: syscalls unknown on every architecture, skipped: {}",
@@ -39,11 +54,11 @@ impl Seccomp {
             ));
         }
         hull_seccomp::check_flags(compiled.filter.flags).map_err(seccomp_error)?;
-        let listener = if compiled.filter.needs_listener {
+        let agent = if compiled.filter.needs_listener {
             let path = profile.listener_path().as_ref().ok_or_else(|| {
                 Error::msg("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath: set it to the seccomp agent's unix socket")
             })?;
-            Some(Listener {
+            Some(Agent {
                 socket: crate::fdpass::connect(
                     path,
                     "seccomp agent socket (linux.seccomp.listenerPath)",
@@ -55,31 +70,50 @@ impl Seccomp {
         };
         Ok(Some(Seccomp {
             filter: compiled.filter,
-            listener,
+            agent,
         }))
     }
 
-    /// Whether the listener needs the process's host pid (sent by the runtime).
-    pub fn needs_host_pid(&self) -> bool {
-        self.listener.is_some()
+    /// Whether the filter has a NOTIFY listener for an agent.
+    pub fn has_listener(&self) -> bool {
+        self.filter.needs_listener
     }
 
-    /// Load the filter into this process; with NOTIFY, send the listener fd
-    /// and the container process state (`state` is the container's state JSON).
+    /// The agent, for the runtime to hand the init's listener to.
+    pub fn take_agent(&mut self) -> Option<Agent> {
+        self.agent.take()
+    }
+
+    /// Load the filter into this process; the listener fd with NOTIFY.
+    pub fn load(&self) -> Result<Option<OwnedFd>> {
+        hull_seccomp::install(&self.filter).map_err(seccomp_error)
+    }
+
+    /// Load the filter and, with NOTIFY, hand the listener to the agent
+    /// (`state` is the container's state JSON, `host_pid` this process's).
     pub fn install(&self, host_pid: i32, state: &str) -> Result<()> {
-        let fd = hull_seccomp::install(&self.filter).map_err(seccomp_error)?;
-        if let (Some(fd), Some(l)) = (fd, &self.listener) {
-            let state: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
-            let msg = serde_json::json!({
-                "ociVersion": crate::spec::OCI_VERSION,
-                "fds": ["seccompFd"],
-                "pid": host_pid,
-                "metadata": l.metadata,
-                "state": state,
-            });
-            crate::fdpass::send_fd(&l.socket, &fd, &msg.to_string())
-                .map_err(|e| e.context("handing the seccomp listener to listenerPath"))?;
+        let fd = self.load()?;
+        if let (Some(fd), Some(agent)) = (fd, &self.agent) {
+            agent.hand_off(&fd, host_pid, state)?;
         }
         Ok(())
+    }
+}
+
+impl Agent {
+    /// Send the listener fd with the container process state, as the
+    /// runtime spec defines the message.
+    pub fn hand_off(&self, listener: &OwnedFd, host_pid: i32, state: &str) -> Result<()> {
+        let state: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+        let msg = serde_json::json!({
+            "ociVersion": crate::spec::OCI_VERSION,
+            "fds": ["seccompFd"],
+            "pid": host_pid,
+            "metadata": self.metadata,
+            "state": state,
+        });
+        crate::debug!("seccomp: handing the listener of process {host_pid} to the agent");
+        crate::fdpass::send_fd(&self.socket, listener, &msg.to_string())
+            .map_err(|e| e.context("handing the seccomp listener to listenerPath"))
     }
 }

@@ -5,15 +5,16 @@ use crate::{bail, Result};
 use nix::sys::signal::Signal;
 use std::str::FromStr;
 
-/// Parse a signal given by name (with or without `SIG`) or number.
+/// Parse a signal given by name (with or without `SIG`) or number. 0 is
+/// "no signal": `kill ID 0` checks that the container's init is alive.
 pub fn parse(s: &str) -> Result<i32> {
     let t = s.trim();
     if let Ok(n) = t.parse::<i32>() {
-        if n > 0 && n <= libc::SIGRTMAX() {
+        if n >= 0 && n <= libc::SIGRTMAX() {
             return Ok(n);
         }
         bail!(
-            "unknown signal {s:?}: use a name like KILL or TERM, or a number from 1 to {}",
+            "unknown signal {s:?}: use a name like KILL or TERM, or a number from 0 to {}",
             libc::SIGRTMAX()
         );
     }
@@ -55,6 +56,7 @@ mod tests {
         assert_eq!(parse("SIGKILL").unwrap(), 9);
         assert_eq!(parse("sigterm").unwrap(), 15);
         assert_eq!(parse("9").unwrap(), 9);
+        assert_eq!(parse("0").unwrap(), 0);
         assert_eq!(parse("HUP").unwrap(), 1);
         assert_eq!(parse("RTMIN").unwrap(), libc::SIGRTMIN());
         assert_eq!(parse("RTMIN+2").unwrap(), libc::SIGRTMIN() + 2);
@@ -63,7 +65,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown() {
-        for s in ["", "FOO", "SIGFOO", "0", "-1", "65", "RTMIN+99", "9x"] {
+        for s in ["", "FOO", "SIGFOO", "-1", "65", "RTMIN+99", "9x"] {
             assert!(parse(s).is_err(), "{s}");
         }
     }

@@ -126,6 +126,8 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
     }
     crate::lsm::check(process)?;
     validate_user(process).map_err(|e| e.context("config.json"))?;
+    crate::process::check_env(process.env().as_deref().unwrap_or_default(), "process.env")
+        .map_err(|e| e.context("config.json"))?;
     if !process.cwd().is_absolute() {
         bail!(
             "config.json: process.cwd {:?} must be an absolute path",
@@ -139,7 +141,15 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
             .unwrap_or_default(),
     )?;
     if !namespaces.has(Kind::Mount) {
-        bail!("config.json: hull needs a mount namespace to set up the root filesystem: add {{\"type\": \"mount\"}} to linux.namespaces");
+        // Its mounts are the host's then: masking or remounting paths would
+        // change the host's (runc's words).
+        let restricts = linux.is_some_and(|l| {
+            l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+                || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+        });
+        if restricts {
+            bail!("config.json: unable to restrict sys entries without a private MNT namespace: linux.maskedPaths and linux.readonlyPaths need {{\"type\": \"mount\"}} in linux.namespaces");
+        }
     }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !namespaces.has(Kind::Uts) {
         bail!("config.json: hostname is set but there is no uts namespace: add {{\"type\": \"uts\"}} to linux.namespaces");
@@ -252,7 +262,10 @@ fn check_id_mappings(field: &str, maps: Option<&[LinuxIdMapping]>) -> Result<()>
     Ok(())
 }
 
-/// Only namespaced sysctls may be set, and only with their namespace.
+/// Only namespaced sysctls may be set, and only in a namespace that is not
+/// the runtime's own (the host's): a new one, or one joined by path (podman
+/// and the CRI create the network namespace themselves and pass its path).
+/// The errors keep runc's words.
 fn check_sysctl(key: &str, ns: &Namespaces) -> Result<()> {
     let needs = if key.starts_with("net.") {
         Some(Kind::Net)
@@ -275,20 +288,33 @@ fn check_sysctl(key: &str, ns: &Namespaces) -> Result<()> {
     } else {
         None
     };
-    match needs {
-        Some(kind) if ns.is_new(kind) => {
-            if key.contains("..") || key.contains('/') {
-                bail!("config.json: sysctl {key:?} is not a valid name");
-            }
-            Ok(())
-        }
-        Some(kind) => bail!(
-            "config.json: sysctl {key:?} needs a new {} namespace: add {{\"type\": \"{}\"}} to linux.namespaces",
-            kind.oci_name(),
+    let Some(kind) = needs else {
+        bail!("config.json: sysctl {key:?} is not in a separate kernel namespace: setting it would change the host; remove it")
+    };
+    let host_words = match kind {
+        Kind::Net => "not allowed in host network namespace",
+        Kind::Ipc => "is not allowed in the hosts ipc namespace",
+        _ => "is not in a separate kernel namespace",
+    };
+    let Some(entry) = ns.get(kind) else {
+        bail!(
+            "config.json: sysctl {key:?} {host_words}: add {{\"type\": \"{}\"}} to linux.namespaces",
             kind.oci_name()
-        ),
-        None => bail!("config.json: sysctl {key:?} is not namespaced: setting it would change the host; remove it"),
+        )
+    };
+    if let Some(path) = &entry.path {
+        if crate::namespaces::is_runtime_own(path, kind) {
+            bail!(
+                "config.json: sysctl {key:?} {host_words}: linux.namespaces joins {}, the runtime's own {} namespace; create a new one or join another",
+                path.display(),
+                kind.oci_name()
+            )
+        }
     }
+    if key.contains("..") || key.contains('/') {
+        bail!("config.json: sysctl {key:?} is not a valid name");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -410,5 +436,29 @@ mod tests {
         assert!(check_sysctl("net.ipv4.ip_forward", &ns).is_ok());
         assert!(check_sysctl("kernel.shmmax", &ns).is_ok());
         assert!(check_sysctl("vm.swappiness", &ns).is_err());
+    }
+
+    #[test]
+    fn sysctls_in_joined_namespaces() {
+        let joined = |path: &str| {
+            let text = format!(
+                r#"{{"ociVersion":"1.2.0","process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+                "linux":{{"namespaces":[{{"type":"mount"}},{{"type":"network","path":"{path}"}},
+                {{"type":"ipc","path":"{}"}}]}}}}"#,
+                path.replace("net", "ipc")
+            );
+            validate(&parse_spec(text.as_bytes()).unwrap()).unwrap()
+        };
+        // This process's own namespaces are "the host's" here.
+        let own = joined("/proc/self/ns/net");
+        let e = check_sysctl("net.ipv4.ip_forward", &own)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not allowed in host network namespace"), "{e}");
+        let e = check_sysctl("kernel.shmmax", &own).unwrap_err().to_string();
+        assert!(
+            e.contains("is not allowed in the hosts ipc namespace"),
+            "{e}"
+        );
     }
 }

@@ -73,6 +73,10 @@ pub struct Record {
     /// a record that `delete` cleans up from; the final record has no creator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<ProcessId>,
+    /// Without a mount namespace of its own: where its mounts are in the
+    /// host's mount namespace, for delete to remove them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_rootfs: Option<crate::hostmounts::HostRootfs>,
 }
 
 /// A process known by pid and start time, so that a recycled pid is never
@@ -164,6 +168,16 @@ impl StateDir {
         Ok(StateDir { dir })
     }
 
+    /// runc's "container does not exist", naming the id and where hull looked.
+    pub fn not_exist(&self, id: &str) -> Error {
+        let root = self.dir.parent().unwrap_or(&self.dir);
+        Error::msg(format!(
+            "{}: no container {id:?} in {} (check the id and --root)",
+            crate::runc_errors::NOT_EXIST,
+            root.display()
+        ))
+    }
+
     pub fn exists(&self) -> bool {
         self.dir.join(STATE_FILE).exists()
     }
@@ -182,9 +196,7 @@ impl StateDir {
             .ctx(|| format!("creating state root {}", root.display()))?;
         match std::fs::DirBuilder::new().mode(0o711).create(&self.dir) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::msg(format!(
-                "container {id:?} already exists: pick another id or `hull delete {id}` first"
-            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(already_exists(id)),
             Err(e) => Err(Error::io(
                 format!("creating state directory {}", self.dir.display()),
                 e,
@@ -196,9 +208,7 @@ impl StateDir {
         let path = self.dir.join(STATE_FILE);
         let data = match std::fs::read(&path) {
             Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::msg(format!("container {id:?} does not exist")));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(self.not_exist(id)),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
         serde_json::from_slice(&data)
@@ -232,7 +242,7 @@ impl StateDir {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = self.dir.file_name().unwrap_or_default().to_string_lossy();
-                return Err(Error::msg(format!("container {id:?} does not exist")));
+                return Err(self.not_exist(&id));
             }
             Err(e) => return Err(Error::io(format!("opening {}", self.dir.display()), e)),
         };
@@ -258,6 +268,14 @@ impl StateDir {
             )),
         }
     }
+}
+
+/// runc's "container with given ID already exists", naming the id.
+pub fn already_exists(id: &str) -> Error {
+    Error::msg(format!(
+        "{}: {id:?}: pick another id or `hull delete {id}` first",
+        crate::runc_errors::EXIST
+    ))
 }
 
 /// Write `data` to a temporary file beside `path`, then rename it over.

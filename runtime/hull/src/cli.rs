@@ -29,9 +29,9 @@ pub struct Cli {
     /// Rootless mode: true, false or auto (accepted for compatibility)
     #[arg(long, value_name = "VALUE")]
     pub rootless: Option<String>,
-    /// Path to criu (accepted for compatibility; checkpointing is not supported)
-    #[arg(long, value_name = "PATH", hide = true)]
-    pub criu: Option<String>,
+    /// CRIU binary for checkpoint and restore (default: criu in PATH)
+    #[arg(long, value_name = "PATH")]
+    pub criu: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -110,6 +110,10 @@ pub enum Command {
     Resume { id: String },
     /// Change the resource limits of a running container
     Update(UpdateArgs),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint
+    Restore(RestoreArgs),
     /// Print resource statistics and OOM events of a container as JSON lines
     Events {
         /// Print statistics once and exit
@@ -120,6 +124,94 @@ pub enum Command {
         interval: String,
         id: String,
     },
+}
+
+/// CRIU options shared by checkpoint and restore (runc's flags).
+#[derive(Args, Debug, Clone)]
+pub struct CriuArgs {
+    /// Directory of the CRIU images (default: ./checkpoint)
+    #[arg(long, value_name = "DIR")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and logs (default: the image path)
+    #[arg(long, value_name = "DIR")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs
+    #[arg(long)]
+    pub shell_job: bool,
+    /// Handle file locks
+    #[arg(long)]
+    pub file_locks: bool,
+    /// Use userfaultfd to lazily restore memory pages
+    #[arg(long)]
+    pub lazy_pages: bool,
+    /// cgroups mode: soft (CRIU's default), full or strict
+    #[arg(long, value_name = "MODE")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Create a namespace, but do not restore its properties (network)
+    #[arg(long, value_name = "NS")]
+    pub empty_ns: Vec<String>,
+    /// Enable auto deduplication of memory images
+    #[arg(long)]
+    pub auto_dedup: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Path of the previous images, for an incremental dump
+    #[arg(long, value_name = "DIR")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(long)]
+    pub leave_running: bool,
+    /// FD CRIU writes \0 to once lazy pages are ready (-1: none)
+    #[arg(long, default_value_t = -1, value_name = "FD", allow_hyphen_values = true)]
+    pub status_fd: i32,
+    /// ADDRESS:PORT of the page server
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub page_server: Option<String>,
+    /// Dump memory only and leave the container running
+    #[arg(long)]
+    pub pre_dump: bool,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// AF_UNIX socket that receives the PTY master
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Bundle directory (holding config.json)
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Return after restoring instead of waiting for the container
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the restored init's pid to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not become a subreaper for the restored processes
+    #[arg(long)]
+    pub no_subreaper: bool,
+    /// Use MS_MOVE and chroot instead of pivot_root
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// LSM profile for the restored processes: TYPE:NAME
+    #[arg(long, value_name = "TYPE:NAME")]
+    pub lsm_profile: Option<String>,
+    /// LSM mount context for the restore
+    #[arg(long, value_name = "CONTEXT")]
+    pub lsm_mount_context: Option<String>,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]
@@ -273,6 +365,9 @@ pub struct ExecArgs {
     /// Exec even if the container is paused
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container: [CONTROLLER[,CONTROLLER]:]PATH (repeatable)
+    #[arg(long, value_name = "[CONTROLLER:]PATH")]
+    pub cgroup: Vec<String>,
     pub id: String,
     /// Command and arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

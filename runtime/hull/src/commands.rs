@@ -1,6 +1,9 @@
 //! One function per `hull` command, each a few calls into hull-container.
 
-use crate::cli::{Cli, Command, CreateArgs, ExecArgs, Format, RunArgs, UpdateArgs};
+use crate::cli::{
+    CheckpointArgs, Cli, Command, CreateArgs, CriuArgs, ExecArgs, Format, RestoreArgs, RunArgs,
+    UpdateArgs,
+};
 use hull_container::container::{list_ids, owner_of};
 use hull_container::error::Context;
 use hull_container::forward::{LocalConsole, SignalForwarder};
@@ -37,7 +40,12 @@ pub fn run(cli: Cli) -> std::result::Result<i32, Failure> {
         reexec::ensure_sealed()?;
     }
     let systemd = cli.systemd_cgroup;
+    let criu = cli.criu.as_deref();
     match cli.command {
+        Command::Checkpoint(args) => checkpoint(root, criu, &args)
+            .map(|_| 0)
+            .map_err(Failure::from),
+        Command::Restore(args) => restore(root, criu, &args, systemd).map_err(Failure::from),
         Command::Create(args) => create(root, &args, false, systemd)
             .map(|_| 0)
             .map_err(Failure::from),
@@ -156,6 +164,64 @@ fn run_container(root: &Path, args: &RunArgs, systemd: bool) -> Result<i32> {
     if !args.keep {
         c.delete(true)?;
     }
+    Ok(code)
+}
+
+fn criu_options(a: &CriuArgs) -> hull_container::criu::CriuOptions {
+    hull_container::criu::CriuOptions {
+        image_path: a.image_path.clone(),
+        work_path: a.work_path.clone(),
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        lazy_pages: a.lazy_pages,
+        manage_cgroups_mode: a.manage_cgroups_mode.clone(),
+        empty_ns: a.empty_ns.clone(),
+        auto_dedup: a.auto_dedup,
+        ..Default::default()
+    }
+}
+
+fn checkpoint(root: &Path, criu: Option<&Path>, args: &CheckpointArgs) -> Result<()> {
+    let c = Container::load(root, &args.id)?;
+    let opts = hull_container::criu::CriuOptions {
+        parent_path: args.parent_path.clone(),
+        leave_running: args.leave_running,
+        status_fd: (args.status_fd >= 0).then_some(args.status_fd),
+        page_server: args.page_server.clone(),
+        pre_dump: args.pre_dump,
+        ..criu_options(&args.criu)
+    };
+    hull_container::criu::checkpoint(&c, criu, &opts)
+}
+
+/// `restore`: in the foreground (without --detach) it waits for the
+/// restored container like `run`, and deletes it when it exits.
+fn restore(root: &Path, criu: Option<&Path>, args: &RestoreArgs, systemd: bool) -> Result<i32> {
+    let opts = hull_container::criu::CriuOptions {
+        lsm_profile: args.lsm_profile.clone(),
+        lsm_mount_context: args.lsm_mount_context.clone(),
+        ..criu_options(&args.criu)
+    };
+    let ropts = hull_container::criu::RestoreOptions {
+        bundle: args.bundle.clone(),
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+        no_pivot: args.no_pivot,
+        systemd_cgroup: systemd,
+    };
+    if !args.detach && !args.no_subreaper {
+        // CRIU's restored init is reparented to us when CRIU exits.
+        // SAFETY: prctl on ourselves.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
+    let pid = hull_container::criu::restore(root, &args.id, criu, &opts, &ropts)?;
+    if args.detach {
+        return Ok(0);
+    }
+    let code = SignalForwarder::new()?.wait(pid, None)?;
+    Container::load(root, &args.id)?.delete(true)?;
     Ok(code)
 }
 
@@ -358,6 +424,9 @@ fn exec_process(c: &Container, args: &ExecArgs) -> Result<oci_spec::runtime::Pro
         p.set_terminal(Some(true));
     }
     if !args.env.is_empty() {
+        hull_container::process::check_env(&args.env, "--env")?;
+        // Appended: a later entry replaces an earlier one of the same name,
+        // so the command line wins over process.env.
         let mut env = p.env().clone().unwrap_or_default();
         env.extend(args.env.iter().cloned());
         p.set_env(Some(env));
@@ -456,12 +525,14 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
     let c = Container::load(root, &args.id)?;
     if c.status() == hull_container::state::Status::Paused && !args.ignore_paused {
         bail!(
-            "container {:?} is paused: resume it or pass --ignore-paused",
+            "cannot exec in a paused container {:?}: resume it or pass --ignore-paused",
             args.id
         );
     }
+    let cgroup = hull_container::cgroup::SubCgroup::parse_args(&args.cgroup)?;
     let process = exec_process(&c, args)?;
     let opts = ExecOptions {
+        cgroup,
         process,
         console_socket: args.console_socket.clone(),
         pid_file: args.pid_file.clone(),
@@ -480,6 +551,10 @@ fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
 fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     let interval = crate::resources::parse_interval(interval)?;
     let c = Container::load(root, id)?;
+    if c.status() == hull_container::state::Status::Stopped {
+        // runc's words.
+        bail!("container with id {id} is not running");
+    }
     let cg = c
         .cgroup()
         .ok_or_else(|| Error::msg(format!("container {id:?} has no cgroups")))?;

@@ -13,16 +13,18 @@
 //! | memory.disableOOMKiller | memory: memory.oom_control | error |
 //! | memory.kernel/kernelTCP | ignored with a warning (deprecated, as runc) | — |
 //! | pids.limit | pids: pids.max (≤ 0 → "max") | error |
-//! | blockIO.weight/leafWeight/weightDevice | blkio: blkio.bfq.weight or blkio.weight (+ _device, leaf_) | warning (weights need BFQ/CFQ) |
+//! | blockIO.weight/leafWeight/weightDevice | blkio: blkio.bfq.weight or blkio.weight (+ _device, leaf_); without such files a warning (weights need BFQ/CFQ) | error |
 //! | blockIO.throttle* | blkio: blkio.throttle.{read,write}_{bps,iops}_device | error |
 //! | devices | devices: "a" to devices.deny, then each rule in order | error |
 //! | hugepageLimits | hugetlb: hugetlb.SIZE.limit_in_bytes (+ rsvd) | error |
-//! | network.classID | net_cls: net_cls.classid | warning |
-//! | network.priorities | net_prio: net_prio.ifpriomap | warning |
+//! | network.classID | net_cls: net_cls.classid | error |
+//! | network.priorities | net_prio: net_prio.ifpriomap | error |
 //! | rdma | rdma: rdma.max | error |
 //!
 //! "0" means "not set" for limits, as in runc; "-1" means unlimited and is
-//! written as is (v1 files accept it).
+//! written as is (v1 files accept it). A limit for a controller the host has
+//! no hierarchy for is refused, naming the controller (as runc refuses it):
+//! ignoring it would run the container without the limit it asked for.
 
 use std::path::Path;
 
@@ -93,30 +95,19 @@ pub(crate) fn set(
         }
     }
     if let Some(n) = r.network() {
-        if let Some(id) = n.class_id() {
-            match m.dir_of("net_cls") {
-                Some(dir) => fs::write(dir, "net_cls.classid", &id.to_string())?,
-                None => warnings.push(
-                    "linux.resources.network.classID is ignored: no net_cls hierarchy is mounted"
-                        .to_string(),
-                ),
-            }
+        // classID 0 is "not set", as with runc.
+        if let Some(id) = n.class_id().filter(|&id| id != 0) {
+            let dir = need(m, "net_cls", "linux.resources.network.classID")?;
+            fs::write(dir, "net_cls.classid", &id.to_string())?;
         }
         if let Some(prios) = n.priorities().as_ref().filter(|p| !p.is_empty()) {
-            match m.dir_of("net_prio") {
-                Some(dir) => {
-                    for p in prios {
-                        fs::write(
-                            dir,
-                            "net_prio.ifpriomap",
-                            &format!("{} {}", p.name(), p.priority()),
-                        )?;
-                    }
-                }
-                None => warnings.push(
-                    "linux.resources.network.priorities is ignored: no net_prio hierarchy is mounted"
-                        .to_string(),
-                ),
+            let dir = need(m, "net_prio", "linux.resources.network.priorities")?;
+            for p in prios {
+                fs::write(
+                    dir,
+                    "net_prio.ifpriomap",
+                    &format!("{} {}", p.name(), p.priority()),
+                )?;
             }
         }
     }
@@ -317,10 +308,7 @@ fn set_blkio(m: &V1Manager, b: &LinuxBlockIo, warnings: &mut Vec<String>) -> Res
             need(m, "blkio", "linux.resources.blockIO throttling")?;
         }
         if any_weight {
-            warnings.push(
-                "linux.resources.blockIO weights are ignored: no blkio hierarchy is mounted"
-                    .to_string(),
-            );
+            need(m, "blkio", "linux.resources.blockIO weights")?;
         }
         return Ok(());
     };

@@ -369,12 +369,24 @@ fn missing_hierarchies() {
         let e = m.set(&res(cfg.clone())).unwrap_err();
         assert!(e.to_string().contains(what), "{cfg}: {e}");
     }
-    let w = m
-        .set(&res(
-            json!({"network": {"classID": 1}, "blockIO": {"weight": 100}}),
-        ))
+    // A limit for a controller the host does not have is refused, naming it.
+    for (cfg, controller) in [
+        (json!({"network": {"classID": 1}}), "net_cls"),
+        (
+            json!({"network": {"priorities": [{"name": "lo", "priority": 1}]}}),
+            "net_prio",
+        ),
+        (json!({"blockIO": {"weight": 100}}), "blkio"),
+    ] {
+        let e = m.set(&res(cfg.clone())).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cgroup controller {controller}:")),
+            "{cfg}: {e}"
+        );
+    }
+    // Values that mean "not set" need no controller.
+    m.set(&res(json!({"network": {"classID": 0, "priorities": []}})))
         .unwrap();
-    assert_eq!(w.len(), 2, "{w:?}");
     // Nothing requested for a missing controller is fine.
     m.set(&res(json!({"memory": {}}))).unwrap();
 }

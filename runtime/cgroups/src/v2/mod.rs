@@ -133,13 +133,7 @@ impl CgroupManager for V2Manager {
     fn set(&self, r: &LinuxResources) -> Result<Vec<String>> {
         let checked = crate::validate::check(r)?;
         let mut warnings = Vec::new();
-        if r.network().is_some() {
-            warnings.push(
-                "linux.resources.network (net_cls classid, net_prio priorities) has no cgroup v2 \
-                 equivalent and is ignored"
-                    .to_string(),
-            );
-        }
+        resources::refuse_network(r)?;
         self.set_resources(r, &checked, &mut warnings)?;
         Ok(warnings)
     }

@@ -20,7 +20,8 @@
 //!
 //! Settings v2 cannot express are ignored with a warning (never silently):
 //! swappiness, disableOOMKiller, kernel/kernelTCP, realtime CPU,
-//! blockIO leaf weights, network.
+//! blockIO leaf weights. `network` needs the net_cls and net_prio
+//! controllers, which cgroup v2 does not have: refused, naming them.
 
 use std::path::Path;
 
@@ -124,6 +125,28 @@ pub(crate) fn set(dir: &Path, r: &LinuxResources, warnings: &mut Vec<String>) ->
                 fs::write(dir, "rdma.max", &line)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// linux.resources.network (net_cls classID, net_prio priorities) on cgroup
+/// v2, which has neither controller: refused, as a limit the container
+/// would silently run without. classID 0 and no priorities are "not set".
+pub(crate) fn refuse_network(r: &LinuxResources) -> Result<()> {
+    let Some(n) = r.network() else {
+        return Ok(());
+    };
+    if n.class_id().is_some_and(|id| id != 0) {
+        return Err(Error::unsupported(
+            "net_cls",
+            "cgroup v2 has no net_cls controller, so linux.resources.network.classID cannot be applied",
+        ));
+    }
+    if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+        return Err(Error::unsupported(
+            "net_prio",
+            "cgroup v2 has no net_prio controller, so linux.resources.network.priorities cannot be applied",
+        ));
     }
     Ok(())
 }

@@ -229,15 +229,28 @@ fn warnings_for_what_v2_cannot_do() {
             "memory": {"swappiness": 10, "disableOOMKiller": true, "kernel": 1, "kernelTCP": 1},
             "cpu": {"realtimeRuntime": 100, "realtimePeriod": 1000},
             "blockIO": {"leafWeight": 100},
-            "network": {"classID": 1}
+            "network": {"classID": 0}
         })))
         .unwrap();
-    assert_eq!(w.len(), 6, "{w:#?}");
+    assert_eq!(w.len(), 5, "{w:#?}");
 }
 
 #[test]
 fn unsupported_things_are_errors() {
     let (_t, m) = fake();
+    for (cfg, controller) in [
+        (json!({"network": {"classID": 1}}), "net_cls"),
+        (
+            json!({"network": {"priorities": [{"name": "lo", "priority": 1}]}}),
+            "net_prio",
+        ),
+    ] {
+        let e = m.set(&res(cfg.clone())).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cgroup controller {controller}:")),
+            "{cfg}: {e}"
+        );
+    }
     let e = m
         .set(&res(
             json!({"hugepageLimits": [{"pageSize": "64KB", "limit": 1}]}),
