@@ -8,6 +8,8 @@
 //! [`NAMESPACE_HEADER`] metadata entry (without it: [`DEFAULT_NAMESPACE`]),
 //! and a lease in [`LEASE_HEADER`].
 
+pub mod metrics;
+
 pub const NAMESPACE_HEADER: &str = "containerd-namespace";
 pub const LEASE_HEADER: &str = "containerd-lease";
 pub const DEFAULT_NAMESPACE: &str = "default";

@@ -9,7 +9,6 @@ mod content;
 mod images;
 mod leases;
 mod login;
-mod metrics;
 mod namespaces;
 mod output;
 mod progress;

@@ -21,6 +21,32 @@ pub struct Config {
     pub registry: Registry,
     pub snapshots: Snapshots,
     pub runtime: Runtime,
+    pub metrics: Metrics,
+    pub log: Log,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// TCP address ("127.0.0.1:1338") serving Prometheus text at
+    /// /v1/metrics, as containerd's `[metrics] address`; empty: off.
+    pub address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// error, warn, info, debug or trace, or a tracing filter such as
+    /// "info,hull_daemon::shim=debug"; `hulld --log-level` overrides it.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +127,8 @@ impl Default for Config {
             registry: Registry::default(),
             snapshots: Snapshots::default(),
             runtime: Runtime::default(),
+            metrics: Metrics::default(),
+            log: Log::default(),
         }
     }
 }

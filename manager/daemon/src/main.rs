@@ -6,6 +6,7 @@ mod daemon;
 mod events;
 mod events_ttrpc;
 mod lock;
+mod metrics;
 mod restart;
 mod server;
 mod services;
@@ -37,9 +38,10 @@ struct Args {
     /// Socket to listen on (overrides the config)
     #[arg(long, short = 'a')]
     address: Option<PathBuf>,
-    /// error, warn, info, debug or trace (or a tracing filter)
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    /// error, warn, info, debug or trace, or a tracing filter (overrides
+    /// the config's log.level)
+    #[arg(long)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -90,14 +92,6 @@ fn main() -> ExitCode {
         print!("{}", config::Config::default().to_toml());
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let config = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -105,6 +99,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let level = args.log_level.as_deref().unwrap_or(&config.log.level);
+    let filter = match tracing_subscriber::EnvFilter::try_new(level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("hulld: log level {level:?}: {e} (use error, warn, info, debug or trace)");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

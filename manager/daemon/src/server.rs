@@ -112,6 +112,15 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
         .start()
         .await
         .map_err(|e| format!("serving shim events: {e}"))?;
+    let requests = Arc::new(crate::metrics::RequestMetrics::default());
+    if !daemon.config.metrics.address.is_empty() {
+        crate::metrics::serve(
+            &daemon.config.metrics.address,
+            daemon.clone(),
+            requests.clone(),
+        )
+        .await?;
+    }
     let listener = listen(&address, gid)?;
     tracing::info!(
         "hulld {} serving on {} (root {})",
@@ -120,7 +129,7 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
         daemon.config.root.display()
     );
     tonic::transport::Server::builder()
-        .add_routes(routes(&daemon))
+        .add_routes(routes(&daemon, requests))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
         .await?;
     let _ = events.shutdown().await;
@@ -133,7 +142,7 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
 /// Every service hulld serves. A method it does not serve answers
 /// Unimplemented naming it, so a client learns what is missing instead of
 /// getting an empty error.
-fn routes(daemon: &Arc<Daemon>) -> Routes {
+fn routes(daemon: &Arc<Daemon>, requests: Arc<crate::metrics::RequestMetrics>) -> Routes {
     let d = || daemon.clone();
     let mut routes = Routes::new(NamespacesServer::new(services::namespaces::Service(d())))
         .add_service(ContentServer::new(services::content::Service(d())))
@@ -151,7 +160,14 @@ fn routes(daemon: &Arc<Daemon>) -> Routes {
         .add_service(TransferServer::new(services::transfer::Service(d())))
         .add_service(GcServer::new(services::gc::Service(d())));
     let router = std::mem::take(routes.axum_router_mut());
-    Routes::from(router.fallback(unimplemented))
+    Routes::from(
+        router
+            .fallback(unimplemented)
+            .layer(axum::middleware::from_fn_with_state(
+                requests,
+                crate::metrics::record_request,
+            )),
+    )
 }
 
 async fn unimplemented(uri: axum::http::Uri) -> axum::response::Response {

@@ -258,10 +258,10 @@ impl ShimRuntime {
 }
 
 /// The `log` FIFO in the bundle, where shims write their own log (as
-/// containerd provides it): read on a thread into hulld's log, until the
-/// shim closes it.
-fn forward_shim_log(ns: &str, id: &str, bundle: &Path) -> Result<(), Status> {
-    use std::io::BufRead;
+/// containerd provides it): read by a task on hulld's runtime (no thread
+/// per shim) into hulld's log until the shim closes it. Called again for a
+/// shim found after a restart: its write end still leads to this FIFO.
+pub fn forward_shim_log(ns: &str, id: &str, bundle: &Path) -> Result<(), Status> {
     use std::os::unix::ffi::OsStrExt;
     let path = bundle.join("log");
     if !path.exists() {
@@ -276,17 +276,69 @@ fn forward_shim_log(ns: &str, id: &str, bundle: &Path) -> Result<(), Status> {
             )));
         }
     }
+    // Opening the read end never blocks; reads wait for the shim to open
+    // its end and end when it closes it.
+    let fifo = tokio::net::unix::pipe::OpenOptions::new()
+        .open_receiver(&path)
+        .map_err(|e| Status::internal(format!("opening {}: {e}", path.display())))?;
     let name = format!("{ns}/{id}");
-    std::thread::spawn(move || {
-        // Blocks until the shim opens its end; ends when it closes it.
-        let Ok(file) = std::fs::File::open(&path) else {
-            return;
-        };
-        for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
-            tracing::info!(target: "shim", "{name}: {line}");
-        }
-    });
+    tokio::spawn(copy_log_lines(fifo, name));
     Ok(())
+}
+
+/// Longest shim log line kept whole; longer ones are cut (a shim cannot
+/// make hulld buffer without bound).
+const MAX_SHIM_LOG_LINE: usize = 16 * 1024;
+
+async fn copy_log_lines(fifo: tokio::net::unix::pipe::Receiver, name: String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(fifo);
+    let mut line = Vec::new();
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => buf,
+        };
+        let (take, end) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = MAX_SHIM_LOG_LINE.saturating_sub(line.len());
+        line.extend_from_slice(&buf[..take.min(room)]);
+        reader.consume(take);
+        if end || line.len() >= MAX_SHIM_LOG_LINE {
+            let text = String::from_utf8_lossy(&line);
+            tracing::info!(target: "shim", "{name}: {}", text.trim_end());
+            line.clear();
+            if !end {
+                // Drop the rest of an overlong line.
+                skip_to_newline(&mut reader).await;
+            }
+        }
+    }
+    if !line.is_empty() {
+        tracing::info!(target: "shim", "{name}: {}", String::from_utf8_lossy(&line).trim_end());
+    }
+}
+
+async fn skip_to_newline(reader: &mut tokio::io::BufReader<tokio::net::unix::pipe::Receiver>) {
+    use tokio::io::AsyncBufReadExt;
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok([]) | Err(_) => return,
+            Ok(buf) => buf,
+        };
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return;
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
 }
 
 /// Connect to a shim's ttrpc address (`unix:///path`).

@@ -60,6 +60,17 @@ impl Tasks {
         out
     }
 
+    /// Every task, as (namespace, container id, task), sorted.
+    pub fn all(&self) -> Vec<(String, String, Arc<Task>)> {
+        let mut out: Vec<_> = self
+            .map()
+            .iter()
+            .map(|((ns, id), t)| (ns.clone(), id.clone(), t.clone()))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
     /// Find the shims of tasks started before this daemon (their bundles
     /// hold their addresses) and reconnect; clean up after shims that are
     /// gone.
@@ -100,6 +111,9 @@ impl Tasks {
         match alive {
             Some((shim, pid)) => {
                 tracing::info!("task {ns}/{id}: reconnected to its shim (pid {pid})");
+                if let Err(e) = shim::forward_shim_log(ns, id, &bundle) {
+                    tracing::warn!("task {ns}/{id}: its shim's log: {}", e.message());
+                }
                 self.insert(ns, id, Task { shim, bundle });
             }
             None => {

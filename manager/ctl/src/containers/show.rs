@@ -280,7 +280,7 @@ pub async fn stats(ctx: &Ctx<'_>, a: StatsArgs) -> Exit {
             if !wanted {
                 continue;
             }
-            let s = crate::metrics::decode(m.data.as_ref());
+            let s = hull_api::metrics::decode(m.data.as_ref());
             rows.push(vec![
                 c.id[..12.min(c.id.len())].to_string(),
                 name_of(&c),

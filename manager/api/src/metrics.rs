@@ -1,5 +1,5 @@
-//! What `hullctl stats` shows of a task's metrics: containerd's cgroup
-//! metrics messages (`io.containerd.cgroups.v1.Metrics` on cgroup v1 and
+//! The summary of a task's metrics that `hullctl stats` shows and hulld's
+//! Prometheus endpoint exports: containerd's cgroup metrics messages (`io.containerd.cgroups.v1.Metrics` on cgroup v1 and
 //! hybrid hosts, `...v2.Metrics` on v2), decoded with the types of
 //! containerd-shim-protos.
 
