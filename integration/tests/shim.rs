@@ -272,7 +272,8 @@ fn shim_detached_task_ls_ps_exec_pause_resume_metrics_kill_delete() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     eprintln!(
-        "idle shim (debug build): VmRSS {rss} kB, {} threads",
+        "idle shim {}: VmRSS {rss} kB, {} threads",
+        shim_bin().display(),
         run.value("shim-threads").unwrap_or("?")
     );
     run.assert_clean();

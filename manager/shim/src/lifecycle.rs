@@ -363,11 +363,12 @@ pub fn exec(shim: &Shim, req: &ExecProcessRequest) -> Result<()> {
         .as_ref()
         .map(|a| a.value.clone())
         .unwrap_or_default();
-    match serde_json::from_slice::<serde_json::Value>(&spec) {
-        Ok(v) if v.is_object() => {}
-        _ => return Err(Error::InvalidArgument(format!(
+    let is_process =
+        serde_json::from_slice::<serde_json::Value>(&spec).is_ok_and(|v| v.is_object());
+    if !is_process {
+        return Err(Error::InvalidArgument(format!(
             "exec {eid} in container {id}: the process spec must be a runtime-spec Process as JSON"
-        ))),
+        )));
     }
     let mut st = shim.lock();
     let c = st.containers.get_mut(id).ok_or_else(|| not_found(id))?;
