@@ -281,7 +281,13 @@ pub fn create(shim: &Arc<Shim>, req: &CreateTaskRequest) -> Result<u32> {
         shim.io.send(LoopMsg::Copy(job));
     }
     match OomWatch::new(id, pid) {
-        Ok(w) => shim.io.send(LoopMsg::Oom(w)),
+        Ok(w) => {
+            debug!(
+                "container {id}: watching OOM kills in {}",
+                w.counter_file.display()
+            );
+            shim.io.send(LoopMsg::Oom(w))
+        }
         Err(e) => debug!("container {id}: no OOM events: {e}"),
     }
     Ok(pid)

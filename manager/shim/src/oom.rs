@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
@@ -21,9 +22,16 @@ pub struct OomWatch {
     pub container: String,
     source: Source,
     /// `memory.oom_control` (v1) or `memory.events` (v2).
-    counter_file: PathBuf,
+    pub counter_file: PathBuf,
     kills: u64,
+    /// v1 signals when the cgroup goes under OOM, before the kill is
+    /// counted: after a wake-up without a kill the counter is re-read
+    /// until then.
+    pub recheck_until: Option<Instant>,
 }
+
+/// How long after a wake-up the kill counter is re-read.
+const RECHECK_FOR: Duration = Duration::from_secs(2);
 
 /// What a wake-up of the watch meant.
 pub enum OomEvent {
@@ -68,10 +76,21 @@ impl OomWatch {
                 let _ = inotify.read_events();
             }
         }
+        self.recheck_until = Some(Instant::now() + RECHECK_FOR);
+        self.recheck()
+    }
+
+    /// Reads the kill counter: a kill since the last read, nothing, or
+    /// the cgroup is gone.
+    pub fn recheck(&mut self) -> OomEvent {
+        if self.recheck_until.is_some_and(|t| Instant::now() > t) {
+            self.recheck_until = None;
+        }
         match read_kills(&self.counter_file) {
             None => OomEvent::Gone,
             Some(n) if n > self.kills => {
                 self.kills = n;
+                self.recheck_until = None;
                 OomEvent::Killed
             }
             Some(_) => OomEvent::Nothing,
@@ -91,6 +110,7 @@ fn watch_v1(container: &str, dir: &Path) -> Result<OomWatch, String> {
     Ok(OomWatch {
         container: container.to_owned(),
         kills: read_kills(&counter_file).unwrap_or(0),
+        recheck_until: None,
         source: Source::V1 {
             efd,
             _control: control,
@@ -109,6 +129,7 @@ fn watch_v2(container: &str, dir: &Path) -> Result<OomWatch, String> {
     Ok(OomWatch {
         container: container.to_owned(),
         kills: read_kills(&counter_file).unwrap_or(0),
+        recheck_until: None,
         source: Source::V2 { inotify },
         counter_file,
     })

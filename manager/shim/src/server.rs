@@ -159,10 +159,14 @@ fn main_loop(shim: &Arc<Shim>, sfd: &SignalFd, rx: &Receiver<LoopMsg>) {
         // are added and cancelled only after they are served.
         let jobs_base = 2 + ooms.len();
         for i in (0..ooms.len()).rev() {
-            if !ready.get(2 + i).copied().unwrap_or(false) {
+            let event = if ready.get(2 + i).copied().unwrap_or(false) {
+                ooms[i].on_readable()
+            } else if ooms[i].recheck_until.is_some() {
+                ooms[i].recheck()
+            } else {
                 continue;
-            }
-            match ooms[i].on_readable() {
+            };
+            match event {
                 OomEvent::Killed => {
                     let mut e = TaskOOM::new();
                     e.container_id = ooms[i].container.clone();
@@ -215,7 +219,13 @@ fn wait_ready(
         let (fd, events) = j.interest();
         fds.push(PollFd::new(fd, events));
     }
-    match poll(&mut fds, PollTimeout::NONE) {
+    // A watch waiting for its kill counter: look again in 50 ms.
+    let timeout = if ooms.iter().any(|w| w.recheck_until.is_some()) {
+        PollTimeout::from(50u8)
+    } else {
+        PollTimeout::NONE
+    };
+    match poll(&mut fds, timeout) {
         Ok(_) => fds.iter().map(|f| f.any().unwrap_or(false)).collect(),
         // EINTR: nothing is ready; the caller polls again.
         Err(_) => vec![false; fds.len()],

@@ -103,7 +103,12 @@ fn bundle(scratch: &Path, id: &str) -> PathBuf {
     ]);
     config["root"] = json!({"path": "rootfs", "readonly": false});
     config["linux"]["cgroupsPath"] = json!(format!("/{NS}/{id}"));
+    // Small enough for an exec to be OOM-killed (swap limited too).
+    config["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
     std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    // The shim logs to `log` in the bundle (a FIFO from containerd; a
+    // file here, shown when the test fails).
+    std::fs::write(bundle.join("log"), "").unwrap();
     bundle
 }
 
@@ -153,7 +158,7 @@ fn task_api_over_ttrpc_without_containerd() {
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private"])
         .arg(shim_bin())
-        .args(["-namespace", NS, "-id", &id, "-address"])
+        .args(["-namespace", NS, "-id", &id, "-debug", "-address"])
         .arg(scratch.join("containerd.sock"))
         .arg("start")
         .current_dir(&bundle)
@@ -236,7 +241,7 @@ fn task_api_over_ttrpc_without_containerd() {
     update.id = id.clone();
     let mut res = Any::new();
     res.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into();
-    res.value = br#"{"memory":{"limit":67108864}}"#.to_vec();
+    res.value = br#"{"memory":{"limit":67108864,"swap":67108864}}"#.to_vec();
     update.resources = MessageField::some(res);
     task.update(ctx(), &update).expect("update");
     let mut stats = StatsRequest::new();
@@ -269,33 +274,55 @@ fn task_api_over_ttrpc_without_containerd() {
     del.id = id.clone();
     assert_eq!(code_of(task.delete(ctx(), &del)), Code::FAILED_PRECONDITION);
 
-    // An exec: exit status through Wait and Delete.
-    let mut exec = ExecProcessRequest::new();
-    exec.id = id.clone();
-    exec.exec_id = "e1".into();
-    let mut spec = Any::new();
-    spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process".into();
-    spec.value = json!({"args": ["sh", "-c", "exit 7"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}})
-        .to_string()
-        .into_bytes();
-    exec.spec = MessageField::some(spec);
-    task.exec(ctx(), &exec).expect("exec");
-    let mut start_exec = StartRequest::new();
-    start_exec.id = id.clone();
-    start_exec.exec_id = "e1".into();
-    task.start(ctx(), &start_exec).expect("start exec");
-    let mut wait = WaitRequest::new();
-    wait.id = id.clone();
-    wait.exec_id = "e1".into();
-    assert_eq!(task.wait(ctx(), &wait).expect("wait exec").exit_status, 7);
-    let mut del_exec = DeleteRequest::new();
-    del_exec.id = id.clone();
-    del_exec.exec_id = "e1".into();
+    // Execs: exit status through Wait and Delete; one OOM-killed.
+    let run_exec = |exec_id: &str, script: &str| -> u32 {
+        let mut exec = ExecProcessRequest::new();
+        exec.id = id.clone();
+        exec.exec_id = exec_id.into();
+        let mut spec = Any::new();
+        spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Process".into();
+        spec.value = json!({"args": ["sh", "-c", script], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}})
+            .to_string()
+            .into_bytes();
+        exec.spec = MessageField::some(spec);
+        task.exec(ctx(), &exec).expect("exec");
+        let mut start_exec = StartRequest::new();
+        start_exec.id = id.clone();
+        start_exec.exec_id = exec_id.into();
+        task.start(ctx(), &start_exec).expect("start exec");
+        let mut wait = WaitRequest::new();
+        wait.id = id.clone();
+        wait.exec_id = exec_id.into();
+        let status = task.wait(ctx(), &wait).expect("wait exec").exit_status;
+        let mut del_exec = DeleteRequest::new();
+        del_exec.id = id.clone();
+        del_exec.exec_id = exec_id.into();
+        assert_eq!(
+            task.delete(ctx(), &del_exec)
+                .expect("delete exec")
+                .exit_status,
+            status
+        );
+        status
+    };
+    assert_eq!(run_exec("e1", "exit 7"), 7);
+    // 64 MiB limit: a 200 MB string in a shell variable does not fit.
     assert_eq!(
-        task.delete(ctx(), &del_exec)
-            .expect("delete exec")
-            .exit_status,
-        7
+        run_exec(
+            "oom",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}"
+        ),
+        137
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || topics
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t.starts_with("/tasks/oom "))),
+        "no /tasks/oom event: {:?}\nshim log:\n{}",
+        topics.lock().unwrap(),
+        std::fs::read_to_string(bundle.join("log")).unwrap_or_default()
     );
 
     // Kill, wait, delete: status 137, rootfs unmounted, files removed.
@@ -330,10 +357,19 @@ fn task_api_over_ttrpc_without_containerd() {
     assert!(!socket.exists() && !bundle.join("address").exists());
 
     events.shutdown();
-    let topics = topics.lock().unwrap().clone();
+    let topics: Vec<String> = topics
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| !t.starts_with("/tasks/oom "))
+        .cloned()
+        .collect();
     let want = [
         "/tasks/create containerd.events.TaskCreate",
         "/tasks/start containerd.events.TaskStart",
+        "/tasks/exec-added containerd.events.TaskExecAdded",
+        "/tasks/exec-started containerd.events.TaskExecStarted",
+        "/tasks/exit containerd.events.TaskExit",
         "/tasks/exec-added containerd.events.TaskExecAdded",
         "/tasks/exec-started containerd.events.TaskExecStarted",
         "/tasks/exit containerd.events.TaskExit",
