@@ -721,9 +721,9 @@ impl Hulld {
     }
 }
 
-/// The shim hulld runs tasks with in the tests: containerd 1.6's runc
-/// shim, told (by hulld) to run the `hull` built beside hulld.
-pub const TASKS_CONFIG: &str = "[runtime]\nshim = \"/usr/bin/containerd-shim-runc-v2\"\n";
+/// hulld running its tasks through containerd 1.6's runc shim (told by
+/// hulld to run the `hull` built beside it) instead of hull-shim.
+pub const RUNC_SHIM_CONFIG: &str = "[runtime]\nshim = \"/usr/bin/containerd-shim-runc-v2\"\n";
 
 impl Hulld {
     /// Processes that belong to this daemon's tasks: shims (their command
@@ -811,8 +811,12 @@ impl Hulld {
             }
         }
         for pid in self.task_processes() {
+            let socket = shim_socket_of(pid);
             // SAFETY: signalling processes of this test's daemon, by PID.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+            if let Some(socket) = socket {
+                let _ = std::fs::remove_file(socket);
+            }
         }
         for line in crate::host::mounts_mentioning(&self.dir).into_iter().rev() {
             if let Some(point) = line.split_whitespace().nth(4) {
@@ -827,6 +831,25 @@ impl Hulld {
         let runc_state = Path::new("/run/containerd/runc").join(&self.cgroup_parent);
         let _ = std::fs::remove_dir(runc_state);
     }
+}
+
+/// The socket a shim v2 process (hull's or containerd's runc shim) listens
+/// on, from its command line: `/run/containerd/s/` + sha256 of
+/// "ADDRESS/NAMESPACE/ID", as both derive it. A SIGKILLed shim leaves it.
+fn shim_socket_of(pid: i32) -> Option<PathBuf> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let flag = |name: &str| {
+        let i = args.iter().position(|a| a == name)?;
+        args.get(i + 1).cloned()
+    };
+    let (ns, id, address) = (flag("-namespace")?, flag("-id")?, flag("-address")?);
+    let digest = sha2::Sha256::digest(format!("{address}/{ns}/{id}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Some(Path::new("/run/containerd/s").join(hex))
 }
 
 impl Drop for Hulld {

@@ -2,21 +2,26 @@
 //! kill/pause/wait with docker's exit codes, volumes, a terminal, the
 //! restart policy, containers outliving hulld, ctr 1.6 driving hulld's
 //! tasks, and many containers at once leaving nothing behind. hulld runs
-//! tasks through a shim v2 (hull_integration::manager::TASKS_CONFIG). The
+//! tasks through hull-shim (the one built beside it); one test through
+//! containerd's runc shim. The
 //! test image's busybox has few applet links; its shell runs the others
 //! (`sh -c 'exec sleep 300'`).
 
 use hull_integration::host::wait_until;
-use hull_integration::manager::{have_registry, Auth, Hulld, Registry, TASKS_CONFIG};
+use hull_integration::manager::{have_registry, Auth, Hulld, Registry, RUNC_SHIM_CONFIG};
 use std::time::Duration;
 
 fn setup() -> Option<(Registry, Hulld, String)> {
+    setup_with("")
+}
+
+fn setup_with(config: &str) -> Option<(Registry, Hulld, String)> {
     if !hull_integration::require_root() || !have_registry() {
         return None;
     }
     let reg = Registry::start(Auth::None);
     let image = reg.push("small", "run/app:latest");
-    let d = Hulld::start(TASKS_CONFIG);
+    let d = Hulld::start(config);
     Some((reg, d, image))
 }
 
@@ -36,6 +41,28 @@ fn run_in_the_foreground_with_docker_exit_codes() {
     let Some((_reg, d, image)) = setup() else {
         return;
     };
+    foreground_runs(&d, &image);
+}
+
+#[test]
+fn containerds_runc_shim_runs_hull_for_hulld_too() {
+    let Some((_reg, d, image)) = setup_with(RUNC_SHIM_CONFIG) else {
+        return;
+    };
+    foreground_runs(&d, &image);
+    let id = d
+        .ctl(&["run", "-d", &image, "sh", "-c", "exec sleep 300"])
+        .ok()
+        .stdout;
+    let id = id.trim().to_string();
+    assert_eq!(d.ctl(&["exec", &id, "echo", "hi"]).ok().stdout, "hi\n");
+    d.ctl(&["rm", "-f", &id]).ok();
+    let ids = [id];
+    assert!(d.leftovers(&ids).is_empty(), "{:?}", d.leftovers(&ids));
+}
+
+/// Foreground runs: output, exit codes, options, nothing left by --rm.
+fn foreground_runs(d: &Hulld, image: &str) {
     let out = d.ctl(&[
         "run",
         "--rm",

@@ -36,6 +36,37 @@ pub struct ShimRuntime {
 #[derive(Clone)]
 pub struct Shim {
     pub task: TaskApi,
+    /// Its ttrpc address (`unix:///path`).
+    pub address: String,
+}
+
+/// How long a shim told to shut down may take to go.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+impl Shim {
+    /// Ask the shim of task `id` to exit and wait until its socket no
+    /// longer answers, as containerd waits for the connection to close: a
+    /// task started again at once must get a new shim, not the one going
+    /// away (`start` reuses a live shim of the same id).
+    pub async fn shut_down(&self, id: &str) {
+        let request = api::ShutdownRequest {
+            id: id.to_string(),
+            now: true,
+            ..Default::default()
+        };
+        let _ = self.task.shutdown(ctx(), &request).await;
+        let path = self.address.trim_start_matches("unix://").to_string();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while tokio::net::UnixStream::connect(&path).await.is_ok() {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "the shim of {id} did not exit within {SHUTDOWN_WAIT:?} of Shutdown"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// The shim task API, under whichever name the shim serves it:
@@ -350,7 +381,10 @@ pub async fn connect(address: &str) -> Result<Shim, Status> {
     let task = TaskApi::negotiate(client)
         .await
         .map_err(|e| ttrpc_status(&format!("shim {address}"), e))?;
-    Ok(Shim { task })
+    Ok(Shim {
+        task,
+        address: address.to_string(),
+    })
 }
 
 /// Remove a task's bundle (its rootfs mount point must be unmounted: the

@@ -209,17 +209,7 @@ pub async fn create_task(
         Ok(c) => c,
         Err(e) => {
             let status = ttrpc_status(&format!("creating task {}", container.id), e);
-            let _ = shim
-                .task
-                .shutdown(
-                    ctx(),
-                    &api::ShutdownRequest {
-                        id: container.id.clone(),
-                        now: true,
-                        ..Default::default()
-                    },
-                )
-                .await;
+            shim.shut_down(&container.id).await;
             let _ = d.shims.delete(ns, &container.id).await;
             return Err(status);
         }
@@ -244,18 +234,7 @@ pub async fn delete_task(d: &Daemon, ns: &str, id: &str) -> Result<api::DeleteRe
         )
         .await
         .map_err(|e| ttrpc_status(&format!("deleting task {id}"), e))?;
-    let _ = t
-        .shim
-        .task
-        .shutdown(
-            ctx(),
-            &api::ShutdownRequest {
-                id: id.to_string(),
-                now: true,
-                ..Default::default()
-            },
-        )
-        .await;
+    t.shim.shut_down(id).await;
     d.tasks.remove(ns, id);
     shim::remove_bundle(&t.bundle);
     Ok(deleted)

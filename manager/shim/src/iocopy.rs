@@ -1,0 +1,188 @@
+//! Moving bytes between a container's stdio and the client's: copy jobs run
+//! by the shim's main loop with poll(2), on non-blocking fds, one shared
+//! buffer. A job whose sink is full keeps the unwritten rest and stops
+//! reading its source until the sink drains (back-pressure, as a blocked
+//! copy in containerd's shim). Request handlers hand jobs to the loop
+//! through a [`LoopHandle`].
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::logfile::RotatingLog;
+use crate::oom::OomWatch;
+
+const BUF_SIZE: usize = 32 * 1024;
+
+/// The process a job belongs to: (container id, exec id; "" for init).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProcKey {
+    pub container: String,
+    pub exec: String,
+}
+
+pub enum Sink {
+    /// A FIFO, pipe or pty master; closed when its last job ends (a pty
+    /// master is also held by its process, for ResizePty).
+    Fd(Arc<OwnedFd>),
+    /// A `file://` log: writes never block.
+    Log(Arc<Mutex<RotatingLog>>),
+}
+
+pub struct CopyJob {
+    pub key: ProcKey,
+    pub source: Arc<OwnedFd>,
+    pub sink: Sink,
+    /// The container's output (not the client's input): Delete waits for
+    /// these to drain.
+    pub output: bool,
+    /// Bytes read but not yet written (sink full).
+    pending: Vec<u8>,
+}
+
+impl CopyJob {
+    pub fn output(key: ProcKey, source: Arc<OwnedFd>, sink: Sink) -> Self {
+        CopyJob {
+            key,
+            source,
+            sink,
+            output: true,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn input(key: ProcKey, source: Arc<OwnedFd>, sink: Sink) -> Self {
+        CopyJob {
+            output: false,
+            ..CopyJob::output(key, source, sink)
+        }
+    }
+}
+
+/// What request handlers ask of the main loop.
+pub enum LoopMsg {
+    Copy(CopyJob),
+    /// Drop the copy jobs of a process (delete).
+    Cancel(ProcKey),
+    Oom(OomWatch),
+    Unwatch(String),
+    /// Re-check whether the shim may exit.
+    Shutdown,
+}
+
+/// The sending side: a channel plus an eventfd that wakes the loop's poll.
+pub struct LoopHandle {
+    tx: Mutex<Sender<LoopMsg>>,
+    wake: EventFd,
+}
+
+impl LoopHandle {
+    pub fn new() -> std::io::Result<(LoopHandle, Receiver<LoopMsg>)> {
+        let (tx, rx) = mpsc::channel();
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        Ok((
+            LoopHandle {
+                tx: Mutex::new(tx),
+                wake,
+            },
+            rx,
+        ))
+    }
+
+    pub fn send(&self, msg: LoopMsg) {
+        let _ = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(msg);
+        let _ = self.wake.write(1);
+    }
+
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+
+    pub fn drain_wake(&self) {
+        let _ = self.wake.read();
+    }
+}
+
+/// What one poll round found for a job.
+pub enum Step {
+    Continue,
+    /// The job is over (source at EOF and flushed, or the sink is gone).
+    Done,
+}
+
+#[derive(Default)]
+pub struct Copier {
+    pub jobs: Vec<CopyJob>,
+    buf: Vec<u8>,
+}
+
+impl CopyJob {
+    /// The fd to poll and the events wanted.
+    pub fn interest(&self) -> (BorrowedFd<'_>, nix::poll::PollFlags) {
+        use nix::poll::PollFlags;
+        match (&self.sink, self.pending.is_empty()) {
+            (Sink::Fd(fd), false) => (fd.as_fd(), PollFlags::POLLOUT),
+            _ => (self.source.as_fd(), PollFlags::POLLIN),
+        }
+    }
+}
+
+impl Copier {
+    /// Runs one step of job `i` after poll reported its fd ready.
+    pub fn step(&mut self, i: usize) -> Step {
+        if self.buf.is_empty() {
+            self.buf = vec![0; BUF_SIZE];
+        }
+        let job = &mut self.jobs[i];
+        if !job.pending.is_empty() {
+            return flush(job);
+        }
+        match nix::unistd::read(job.source.as_raw_fd(), &mut self.buf) {
+            // EIO: the pty's slave side is closed (all its processes exited).
+            Ok(0) | Err(Errno::EIO) => Step::Done,
+            Ok(n) => {
+                job.pending.extend_from_slice(&self.buf[..n]);
+                flush(job)
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => Step::Continue,
+            Err(_) => Step::Done,
+        }
+    }
+
+    /// Frees the shared buffer once no job is left (an idle shim keeps none).
+    pub fn trim(&mut self) {
+        if self.jobs.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+}
+
+fn flush(job: &mut CopyJob) -> Step {
+    match &job.sink {
+        Sink::Log(log) => {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = log.write_all(&job.pending);
+            job.pending.clear();
+            Step::Continue
+        }
+        Sink::Fd(fd) => {
+            while !job.pending.is_empty() {
+                match nix::unistd::write(fd, &job.pending) {
+                    Ok(n) => {
+                        job.pending.drain(..n);
+                    }
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) => return Step::Continue,
+                    // EPIPE / EIO: nobody will ever read this.
+                    Err(_) => return Step::Done,
+                }
+            }
+            job.pending = Vec::new();
+            Step::Continue
+        }
+    }
+}
