@@ -66,7 +66,7 @@ fn foreground_runs(d: &Hulld, image: &str) {
     let out = d.ctl(&[
         "run",
         "--rm",
-        &image,
+        image,
         "sh",
         "-c",
         "echo out; echo err >&2; exit 3",
@@ -74,7 +74,7 @@ fn foreground_runs(d: &Hulld, image: &str) {
     assert_eq!(out.code, 3, "{out:?}");
     assert_eq!(out.stdout, "out\n");
     assert!(out.stderr.ends_with("err\n"), "{out:?}");
-    let missing = d.ctl(&["run", "--rm", &image, "no-such-program"]);
+    let missing = d.ctl(&["run", "--rm", image, "no-such-program"]);
     assert_eq!(missing.code, 127, "{missing:?}");
     let env = d
         .ctl(&[
@@ -88,14 +88,14 @@ fn foreground_runs(d: &Hulld, image: &str) {
             "/tmp",
             "--hostname",
             "box",
-            &image,
+            image,
             "sh",
             "-c",
             "echo $GREETING $(id -u):$(id -g) $(pwd) $(hostname)",
         ])
         .ok();
     assert_eq!(env.stdout, "hi 1000:1000 /tmp box\n");
-    let ro = d.ctl(&["run", "--rm", "--read-only", &image, "touch", "/x"]);
+    let ro = d.ctl(&["run", "--rm", "--read-only", image, "touch", "/x"]);
     assert_ne!(ro.code, 0, "a read-only root: {ro:?}");
     // --rm left nothing: no containers, snapshots of containers, files.
     assert!(d.ctl(&["ps", "-a", "-q"]).ok().stdout.is_empty());
