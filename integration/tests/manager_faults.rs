@@ -329,7 +329,7 @@ fn a_full_disk_fails_clearly_and_keeps_the_db_consistent() {
     let ns = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.dir.join("hulld.log")).unwrap())
         .spawn()
         .unwrap();
     // Stops both daemons and the namespace's shell, also if an assert fails.
@@ -372,7 +372,7 @@ fn a_full_disk_fails_clearly_and_keeps_the_db_consistent() {
     assert!(d.ctl(&["images", "ls", "-q"]).ok().stdout.is_empty());
     // An unpack cut short by the full disk left no snapshot half-applied.
     let snapshots = d.ctl(&["snapshots", "ls"]).ok().stdout;
-    assert!(!snapshots.contains("Active"), "{snapshots}");
+    assert!(!snapshots.contains("Active"), "{snapshots}\n{}", d.log());
     let active = d.ctl(&["content", "active"]).ok().stdout;
     assert_eq!(
         active.lines().count(),

@@ -77,6 +77,35 @@ impl SnapshotUnpacker {
     }
 }
 
+impl SnapshotUnpacker {
+    /// Remove a snapshot whose unpack failed. On a full disk the metadata
+    /// DB cannot record the removal until some space is free, so the
+    /// half-applied files go first and the removal is tried once more.
+    fn remove_failed(&self, key: &str) {
+        let Err(first) = self.snapshotter.remove(&self.ns, key) else {
+            return;
+        };
+        if let Ok(target) = self.snapshotter.unpack_target(&self.ns, key) {
+            if let Ok(entries) = std::fs::read_dir(&target.root) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                }
+            }
+        }
+        if let Err(again) = self.snapshotter.remove(&self.ns, key) {
+            // hulld's start removes interrupted `extract-` snapshots.
+            tracing::warn!(
+                "removing the failed unpack snapshot {key:?}: {first}; after emptying it: {again}"
+            );
+        }
+    }
+}
+
 impl LayerUnpacker for SnapshotUnpacker {
     fn snapshotter(&self) -> &str {
         self.snapshotter.name()
@@ -136,9 +165,7 @@ impl LayerUnpacker for SnapshotUnpacker {
         match result {
             Ok(()) => Ok(()),
             Err(e) => {
-                if let Err(rm) = self.snapshotter.remove(&self.ns, &key) {
-                    tracing::warn!("removing the failed unpack snapshot {key:?}: {rm}");
-                }
+                self.remove_failed(&key);
                 if e.is_empty() {
                     Ok(())
                 } else {

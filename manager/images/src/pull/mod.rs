@@ -486,34 +486,48 @@ impl Puller {
             events: events.clone(),
             feeds: feeds.clone(),
         });
-        loop {
-            while tasks.len() < concurrency.max(1) {
-                let Some(d) = queue.next() else { break };
-                started.push(d.digest.clone());
-                tasks.spawn(fetcher.clone().fetch(d));
-            }
-            match tasks.join_next().await {
-                None => break,
-                Some(Ok(Ok(done))) => fetched.push(done),
-                Some(Ok(Err(e @ PullError::NoSpace { .. }))) => {
-                    // On a full disk the other partial downloads only hold
-                    // the space the user needs back: stop and drop them.
-                    tasks.shutdown().await;
-                    for digest in &started {
-                        if !fetched.iter().any(|(d, _)| &d.digest == digest) {
-                            let _ = self.store.abort(&ingest_ref(digest));
+        let downloads = async {
+            loop {
+                while tasks.len() < concurrency.max(1) {
+                    let Some(d) = queue.next() else { break };
+                    started.push(d.digest.clone());
+                    tasks.spawn(fetcher.clone().fetch(d));
+                }
+                match tasks.join_next().await {
+                    None => break,
+                    Some(Ok(Ok(done))) => fetched.push(done),
+                    Some(Ok(Err(e @ PullError::NoSpace { .. }))) => {
+                        // On a full disk the other partial downloads only hold
+                        // the space the user needs back: stop and drop them.
+                        tasks.shutdown().await;
+                        for digest in &started {
+                            if !fetched.iter().any(|(d, _)| &d.digest == digest) {
+                                let _ = self.store.abort(&ingest_ref(digest));
+                            }
                         }
+                        return Err(e);
                     }
-                    return Err(e);
-                }
-                Some(Ok(Err(e))) => return Err(e),
-                Some(Err(e)) => {
-                    return Err(PullError::Registry {
-                        registry: remote.host.clone(),
-                        detail: format!("a download task of {} ended abnormally ({e}); this is a hulld bug, please report it", remote.reference),
-                    })
+                    Some(Ok(Err(e))) => return Err(e),
+                    Some(Err(e)) => {
+                        return Err(PullError::Registry {
+                            registry: remote.host.clone(),
+                            detail: format!("a download task of {} ended abnormally ({e}); this is a hulld bug, please report it", remote.reference),
+                        })
+                    }
                 }
             }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = downloads {
+            // The unpacker stops at the first layer it cannot get; wait for
+            // it to remove its half-applied snapshot before answering, so
+            // the client never sees one.
+            feeds.fail_all("the pull stopped");
+            if let Some(task) = unpacking {
+                let _ = task.await;
+            }
+            return Err(e);
         }
         let bytes_fetched = fetched.iter().map(|(_, n)| n).sum();
         blobs.extend(fetched.into_iter().map(|(d, _)| d));
