@@ -223,3 +223,49 @@ fn scheduler_policy() {
         "3"
     );
 }
+
+/// The program starts with no signal blocked and SIGPIPE at its default,
+/// whatever the caller blocked (a shim reading its signals from a
+/// signalfd) and whatever the runtime itself ignores (Rust ignores
+/// SIGPIPE): a shell started with SIGINT blocked never sees ^C.
+#[test]
+fn signals_start_unblocked_and_sigpipe_at_its_default() {
+    use std::os::unix::process::CommandExt;
+    let Some(rt) = Runtime::new("proc-signals") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.sh("grep -E '^Sig(Blk|Ign)' /proc/self/status");
+    let id = rt.new_id();
+    let out = rt.run_with(&bundle, &id, &[], |cmd| {
+        // SAFETY: sigprocmask and signal are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                for s in [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD] {
+                    libc::sigaddset(&mut set, s);
+                }
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    });
+    out.ok();
+    let field = |name: &str| {
+        let line = out
+            .out()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {}", out.out()));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(field("SigBlk:"), 0, "{}", out.out());
+    assert_eq!(
+        field("SigIgn:") & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "{}",
+        out.out()
+    );
+}

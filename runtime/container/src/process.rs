@@ -423,8 +423,63 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> Error {
         (Ok(a), Ok(e)) => (a, e),
         (Err(e), _) | (_, Err(e)) => return e,
     };
+    default_signals();
     let err = nix::unistd::execve(&cpath, &argv, &envp).unwrap_err();
     Error::sys(format!("exec: {:?}", args[0]), err)
+}
+
+/// The signal state a program expects at start: nothing blocked, SIGPIPE
+/// at its default (Rust's runtime ignores it in hull itself, and execve
+/// keeps ignored signals ignored), and the C library's internal signals
+/// (32 and 33 in glibc) at theirs: glibc's posix_spawn, which a threaded
+/// shim uses to run hull, leaves them ignored. Other ignored signals are
+/// the caller's choice and pass on, as in runc.
+fn default_signals() {
+    unblock_signals();
+    // SAFETY: SIG_DFL installs no handler; nothing runs between this and
+    // execve that relies on SIGPIPE being ignored.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+    // The kernel's struct sigaction (x86_64 and arm64 both have a
+    // restorer field); libc's sigaction() refuses its internal signals.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::c_ulong,
+        flags: libc::c_ulong,
+        restorer: libc::c_ulong,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL as libc::c_ulong,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 32..libc::SIGRTMIN() {
+        // SAFETY: rt_sigaction with a valid struct and no old action.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+}
+
+/// Unblock every signal. A shim that reads its signals from a signalfd
+/// runs hull with them blocked (posix_spawn keeps the mask, and so does
+/// execve): they are not hull's to keep blocked, nor its hooks' or the
+/// container's.
+pub fn unblock_signals() {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
 /// Apply process.user.umask (default 022) and process.cwd.

@@ -8,6 +8,7 @@ use clap::Parser;
 use hull_container::log;
 
 fn main() {
+    hull_container::process::unblock_signals();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
