@@ -749,6 +749,19 @@ impl Hulld {
         pids
     }
 
+    /// The PID of the shim that runs container `id` of this daemon.
+    pub fn shim_pid(&self, id: &str) -> Option<i32> {
+        let needle = self.socket.to_string_lossy().into_owned();
+        self.task_processes().into_iter().find(|pid| {
+            let args: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.contains(&needle) && args.windows(2).any(|w| w[0] == "-id" && w[1] == id)
+        })
+    }
+
     /// Every cgroup directory at or below this daemon's cgroup parent, in
     /// every hierarchy.
     fn cgroup_tree(&self) -> Vec<PathBuf> {
@@ -777,6 +790,11 @@ impl Hulld {
             crate::host::mounts_mentioning(&self.dir)
                 .into_iter()
                 .map(|m| format!("mount {m}")),
+        );
+        out.extend(
+            fifos_under(&self.dir)
+                .into_iter()
+                .map(|f| format!("fifo {}", f.display())),
         );
         for id in ids {
             out.extend(
@@ -836,6 +854,24 @@ impl Hulld {
 /// The socket a shim v2 process (hull's or containerd's runc shim) listens
 /// on, from its command line: `/run/containerd/s/` + sha256 of
 /// "ADDRESS/NAMESPACE/ID", as both derive it. A SIGKILLed shim leaves it.
+/// Named pipes below `dir` (containers' stdio FIFOs left behind).
+fn fifos_under(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_fifo() => found.push(e.path()),
+                // Not into mounted root filesystems' own files.
+                Ok(t) if t.is_dir() && e.file_name() != "rootfs" => dirs.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
 fn shim_socket_of(pid: i32) -> Option<PathBuf> {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<String> = cmdline

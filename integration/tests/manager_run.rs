@@ -235,6 +235,108 @@ fn a_terminal_behaves_like_dockers() {
     assert_eq!(out.status.code(), Some(5), "{text}");
 }
 
+/// `run -it` from a real terminal: the container's terminal has the
+/// user's size and follows a resize, ^C interrupts the foreground program
+/// only, ^D ends the shell and the run with its status.
+#[test]
+fn an_interactive_shell_follows_the_users_terminal() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
+    let Some((_reg, d, image)) = setup() else {
+        return;
+    };
+    let size = |rows, cols| nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size(24, 80)), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut cmd = std::process::Command::new(hull_integration::manager::manager_bin("hullctl"));
+    cmd.arg("--address")
+        .arg(&d.socket)
+        .args(["run", "-it", "--rm", &image, "sh"])
+        .env("HULLCTL_DATA_ROOT", d.dir.join("hullctl"))
+        .env("HULLCTL_CGROUP_PARENT", &d.cgroup_parent)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: only async-signal-safe calls between fork and exec: a new
+    // session whose controlling terminal is the pty, as a login shell has.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let master = Arc::new(std::fs::File::from(pty.master));
+    let screen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let (master, screen) = (master.clone(), screen.clone());
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            // Ends with EIO once the last slave fd is closed.
+            while let Ok(n @ 1..) = (&*master).read(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                screen.lock().unwrap().push_str(&text);
+            }
+        })
+    };
+    let type_in = |text: &str| {
+        use std::io::Write;
+        (&*master).write_all(text.as_bytes()).unwrap();
+    };
+    let shows = |what: &str| {
+        let seen = wait_until(Duration::from_secs(15), || {
+            screen.lock().unwrap().contains(what)
+        });
+        assert!(seen, "{what:?} never appeared:\n{}", screen.lock().unwrap());
+    };
+    type_in("stty size\r");
+    shows("24 80");
+    // SAFETY: TIOCSWINSZ on the pty master this test owns.
+    let resized = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size(40, 100)) };
+    assert_eq!(resized, 0);
+    // hullctl passes the SIGWINCH on; the shell may see the old size once.
+    let followed = wait_until(Duration::from_secs(15), || {
+        type_in("stty size\r");
+        std::thread::sleep(Duration::from_millis(200));
+        screen.lock().unwrap().contains("40 100")
+    });
+    assert!(followed, "{}", screen.lock().unwrap());
+    type_in("sleep 100\r");
+    std::thread::sleep(Duration::from_millis(500));
+    type_in("\x03");
+    type_in("echo back-$((6*7))\r");
+    shows("back-42");
+    type_in("\x04");
+    let mut status = None;
+    let ended = wait_until(Duration::from_secs(15), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        screen.lock().unwrap()
+    );
+    drop(master);
+    let _ = reader.join();
+    assert!(d.ctl(&["ps", "-a", "-q"]).ok().stdout.is_empty());
+}
+
 #[test]
 fn restart_on_failure_until_stopped() {
     let Some((_reg, d, image)) = setup() else {
@@ -273,18 +375,11 @@ fn containers_outlive_a_killed_hulld() {
     let Some((_reg, mut d, image)) = setup() else {
         return;
     };
-    for name in ["a", "b", "c"] {
-        d.ctl(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            &image,
-            "sh",
-            "-c",
-            "exec sleep 300",
-        ])
-        .ok();
+    let names = ["a", "b", "c", "d", "e"];
+    for name in names {
+        let script = format!("echo from-{name}; exec sleep 300");
+        d.ctl(&["run", "-d", "--name", name, &image, "sh", "-c", &script])
+            .ok();
     }
     d.ctl(&[
         "run",
@@ -301,7 +396,7 @@ fn containers_outlive_a_killed_hulld() {
     std::thread::sleep(Duration::from_secs(3));
     d.spawn();
     let ps = d.ctl(&["ps"]).ok().stdout;
-    for name in ["a", "b", "c"] {
+    for name in names {
         assert!(ps.contains(name), "{name} is managed again: {ps}");
     }
     // The exit that happened while hulld was down, with its real status.
@@ -310,13 +405,77 @@ fn containers_outlive_a_killed_hulld() {
         d.ctl(&["exec", "b", "echo", "still here"]).ok().stdout,
         "still here\n"
     );
-    let ids: Vec<String> = ["a", "b", "c", "quitter"]
-        .iter()
-        .map(|n| id_of(&d, n))
-        .collect();
-    for name in ["a", "b", "c", "quitter"] {
+    // Output written before and after the restart, in one log.
+    d.ctl(&["exec", "e", "sh", "-c", "echo again > /proc/1/fd/1"])
+        .ok();
+    let logs = d.ctl(&["logs", "e"]).ok();
+    assert_eq!(logs.stdout, "from-e\nagain\n", "{logs:?}");
+    d.ctl(&["stop", "-t", "1", "d"]).ok();
+    assert_eq!(d.ctl(&["wait", "d"]).ok().stdout.trim(), "137");
+    let all: Vec<&str> = names.iter().copied().chain(["quitter"]).collect();
+    let ids: Vec<String> = all.iter().map(|n| id_of(&d, n)).collect();
+    for name in all {
         d.ctl(&["rm", "-f", name]).ok();
     }
+    assert!(d.leftovers(&ids).is_empty(), "{:?}", d.leftovers(&ids));
+}
+
+/// A shim killed under its container: the task ends as killed (137),
+/// waiters and event subscribers hear of it, and removing it leaves
+/// nothing (the cleanup killed the container and unmounted its root).
+#[test]
+fn a_container_whose_shim_dies_is_reported_exited() {
+    let Some((_reg, d, image)) = setup() else {
+        return;
+    };
+    let id = d
+        .ctl(&[
+            "run",
+            "-d",
+            "--name",
+            "orphan",
+            &image,
+            "sh",
+            "-c",
+            "exec sleep 300",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let events_file = d.dir.join("events.txt");
+    let mut events = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&d.socket)
+        .arg("events")
+        .stdout(std::fs::File::create(&events_file).unwrap())
+        .spawn()
+        .unwrap();
+    let waiter = d.spawn_ctl(&["wait", "orphan"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let shim = d.shim_pid(&id).expect("the container's shim");
+    // SAFETY: killing the shim this test's daemon started, by PID.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    let waited = hull_integration::manager::Out::wait(waiter).ok();
+    assert_eq!(waited.stdout.trim(), "137", "{waited:?}\n{}", d.log());
+    let ps = d.ctl(&["ps", "-a"]).ok().stdout;
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    let exited = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&events_file).is_ok_and(|e| e.contains("/tasks/exit"))
+    });
+    let _ = events.kill();
+    let _ = events.wait();
+    let seen = std::fs::read_to_string(&events_file).unwrap_or_default();
+    assert!(exited && seen.contains(&id), "{seen}");
+    // Nothing of the container runs once the cleanup is done.
+    assert!(
+        wait_until(Duration::from_secs(10), || d.task_processes().is_empty()),
+        "{:?}",
+        d.task_processes()
+    );
+    let rm = d.ctl(&["rm", "orphan"]);
+    assert_eq!(rm.code, 0, "{rm:?}");
+    let ids = [id];
     assert!(d.leftovers(&ids).is_empty(), "{:?}", d.leftovers(&ids));
 }
 

@@ -106,6 +106,7 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
     .await?;
     // Shims that outlived the last daemon: reconnect (or clean up).
     daemon.tasks.recover(&daemon.shims).await;
+    crate::tasks::spawn_monitor(daemon.clone());
     crate::restart::spawn(daemon.clone());
     let mut events = crate::events_ttrpc::serve(daemon.clone(), &daemon.shims.ttrpc_address)?;
     events

@@ -38,6 +38,8 @@ pub struct Shim {
     pub task: TaskApi,
     /// Its ttrpc address (`unix:///path`).
     pub address: String,
+    /// Its process (0 if it did not say), watched for its death.
+    pub pid: u32,
 }
 
 /// How long a shim told to shut down may take to go.
@@ -131,8 +133,8 @@ impl TaskApi {
             .map_err(|e| ttrpc::Error::Others(format!("decoding a {method} response: {e}")))
     }
 
-    /// Ask the shim which task API it serves.
-    async fn negotiate(client: Client) -> ttrpc::Result<TaskApi> {
+    /// Ask the shim which task API it serves; also returns its pid.
+    async fn negotiate(client: Client) -> ttrpc::Result<(TaskApi, u32)> {
         let mut api = TaskApi {
             client,
             service: "containerd.task.v3.Task",
@@ -142,11 +144,39 @@ impl TaskApi {
                 if s.code.value() == ttrpc::Code::UNIMPLEMENTED as i32 =>
             {
                 api.service = "containerd.task.v2.Task";
-                api.connect(ctx(), &api::ConnectRequest::new()).await?;
-                Ok(api)
+                let c = api.connect(ctx(), &api::ConnectRequest::new()).await?;
+                Ok((api, c.shim_pid))
             }
             Err(e) => Err(e),
-            Ok(_) => Ok(api),
+            Ok(c) => Ok((api, c.shim_pid)),
+        }
+    }
+}
+
+/// Wait (without a thread) until process `pid` has exited, through a
+/// pidfd; at once if it is already gone.
+pub async fn wait_for_exit(pid: u32) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return; // ESRCH: gone already.
+    }
+    // SAFETY: a new fd that nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the fd, so it stays open until it is
+    // deregistered (when the AsyncFd drops).
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    };
+    match registered {
+        // A pidfd becomes readable when its process exits.
+        Ok(fd) => {
+            let _ = fd.readable().await;
+        }
+        Err(e) => {
+            tracing::warn!("cannot watch shim pid {pid}: {e}");
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -378,12 +408,13 @@ pub async fn connect(address: &str) -> Result<Shim, Status> {
         .await
         .map_err(|_| Status::unavailable(format!("shim {address} did not answer in 10 s")))?
         .map_err(|e| Status::unavailable(format!("cannot connect to shim {address}: {e}")))?;
-    let task = TaskApi::negotiate(client)
+    let (task, pid) = TaskApi::negotiate(client)
         .await
         .map_err(|e| ttrpc_status(&format!("shim {address}"), e))?;
     Ok(Shim {
         task,
         address: address.to_string(),
+        pid,
     })
 }
 

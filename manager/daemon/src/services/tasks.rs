@@ -86,6 +86,22 @@ impl Service {
 
     async fn state(&self, ns: &str, id: &str, exec_id: &str) -> Result<Process, Status> {
         let t = self.task(ns, id)?;
+        if let Some(dead) = t.dead.get() {
+            if !exec_id.is_empty() {
+                return Err(Status::not_found(format!(
+                    "process {exec_id} of {id}: its shim died"
+                )));
+            }
+            return Ok(Process {
+                container_id: id.to_string(),
+                id: id.to_string(),
+                pid: dead.pid,
+                status: ProcStatus::Stopped as i32,
+                exit_status: dead.exit_status,
+                exited_at: time_out(&dead.exited_at),
+                ..Default::default()
+            });
+        }
         let s = t
             .shim
             .task
@@ -214,7 +230,7 @@ pub async fn create_task(
             return Err(status);
         }
     };
-    d.tasks.insert(ns, &container.id, Task { shim, bundle });
+    d.tasks.insert(ns, &container.id, Task::new(shim, bundle));
     Ok(created.pid)
 }
 
@@ -222,6 +238,11 @@ pub async fn create_task(
 /// the root filesystem, then exits; the bundle goes.
 pub async fn delete_task(d: &Daemon, ns: &str, id: &str) -> Result<api::DeleteResponse, Status> {
     let t = d.tasks.get(ns, id)?;
+    if let Some(dead) = t.dead.get() {
+        // Its shim died and was cleaned up after: only the record is left.
+        d.tasks.remove(ns, id);
+        return Ok(dead.clone());
+    }
     let deleted = t
         .shim
         .task
@@ -234,8 +255,9 @@ pub async fn delete_task(d: &Daemon, ns: &str, id: &str) -> Result<api::DeleteRe
         )
         .await
         .map_err(|e| ttrpc_status(&format!("deleting task {id}"), e))?;
-    t.shim.shut_down(id).await;
+    // Unregistered first: the shim's exit below is expected.
     d.tasks.remove(ns, id);
+    t.shim.shut_down(id).await;
     shim::remove_bundle(&t.bundle);
     Ok(deleted)
 }
@@ -285,7 +307,7 @@ impl Tasks for Service {
         let r = req.into_inner();
         let t = self.task(&ns, &r.container_id)?;
         let started = t
-            .shim
+            .live(&r.container_id)?
             .task
             .start(
                 ctx(),
@@ -323,7 +345,7 @@ impl Tasks for Service {
         let r = req.into_inner();
         let t = self.task(&ns, &r.container_id)?;
         let deleted = t
-            .shim
+            .live(&r.container_id)?
             .task
             .delete(
                 ctx(),
@@ -388,7 +410,7 @@ impl Tasks for Service {
         let ns = namespace(&req)?;
         let r = req.into_inner();
         let t = self.task(&ns, &r.container_id)?;
-        t.shim
+        t.live(&r.container_id)?
             .task
             .kill(
                 ctx(),
@@ -412,7 +434,7 @@ impl Tasks for Service {
             return Err(Status::invalid_argument("an exec id is required"));
         }
         let t = self.task(&ns, &r.container_id)?;
-        t.shim
+        t.live(&r.container_id)?
             .task
             .exec(
                 ctx(),
@@ -436,7 +458,7 @@ impl Tasks for Service {
         let ns = namespace(&req)?;
         let r = req.into_inner();
         let t = self.task(&ns, &r.container_id)?;
-        t.shim
+        t.live(&r.container_id)?
             .task
             .resize_pty(
                 ctx(),
@@ -459,7 +481,7 @@ impl Tasks for Service {
         let ns = namespace(&req)?;
         let r = req.into_inner();
         let t = self.task(&ns, &r.container_id)?;
-        t.shim
+        t.live(&r.container_id)?
             .task
             .close_io(
                 ctx(),
@@ -479,7 +501,7 @@ impl Tasks for Service {
         let ns = namespace(&req)?;
         let id = req.into_inner().container_id;
         let t = self.task(&ns, &id)?;
-        t.shim
+        t.live(&id)?
             .task
             .pause(
                 ctx(),
@@ -497,7 +519,7 @@ impl Tasks for Service {
         let ns = namespace(&req)?;
         let id = req.into_inner().container_id;
         let t = self.task(&ns, &id)?;
-        t.shim
+        t.live(&id)?
             .task
             .resume(
                 ctx(),
@@ -519,7 +541,7 @@ impl Tasks for Service {
         let id = req.into_inner().container_id;
         let t = self.task(&ns, &id)?;
         let pids = t
-            .shim
+            .live(&id)?
             .task
             .pids(
                 ctx(),
@@ -555,7 +577,7 @@ impl Tasks for Service {
         let ns = namespace(&req)?;
         let r = req.into_inner();
         let t = self.task(&ns, &r.container_id)?;
-        t.shim
+        t.live(&r.container_id)?
             .task
             .update(
                 ctx(),
@@ -583,6 +605,9 @@ impl Tasks for Service {
             {
                 continue;
             }
+            if t.dead.get().is_some() {
+                continue;
+            }
             let stats = t
                 .shim
                 .task
@@ -608,6 +633,9 @@ impl Tasks for Service {
         let ns = namespace(&req)?;
         let r = req.into_inner();
         let t = self.task(&ns, &r.container_id)?;
+        if let Some(dead) = dead_exit(&t, &r.exec_id) {
+            return Ok(Response::new(dead));
+        }
         let waited = t
             .shim
             .task
@@ -615,15 +643,43 @@ impl Tasks for Service {
                 ctx(),
                 &api::WaitRequest {
                     id: r.container_id.clone(),
-                    exec_id: r.exec_id,
+                    exec_id: r.exec_id.clone(),
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(|e| ttrpc_status(&format!("waiting for {}", r.container_id), e))?;
+            .await;
+        let waited = match waited {
+            Ok(w) => w,
+            Err(e) => {
+                // The shim died while we waited: its cleanup reports the
+                // exit (the monitor may still be at it).
+                let shim_gone = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    crate::shim::wait_for_exit(t.shim.pid),
+                );
+                if t.shim.pid != 0 && shim_gone.await.is_ok() {
+                    for _ in 0..100 {
+                        if let Some(dead) = dead_exit(&t, &r.exec_id) {
+                            return Ok(Response::new(dead));
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+                return Err(ttrpc_status(&format!("waiting for {}", r.container_id), e));
+            }
+        };
         Ok(Response::new(WaitResponse {
             exit_status: waited.exit_status,
             exited_at: time_out(&waited.exited_at),
         }))
     }
+}
+
+/// The exit of a task whose shim died, as Wait answers it.
+fn dead_exit(t: &Task, exec_id: &str) -> Option<WaitResponse> {
+    let dead = t.dead.get()?;
+    (exec_id.is_empty()).then(|| WaitResponse {
+        exit_status: dead.exit_status,
+        exited_at: time_out(&dead.exited_at),
+    })
 }
