@@ -129,6 +129,29 @@ fn a_detached_container_through_its_lifecycle() {
         .ctl(&["logs", "web"])
         .stdout
         == "started\n"));
+    // Each line on the stream it was written to, with its time on request,
+    // the last N lines with --tail.
+    d.ctl(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "echo to-err > /proc/1/fd/2; printf no-newline > /proc/1/fd/1",
+    ])
+    .ok();
+    let logs = d.ctl(&["logs", "web"]).ok();
+    assert_eq!(
+        (logs.stdout.as_str(), logs.stderr.as_str()),
+        ("started\n", "to-err\n"),
+        "an unfinished line waits for its end: {logs:?}"
+    );
+    let stamped = d.ctl(&["logs", "--timestamps", "--tail", "1", "web"]).ok();
+    let (time, text) = stamped.stderr.split_once(' ').unwrap_or_default();
+    assert_eq!(text, "to-err\n", "{stamped:?}");
+    assert!(
+        time.len() == 30 && time.starts_with("20") && time.ends_with('Z'),
+        "{stamped:?}"
+    );
     let exec = d.ctl(&["exec", "web", "sh", "-c", "echo in-exec; exit 4"]);
     assert_eq!(
         (exec.code, exec.stdout.as_str()),

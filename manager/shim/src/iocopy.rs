@@ -5,7 +5,6 @@
 //! copy in containerd's shim). Request handlers hand jobs to the loop
 //! through a [`LoopHandle`].
 
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -13,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use nix::errno::Errno;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::logfile::RotatingLog;
+use crate::logfile::{RotatingLog, Stream};
 use crate::oom::OomWatch;
 
 const BUF_SIZE: usize = 32 * 1024;
@@ -29,8 +28,8 @@ pub enum Sink {
     /// A FIFO, pipe or pty master; closed when its last job ends (a pty
     /// master is also held by its process, for ResizePty).
     Fd(Arc<OwnedFd>),
-    /// A `file://` log: writes never block.
-    Log(Arc<Mutex<RotatingLog>>),
+    /// A `file://` log: writes never block. Stdout and stderr share it.
+    Log(Arc<Mutex<RotatingLog>>, Stream),
 }
 
 pub struct CopyJob {
@@ -143,13 +142,13 @@ impl Copier {
         }
         match nix::unistd::read(job.source.as_raw_fd(), &mut self.buf) {
             // EIO: the pty's slave side is closed (all its processes exited).
-            Ok(0) | Err(Errno::EIO) => Step::Done,
+            Ok(0) | Err(Errno::EIO) => finish(job),
             Ok(n) => {
                 job.pending.extend_from_slice(&self.buf[..n]);
                 flush(job)
             }
             Err(Errno::EAGAIN | Errno::EINTR) => Step::Continue,
-            Err(_) => Step::Done,
+            Err(_) => finish(job),
         }
     }
 
@@ -161,11 +160,22 @@ impl Copier {
     }
 }
 
+/// The source ended: a log gets the stream's unfinished last line.
+fn finish(job: &mut CopyJob) -> Step {
+    if let Sink::Log(log, stream) = &job.sink {
+        let _ = log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish(*stream);
+    }
+    Step::Done
+}
+
 fn flush(job: &mut CopyJob) -> Step {
     match &job.sink {
-        Sink::Log(log) => {
+        Sink::Log(log, stream) => {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = log.write_all(&job.pending);
+            let _ = log.append(*stream, &job.pending);
             job.pending.clear();
             Step::Continue
         }

@@ -3,6 +3,13 @@
 //! oldest dropped). The URI's query sets the limits:
 //! `file:///var/log/c.log?max-size=10485760&max-files=3` (defaults below;
 //! `max-size=0` never rotates, `max-files=0` truncates in place).
+//!
+//! `format=json` (a hull extension; the default is containerd's raw bytes)
+//! writes docker's json-file lines instead, one per line of output:
+//! `{"log":"text\n","stream":"stdout","time":"2026-12-03T13:45:01.123456789Z"}`,
+//! so that a reader can tell stdout from stderr and show when each line
+//! came (`hullctl logs --timestamps`). A line longer than [`MAX_LINE`] is
+//! split, the pieces without the newline, as docker does.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -12,6 +19,33 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_MAX_FILES: u32 = 3;
+/// The longest line kept whole in `format=json` (docker's 16 KiB).
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// How a `file://` log stores the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The bytes as they came, stdout and stderr interleaved (containerd's).
+    Raw,
+    /// docker's json-file lines.
+    Json,
+}
+
+/// Which of the container's outputs a write comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
 
 pub struct RotatingLog {
     path: PathBuf,
@@ -19,6 +53,9 @@ pub struct RotatingLog {
     size: u64,
     max_size: u64,
     max_files: u32,
+    format: Format,
+    /// Per stream (stdout, stderr): the start of a line not yet ended.
+    partial: [Vec<u8>; 2],
 }
 
 /// A parsed `file://` URI.
@@ -27,6 +64,7 @@ pub struct FileUri {
     pub path: PathBuf,
     pub max_size: u64,
     pub max_files: u32,
+    pub format: Format,
 }
 
 /// Parses `file:///abs/path[?max-size=N&max-files=N]`. Percent-escapes in
@@ -34,7 +72,7 @@ pub struct FileUri {
 pub fn parse_uri(uri: &str) -> Result<FileUri> {
     let bad = |why: &str| {
         Error::InvalidArgument(format!(
-            "log URI {uri:?}: {why} (expected file:///ABSOLUTE/PATH[?max-size=BYTES&max-files=N])"
+            "log URI {uri:?}: {why} (expected file:///ABSOLUTE/PATH[?max-size=BYTES&max-files=N&format=raw|json])"
         ))
     };
     let rest = uri
@@ -49,6 +87,7 @@ pub fn parse_uri(uri: &str) -> Result<FileUri> {
         path: PathBuf::from(path),
         max_size: DEFAULT_MAX_SIZE,
         max_files: DEFAULT_MAX_FILES,
+        format: Format::Raw,
     };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -60,6 +99,13 @@ pub fn parse_uri(uri: &str) -> Result<FileUri> {
             }
             "max-files" => {
                 parsed.max_files = v.parse().map_err(|_| bad("max-files is not a number"))?
+            }
+            "format" => {
+                parsed.format = match v {
+                    "raw" => Format::Raw,
+                    "json" => Format::Json,
+                    _ => return Err(bad("format is raw or json")),
+                }
             }
             _ => return Err(bad(&format!("unknown parameter {k:?}"))),
         }
@@ -99,7 +145,48 @@ impl RotatingLog {
             size,
             max_size: uri.max_size,
             max_files: uri.max_files,
+            format: uri.format,
+            partial: Default::default(),
         })
+    }
+
+    /// Append output of `stream`: as is (raw), or each complete line as a
+    /// JSON record (json), the rest kept until its line ends.
+    pub fn append(&mut self, stream: Stream, bytes: &[u8]) -> io::Result<()> {
+        if self.format == Format::Raw {
+            return self.write_all(bytes);
+        }
+        let mut partial = std::mem::take(&mut self.partial[stream as usize]);
+        partial.extend_from_slice(bytes);
+        let mut start = 0;
+        let mut result = Ok(());
+        while let Some(end) = line_end(&partial[start..]) {
+            result = result.and(self.record(stream, &partial[start..start + end]));
+            start += end;
+        }
+        partial.drain(..start);
+        self.partial[stream as usize] = partial;
+        result
+    }
+
+    /// The stream ended: write its unfinished line, if any.
+    pub fn finish(&mut self, stream: Stream) -> io::Result<()> {
+        let rest = std::mem::take(&mut self.partial[stream as usize]);
+        if rest.is_empty() || self.format == Format::Raw {
+            return Ok(());
+        }
+        self.record(stream, &rest)
+    }
+
+    fn record(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
+        let record = serde_json::json!({
+            "log": String::from_utf8_lossy(line),
+            "stream": stream.name(),
+            "time": rfc3339_now(),
+        });
+        let mut text = record.to_string();
+        text.push('\n');
+        self.write_all(text.as_bytes())
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -135,6 +222,50 @@ impl Write for RotatingLog {
     }
 }
 
+/// The length of the first line of `buf` (with its newline), or of its
+/// first [`MAX_LINE`] bytes; None while a shorter line is unfinished.
+fn line_end(buf: &[u8]) -> Option<usize> {
+    match buf.iter().position(|b| *b == b'\n') {
+        Some(i) if i < MAX_LINE => Some(i + 1),
+        _ if buf.len() >= MAX_LINE => Some(MAX_LINE),
+        _ => None,
+    }
+}
+
+/// Now, as RFC 3339 in UTC with nanoseconds (docker's log timestamps).
+fn rfc3339_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs(), now.subsec_nanos())
+}
+
+fn rfc3339(secs: u64, nanos: u32) -> String {
+    let (days, rem) = (secs / 86400, secs % 86400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day):
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 fn numbered(path: &Path, n: u32) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(format!(".{n}"));
@@ -164,6 +295,11 @@ mod tests {
             (DEFAULT_MAX_SIZE, DEFAULT_MAX_FILES)
         );
         assert!(parse_uri("file://relative").is_err());
+        assert_eq!(
+            parse_uri("file:///x?format=json").unwrap().format,
+            Format::Json
+        );
+        assert!(parse_uri("file:///x?format=xml").is_err());
         assert!(parse_uri("file:///x?colour=red")
             .unwrap_err()
             .to_string()
@@ -179,6 +315,7 @@ mod tests {
             path: path.clone(),
             max_size: 10,
             max_files: 2,
+            format: Format::Raw,
         };
         let mut log = RotatingLog::open(&uri).unwrap();
         for chunk in ["aaaaaaaa\n", "bbbbbbbb\n", "cccccccc\n", "dddddddd\n"] {
@@ -190,5 +327,65 @@ mod tests {
         assert_eq!(read(numbered(&path, 2)), "bbbbbbbb\n");
         assert!(!numbered(&path, 3).exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn json_lines_per_stream_with_times() {
+        let dir = std::env::temp_dir().join(format!("hull-shim-jsonlog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("c.log");
+        let uri = parse_uri(&format!("file://{}?format=json", path.display())).unwrap();
+        let mut log = RotatingLog::open(&uri).unwrap();
+        log.append(Stream::Stdout, b"one\ntw").unwrap();
+        log.append(Stream::Stderr, b"err \"quoted\"\n").unwrap();
+        log.append(Stream::Stdout, b"o\nunfinished").unwrap();
+        log.append(Stream::Stderr, &vec![b'x'; MAX_LINE + 5])
+            .unwrap();
+        log.finish(Stream::Stdout).unwrap();
+        log.finish(Stream::Stderr).unwrap();
+        let records: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got: Vec<(String, usize)> = records
+            .iter()
+            .map(|r| {
+                let log = r["log"].as_str().unwrap();
+                let shown = if log.len() > 20 {
+                    "x…".into()
+                } else {
+                    log.to_string()
+                };
+                (
+                    format!("{}:{shown}", r["stream"].as_str().unwrap()),
+                    log.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("stdout:one\n".to_string(), 4),
+                ("stderr:err \"quoted\"\n".to_string(), 13),
+                ("stdout:two\n".to_string(), 4),
+                ("stderr:x…".to_string(), MAX_LINE),
+                ("stdout:unfinished".to_string(), 10),
+                ("stderr:xxxxx".to_string(), 5),
+            ]
+        );
+        let time = records[0]["time"].as_str().unwrap();
+        assert!(time.len() == 30 && time.ends_with('Z'), "{time}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(
+            rfc3339(1_796_309_101, 123_456_789),
+            "2026-12-03T14:45:01.123456789Z"
+        );
     }
 }

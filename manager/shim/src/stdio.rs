@@ -26,7 +26,7 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use crate::error::{Error, Result};
 use crate::iocopy::{CopyJob, ProcKey, Sink};
-use crate::logfile::{self, RotatingLog};
+use crate::logfile::{self, RotatingLog, Stream};
 use crate::state::StdioRequest;
 
 /// The three fds `hull create`/`hull exec` gets.
@@ -171,13 +171,13 @@ pub fn prepare(
         }
         None => Stdio::null(),
     };
-    let stdout_sink = output_sink(&req.stdout, "stdout")?;
+    let stdout_sink = output_sink(&req.stdout, Stream::Stdout)?;
     // stdout and stderr to one destination (file://, or the same FIFO):
     // one sink, shared.
     let stderr_sink = if req.stderr == req.stdout {
-        stdout_sink.as_ref().map(share)
+        stdout_sink.as_ref().map(as_stderr)
     } else {
-        output_sink(&req.stderr, "stderr")?
+        output_sink(&req.stderr, Stream::Stderr)?
     };
     let stdout = pending.output_pipe(stdout_sink)?;
     let stderr = pending.output_pipe(stderr_sink)?;
@@ -191,14 +191,16 @@ pub fn prepare(
     ))
 }
 
-fn share(s: &Sink) -> Sink {
+/// The stdout sink, shared by stderr.
+fn as_stderr(s: &Sink) -> Sink {
     match s {
         Sink::Fd(fd) => Sink::Fd(fd.clone()),
-        Sink::Log(l) => Sink::Log(l.clone()),
+        Sink::Log(l, _) => Sink::Log(l.clone(), Stream::Stderr),
     }
 }
 
-fn output_sink(uri: &str, what: &str) -> Result<Option<Sink>> {
+fn output_sink(uri: &str, stream: Stream) -> Result<Option<Sink>> {
+    let what = stream.name();
     Ok(match output_kind(uri)? {
         Output::None => None,
         Output::Fifo => Some(Sink::Fd(Arc::new(open_fifo(
@@ -207,7 +209,10 @@ fn output_sink(uri: &str, what: &str) -> Result<Option<Sink>> {
             true,
             true,
         )?))),
-        Output::File(f) => Some(Sink::Log(Arc::new(Mutex::new(RotatingLog::open(&f)?)))),
+        Output::File(f) => Some(Sink::Log(
+            Arc::new(Mutex::new(RotatingLog::open(&f)?)),
+            stream,
+        )),
     })
 }
 

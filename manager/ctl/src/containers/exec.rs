@@ -218,7 +218,14 @@ async fn delete_process(c: &Client, id: &str, exec_id: &str) -> Result<(), Strin
 pub async fn attach(ctx: &Ctx<'_>, name: &str) -> Exit {
     let container = super::find(ctx.c, name).await?;
     let log = super::run::log_path(ctx, &container.id);
-    let follow = super::show::follow_log(log, None, false);
+    let follow = super::logs::show_log(
+        log,
+        super::logs::Show {
+            tail: None,
+            follow: false,
+            timestamps: false,
+        },
+    );
     tokio::pin!(follow);
     let code = tokio::select! {
         code = relay_until_exit(ctx.c, &container.id, "", false) => code?,

@@ -11,6 +11,7 @@
 pub mod args;
 mod exec;
 mod lifecycle;
+mod logs;
 mod run;
 mod show;
 mod stdio;
@@ -119,7 +120,7 @@ pub async fn dispatch(
         ContainerCmd::Unpause { containers } => lifecycle::pause(&ctx, &containers, false).await,
         ContainerCmd::Wait { containers } => lifecycle::wait(&ctx, &containers).await,
         ContainerCmd::Ps(a) => show::ps(&ctx, a).await,
-        ContainerCmd::Logs(a) => show::logs(&ctx, a).await,
+        ContainerCmd::Logs(a) => logs::logs(&ctx, a).await,
         ContainerCmd::Inspect { containers } => show::inspect(&ctx, &containers).await,
         ContainerCmd::Top { container } => show::top(&ctx, &container).await,
         ContainerCmd::Stats(a) => show::stats(&ctx, a).await,

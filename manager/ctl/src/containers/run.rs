@@ -384,7 +384,8 @@ pub fn log_path(ctx: &Ctx<'_>, id: &str) -> PathBuf {
 }
 
 pub async fn start_detached(ctx: &Ctx<'_>, id: &str, tty: bool) -> Result<(), String> {
-    let log = format!("file://{}", log_path(ctx, id).display());
+    // Records per line (stream and time) for `logs`, not raw bytes.
+    let log = format!("file://{}?format=json", log_path(ctx, id).display());
     ctx.c
         .tasks()
         .create(CreateTaskRequest {

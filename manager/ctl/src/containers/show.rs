@@ -1,13 +1,11 @@
 //! `hullctl ps`, `logs`, `inspect`, `top`, `stats`.
 
-use super::args::{LogsArgs, PsArgs, StatsArgs};
+use super::args::{PsArgs, StatsArgs};
 use super::lifecycle::{task_status, EXIT_CODE_LABEL, FINISHED_LABEL};
 use super::{name_of, Ctx, Exit};
 use crate::output::{age, print_json, safe, size, table, Format};
 use crate::status;
 use hull_api::containers::Container;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 fn command_of(c: &Container) -> String {
@@ -130,93 +128,6 @@ pub async fn inspect(ctx: &Ctx<'_>, names: &[String]) -> Exit {
         }));
     }
     print_json(&serde_json::Value::Array(out));
-    Ok(0)
-}
-
-/// Print a log file (the last `tail` lines), and with `follow` keep
-/// printing what is appended until cancelled.
-pub async fn follow_log(path: PathBuf, tail: Option<usize>, follow: bool) -> Result<(), String> {
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {
-            // Not written yet: wait for it.
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if let Ok(f) = std::fs::File::open(&path) {
-                    break f;
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
-    };
-    let mut text = Vec::new();
-    file.read_to_end(&mut text)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let start = match tail {
-        Some(n) => {
-            let mut newlines = 0;
-            let mut cut = 0;
-            for (i, b) in text.iter().enumerate().rev() {
-                if *b == b'\n' && i + 1 != text.len() {
-                    newlines += 1;
-                    if newlines == n {
-                        cut = i + 1;
-                        break;
-                    }
-                }
-            }
-            if n == 0 {
-                text.len()
-            } else {
-                cut
-            }
-        }
-        None => 0,
-    };
-    let mut out = std::io::stdout().lock();
-    out.write_all(&text[start..]).map_err(|e| e.to_string())?;
-    out.flush().map_err(|e| e.to_string())?;
-    drop(out);
-    if !follow {
-        return Ok(());
-    }
-    let mut pos = text.len() as u64;
-    let mut buf = vec![0u8; 65536];
-    loop {
-        file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
-        let n = file.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        pos += n as u64;
-        let mut out = std::io::stdout().lock();
-        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
-        out.flush().map_err(|e| e.to_string())?;
-    }
-}
-
-pub async fn logs(ctx: &Ctx<'_>, a: LogsArgs) -> Exit {
-    if a.timestamps {
-        return Err("--timestamps: the log of a hull container holds no per-line times".into());
-    }
-    let c = super::find(ctx.c, &a.container).await?;
-    let path = super::run::log_path(ctx, &c.id);
-    if !a.follow {
-        follow_log(path, a.tail, false).await?;
-        return Ok(0);
-    }
-    // Follow until the container stops.
-    let follow = follow_log(path.clone(), a.tail, true);
-    tokio::pin!(follow);
-    tokio::select! {
-        r = &mut follow => { r?; }
-        _ = super::run::wait(ctx.c, &c.id, "") => {
-            // What was written before the exit.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
     Ok(0)
 }
 
