@@ -46,10 +46,12 @@ pub struct Shim {
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 impl Shim {
-    /// Ask the shim of task `id` to exit and wait until its socket no
-    /// longer answers, as containerd waits for the connection to close: a
-    /// task started again at once must get a new shim, not the one going
-    /// away (`start` reuses a live shim of the same id).
+    /// Ask the shim of task `id` to exit and wait until it is gone (its
+    /// process, watched by a pidfd; a shim that did not say its pid: until
+    /// its socket no longer answers, as containerd waits for the connection
+    /// to close). A task started again at once must get a new shim, not the
+    /// one going away (`start` reuses a live shim of the same id), and a
+    /// removed container leaves no process behind.
     pub async fn shut_down(&self, id: &str) {
         let request = api::ShutdownRequest {
             id: id.to_string(),
@@ -57,16 +59,18 @@ impl Shim {
             ..Default::default()
         };
         let _ = self.task.shutdown(ctx(), &request).await;
-        let path = self.address.trim_start_matches("unix://").to_string();
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
-        while tokio::net::UnixStream::connect(&path).await.is_ok() {
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    "the shim of {id} did not exit within {SHUTDOWN_WAIT:?} of Shutdown"
-                );
+        let gone = async {
+            if self.pid != 0 {
+                wait_for_exit(self.pid).await;
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            let path = self.address.trim_start_matches("unix://").to_string();
+            while tokio::net::UnixStream::connect(&path).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_WAIT, gone).await.is_err() {
+            tracing::warn!("the shim of {id} did not exit within {SHUTDOWN_WAIT:?} of Shutdown");
         }
     }
 }

@@ -78,6 +78,13 @@ fn run(flags: &Flags, bundle: &Path) -> Result<(), String> {
 
     let (io, rx) = LoopHandle::new().map_err(|e| format!("eventfd: {e}"))?;
     let socket_path = bootstrap::socket_path(&flags.namespace, &flags.id, &flags.address);
+    // Bound by `start` for this shim just before: whose file it is at exit.
+    let socket_ino = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(&socket_path)
+            .map(|m| m.ino())
+            .ok()
+    };
     let shim = Arc::new(Shim {
         namespace: flags.namespace.clone(),
         socket_path: socket_path.clone(),
@@ -107,13 +114,31 @@ fn run(flags: &Flags, bundle: &Path) -> Result<(), String> {
     main_loop(&shim, &sfd, &rx);
 
     info!("shim for {} exiting", flags.id);
-    // Let the reply to Shutdown reach containerd before the socket closes.
-    std::thread::sleep(Duration::from_millis(50));
+    // The socket and bundle files go first: a client waiting for this shim
+    // to be gone (hulld's Delete) sees it at once, and a new shim started
+    // for the same id meanwhile keeps its own files.
+    remove_own_files(&socket_path, socket_ino, bundle);
+    // A moment for the reply to Shutdown to reach the client (containerd
+    // and hulld also accept the connection closing instead).
+    std::thread::sleep(Duration::from_millis(5));
     shim.events.close(Duration::from_secs(3));
-    let _ = std::fs::remove_file(&socket_path);
-    let _ = std::fs::remove_file(bundle.join("address"));
-    let _ = std::fs::remove_file(bundle.join("shim.pid"));
     Ok(())
+}
+
+/// Remove the socket (if the path is still the one `start` bound for this
+/// shim), the bundle's address file and pid file (if they still name it).
+fn remove_own_files(socket_path: &Path, socket_ino: Option<u64>, bundle: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::symlink_metadata(socket_path).map(|m| m.ino()).ok();
+    if ino.is_some() && ino == socket_ino {
+        let _ = std::fs::remove_file(socket_path);
+    }
+    let pid_file = bundle.join("shim.pid");
+    if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == std::process::id().to_string())
+    {
+        let _ = std::fs::remove_file(bundle.join("address"));
+        let _ = std::fs::remove_file(&pid_file);
+    }
 }
 
 /// fd 3 must be the listening socket from `start`; it must not leak into
