@@ -179,6 +179,9 @@ pub fn merge_labels(
     Ok(out)
 }
 
+/// The metadata DB's own page cache (redb's default is 1 GiB).
+const DB_CACHE_BYTES: usize = 4 << 20;
+
 pub struct Metadata {
     path: PathBuf,
     /// `None` after an I/O error: the next use opens the file again.
@@ -195,7 +198,12 @@ impl Metadata {
     }
 
     fn open_db(path: &Path) -> Result<Database> {
-        let db = Database::create(path).map_err(dberr)?;
+        // redb caches up to 1 GiB of pages by default; the whole DB of a
+        // node is a few MiB, and the page cache keeps it warm anyway.
+        let db = redb::Builder::new()
+            .set_cache_size(DB_CACHE_BYTES)
+            .create(path)
+            .map_err(dberr)?;
         let tx = db.begin_write().map_err(dberr)?;
         for t in [NAMESPACES, IMAGES, CONTENT, LEASES, containers::CONTAINERS] {
             tx.open_table(t).map_err(dberr)?;
