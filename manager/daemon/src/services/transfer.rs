@@ -214,6 +214,7 @@ impl Transfer for Service {
                 }
             };
             let _ = tx.send(outcome.and_then(message)).await;
+            release_free_memory();
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -229,5 +230,16 @@ impl Transfer for Service {
         .await
         .map_err(pull_status)?;
         Ok(Response::new(LoginResponse {}))
+    }
+}
+
+/// Hand the memory a pull freed (download and unpack buffers, on several
+/// threads) back to the kernel: glibc keeps freed heap pages for reuse,
+/// and an idle daemon should be small.
+fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
