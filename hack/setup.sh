@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: install what the project needs, build everything (release),
-# run a demo container with hull, then pull an image with hulld + hullctl
-# from a registry on 127.0.0.1 (images built from busybox-static).
+# run a demo container with hull, then the whole stack: hulld pulls an image
+# from a registry on 127.0.0.1 (images built from busybox-static) and
+# `hullctl run --rm` runs it through hull-shim and hull.
 #
 # usage: hack/setup.sh [--no-build]
 #   --no-build   skip `cargo build --release` (use the existing binary)
@@ -53,8 +54,11 @@ echo "==> ok: hull works; bundle left at $bundle" >&2
 bin=$repo/target/release
 demo=$(mktemp -d /tmp/hull-manager-demo.XXXXXX)
 hulld_pid=
+cgroup_parent=hull-demo-$$
 stop_manager() {
     [[ -z $hulld_pid ]] || { kill "$hulld_pid" 2>/dev/null; wait "$hulld_pid" 2>/dev/null; }
+    # The demo's cgroup parent, in every hierarchy (empty after run --rm).
+    find /sys/fs/cgroup -depth -type d -path "*/$cgroup_parent*" -exec rmdir {} + 2>/dev/null || true
     hack/registry/serve.sh "$demo/registry" --stop >/dev/null 2>&1 || true
     rm -rf "$demo"
 }
@@ -66,9 +70,14 @@ hack/registry/push.sh "$repo/target/hull-test-images/multiarch" "$registry/demo/
 "$bin/hulld" --root "$demo/root" --state "$demo/state" --address "$demo/hulld.sock" 2>"$demo/hulld.log" &
 hulld_pid=$!
 for _ in $(seq 100); do [[ -S $demo/hulld.sock ]] && break; sleep 0.1; done
-ctl=("$bin/hullctl" --address "$demo/hulld.sock")
+ctl=("$bin/hullctl" --address "$demo/hulld.sock" --data-root "$demo/hullctl")
 echo "==> hullctl pull $registry/demo/busybox:latest" >&2
 "${ctl[@]}" pull "$registry/demo/busybox:latest"
 "${ctl[@]}" images ls
 "${ctl[@]}" content ls
 echo "==> ok: hulld pulled an image" >&2
+image=$registry/demo/busybox:latest
+echo "==> hullctl run --rm $image (hulld -> hull-shim -> hull)" >&2
+HULLCTL_CGROUP_PARENT=$cgroup_parent "${ctl[@]}" run --rm --hostname hull-demo "$image" \
+    sh -c 'echo hello from a container hulld ran; echo "hostname $(hostname), pid $$"'
+echo "==> ok: the whole stack works (registry -> content -> snapshot -> shim -> hull)" >&2
