@@ -551,3 +551,52 @@ fn no_mount_namespace_refuses_masked_paths() {
             .fails_mentioning("unable to restrict sys entries without a private MNT namespace");
     }
 }
+
+/// `tmpcopyup` (podman's --tmpfs and --read-only): the tmpfs starts with a
+/// copy of the image's directory (files, a symlink, a subdirectory, owners
+/// and modes), is writable over a read-only root, and the image itself is
+/// untouched.
+#[test]
+fn tmpcopyup_fills_the_tmpfs_from_the_image() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(rt) = Runtime::new("mnt-tmpcopyup") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    let file = bundle.write_file("/data/conf/app.conf", "from the image\n");
+    std::os::unix::fs::chown(&file, Some(1000), Some(1001)).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o604)).unwrap();
+    symlink("conf/app.conf", bundle.rootfs().join("data/link")).unwrap();
+    bundle.mount(
+        "/data",
+        "tmpfs",
+        "tmpfs",
+        &["tmpcopyup", "nosuid", "mode=755", "size=1m"],
+    );
+    let out = rt
+        .run_ok(
+            bundle.sh("cat /data/link; stat -c '%u:%g %a' /data/conf/app.conf; \
+             echo new > /data/conf/new && cat /data/conf/new; \
+             grep ' /data ' /proc/mounts | cut -d' ' -f3"),
+        )
+        .out()
+        .to_owned();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["from the image", "1000:1001 604", "new", "tmpfs"],
+        "{out}"
+    );
+    assert!(!bundle.rootfs().join("data/conf/new").exists());
+    // Only for tmpfs: a bind with tmpcopyup is refused, naming the option.
+    let mut other = rt.bundle();
+    let dir = rt.dir("src");
+    other.mount(
+        "/mnt",
+        "bind",
+        &dir.to_string_lossy(),
+        &["rbind", "tmpcopyup"],
+    );
+    other.sh("true");
+    rt.run(&other, &rt.new_id(), &[])
+        .fails_mentioning("tmpcopyup");
+}

@@ -269,3 +269,53 @@ fn signals_start_unblocked_and_sigpipe_at_its_default() {
         out.out()
     );
 }
+
+/// linux.personality LINUX32: the 32-bit execution domain (linux32).
+#[test]
+fn personality_linux32() {
+    let Some(rt) = Runtime::new("proc-personality") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.set("/linux/personality", json!({ "domain": "LINUX32" }));
+    let machine = output_of(&rt, &mut bundle, "uname -m");
+    let expected = match std::env::consts::ARCH {
+        "x86_64" => "i686",
+        "aarch64" => "armv8l",
+        other => other,
+    };
+    assert_eq!(machine, expected);
+    bundle.set(
+        "/linux/personality",
+        json!({ "domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"] }),
+    );
+    bundle.sh("true");
+    rt.run(&bundle, &rt.new_id(), &[])
+        .fails_mentioning("linux.personality.flags");
+}
+
+/// linux.memoryPolicy: the init's NUMA policy, seen in its numa_maps;
+/// nodes that are not online are refused at create, naming the field.
+#[test]
+fn memory_policy_binds_to_nodes() {
+    let Some(rt) = Runtime::new("proc-mempolicy") else {
+        return;
+    };
+    let mut bundle = rt.bundle();
+    bundle.set(
+        "/linux/memoryPolicy",
+        json!({ "mode": "MPOL_INTERLEAVE", "nodes": "0" }),
+    );
+    let maps = output_of(&rt, &mut bundle, "cat /proc/self/numa_maps");
+    assert!(maps.contains(" interleave:0 "), "{maps}");
+    bundle.set(
+        "/linux/memoryPolicy",
+        json!({ "mode": "MPOL_BIND", "nodes": "1000" }),
+    );
+    bundle.sh("true");
+    rt.run(&bundle, &rt.new_id(), &[])
+        .fails_mentioning("linux.memoryPolicy");
+    bundle.set("/linux/memoryPolicy", json!({ "mode": "MPOL_BIND" }));
+    rt.run(&bundle, &rt.new_id(), &[])
+        .fails_mentioning("needs nodes");
+}

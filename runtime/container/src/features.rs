@@ -27,7 +27,7 @@ pub fn features() -> Value {
         "ociVersionMin": crate::spec::OCI_VERSION_MIN,
         "ociVersionMax": crate::spec::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": crate::mountopts::KNOWN.iter().filter(|o| **o != "tmpcopyup").collect::<Vec<_>>(),
+        "mountOptions": crate::mountopts::KNOWN,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
@@ -46,6 +46,11 @@ pub fn features() -> Value {
                     .filter(|(_, bit)| hull_seccomp::check_flags(*bit).is_ok())
                     .map(|(name, _)| *name)
                     .collect::<Vec<_>>()
+            },
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                          "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
             },
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
@@ -74,10 +79,15 @@ mod tests {
             .unwrap()
             .iter()
             .any(|o| o == "rro"));
-        assert!(!f["mountOptions"]
+        assert!(f["mountOptions"]
             .as_array()
             .unwrap()
             .iter()
             .any(|o| o == "tmpcopyup"));
+        assert!(f["linux"]["memoryPolicy"]["modes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "MPOL_BIND"));
     }
 }

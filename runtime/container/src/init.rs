@@ -251,6 +251,8 @@ fn init_container(ctx: &InitContext, ch: &Parent, direct: bool) -> Result<()> {
     }
     rootfs::apply_sysctl(spec)?;
     rootfs::finalize(spec)?;
+    crate::personality::apply(spec)?;
+    crate::mempolicy::apply(spec)?;
     if direct {
         stop_dying_with_runtime()?;
     }

@@ -26,8 +26,10 @@ pub mod init;
 pub mod inroot;
 pub mod log;
 pub mod lsm;
+pub mod mempolicy;
 pub mod mountopts;
 pub mod namespaces;
+pub mod personality;
 pub mod process;
 pub mod reexec;
 pub mod rootfs;
@@ -39,6 +41,7 @@ pub mod spec_template;
 mod startsock;
 pub mod state;
 pub mod timefmt;
+pub mod tmpcopyup;
 
 pub use container::{Container, CreateOptions, ExecOptions};
 pub use error::{Error, Result};

@@ -237,7 +237,7 @@ fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
         return mount_cgroups(root, dest, &opts, plan);
     }
     if opts.tmpcopyup {
-        return Err(Error::msg("mount option \"tmpcopyup\" is not supported by hull yet: populate the tmpfs another way"));
+        return mount_tmpfs_copy(root, dest, &typ, &opts);
     }
     if opts.is_bind() {
         let source = m
@@ -323,6 +323,25 @@ fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
         r => r.ctx(|| format!("mounting {typ}"))?,
     }
     finish_entry(root, dest, &opts)
+}
+
+/// A tmpfs with the `tmpcopyup` option: filled with the image's content
+/// of `dest` before it covers it (see [`crate::tmpcopyup`]).
+fn mount_tmpfs_copy(root: &OwnedFd, dest: &Path, typ: &str, opts: &MountOptions) -> Result<()> {
+    if typ != "tmpfs" {
+        return Err(Error::msg(format!(
+            "mount option \"tmpcopyup\" is for tmpfs mounts, not {typ:?} ({})",
+            dest.display()
+        )));
+    }
+    let target = inroot::resolve(root.as_fd(), dest, Create::Dir)?;
+    crate::tmpcopyup::mount_over(&target, opts)
+        .map_err(|e| e.context(format!("mounting a tmpfs on {}", dest.display())))?;
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let mounted = inroot::resolve(root.as_fd(), dest, Create::Nothing)?;
+        mount_setattr(&mounted, false, mountopts::attr::RDONLY, 0)?;
+    }
+    finish_entry(root, dest, opts)
 }
 
 /// Propagation changes and recursive attributes, applied to the new mount.

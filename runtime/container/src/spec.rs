@@ -134,6 +134,8 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
             process.cwd().display()
         );
     }
+    crate::personality::validate(spec).map_err(|e| e.context("config.json"))?;
+    crate::mempolicy::validate(spec).map_err(|e| e.context("config.json"))?;
     let linux = spec.linux().as_ref();
     let namespaces = Namespaces::from_spec(
         linux
