@@ -600,3 +600,55 @@ fn tmpcopyup_fills_the_tmpfs_from_the_image() {
     rt.run(&other, &rt.new_id(), &[])
         .fails_mentioning("tmpcopyup");
 }
+
+/// An idmapped bind mount (mounts[].uidMappings/gidMappings with "idmap"),
+/// as the runtime spec defines the mapping (written to the mount's user
+/// namespace as "containerID hostID size": an id on disk is a containerID
+/// and shows as its hostID): with 0 -> 1000, a host file owned by 5:5
+/// shows as 1005:1005, and a file the container's user 1000 creates is
+/// root's on the host. The source itself is unchanged.
+#[test]
+fn idmapped_bind_mount_maps_owners_both_ways() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(rt) = Runtime::new("mnt-idmap") else {
+        return;
+    };
+    let src = rt.dir("idmapped");
+    fs::write(src.join("theirs"), "x").unwrap();
+    std::os::unix::fs::chown(src.join("theirs"), Some(5), Some(5)).unwrap();
+    let mut bundle = rt.bundle();
+    let map = json!([{ "containerID": 0, "hostID": 1000, "size": 10 }]);
+    bundle.push(
+        "/mounts",
+        json!({
+            "destination": "/shared", "type": "bind", "source": src.to_string_lossy(),
+            "options": ["bind", "idmap"], "uidMappings": map, "gidMappings": map
+        }),
+    );
+    bundle.set("/process/user", json!({ "uid": 1000, "gid": 1000 }));
+    let out = rt
+        .run_ok(bundle.sh(
+            "stat -c '%u:%g' /shared/theirs; stat -c '%u:%g' /shared; echo made > /shared/mine && echo ok",
+        ))
+        .out()
+        .to_owned();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["1005:1005", "1000:1000", "ok"],
+        "{out}"
+    );
+    let mine = fs::metadata(src.join("mine")).unwrap();
+    assert_eq!((mine.uid(), mine.gid()), (0, 0));
+    let theirs = fs::metadata(src.join("theirs")).unwrap();
+    assert_eq!((theirs.uid(), theirs.gid()), (5, 5));
+    // "idmap" on a tmpfs is refused, naming it; "idmap" without mappings
+    // (and no user namespace to take them from) too.
+    let mut bad = rt.bundle();
+    bad.mount("/t", "tmpfs", "tmpfs", &["idmap"]).sh("true");
+    rt.run(&bad, &rt.new_id(), &[]).fails_mentioning("idmap");
+    let mut bad = rt.bundle();
+    bad.mount("/s", "bind", &src.to_string_lossy(), &["bind", "idmap"])
+        .sh("true");
+    rt.run(&bad, &rt.new_id(), &[])
+        .fails_mentioning("needs mappings");
+}

@@ -142,6 +142,11 @@ pub(crate) fn spawn_init(
             no_pivot: opts.no_pivot,
             cgroups: cgroup_binds,
             host_mount_ns: host_rootfs.is_some(),
+            id_maps: Some(crate::idmap::ContainerMaps {
+                uid: linux_maps(&bundle.spec, true),
+                gid: linux_maps(&bundle.spec, false),
+                in_new_userns: ns.is_new(Kind::User),
+            }),
         },
         created_by_clone,
         joins: child_joins,
@@ -382,27 +387,31 @@ fn exit_reason(child: i32) -> String {
     }
 }
 
+/// linux.uidMappings (`uid`) or linux.gidMappings.
+fn linux_maps(spec: &Spec, uid: bool) -> Vec<oci_spec::runtime::LinuxIdMapping> {
+    let linux = spec.linux().as_ref();
+    let maps = if uid {
+        linux.and_then(|l| l.uid_mappings().as_ref())
+    } else {
+        linux.and_then(|l| l.gid_mappings().as_ref())
+    };
+    maps.cloned().unwrap_or_default()
+}
+
 /// Write /proc/PID/{uid_map,gid_map} from the config.
 fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
-        maps.into_iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect()
-    };
     if !nix::unistd::geteuid().is_root() {
         std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
             .ctx(|| "denying setgroups for a rootless user namespace")?;
     }
     std::fs::write(
         format!("/proc/{pid}/uid_map"),
-        fmt(linux.and_then(|l| l.uid_mappings().as_ref())),
+        crate::idmap::map_text(&linux_maps(spec, true)),
     )
     .ctx(|| "writing linux.uidMappings")?;
     std::fs::write(
         format!("/proc/{pid}/gid_map"),
-        fmt(linux.and_then(|l| l.gid_mappings().as_ref())),
+        crate::idmap::map_text(&linux_maps(spec, false)),
     )
     .ctx(|| "writing linux.gidMappings")?;
     Ok(())

@@ -22,6 +22,7 @@ pub mod forward;
 pub mod hooks;
 pub mod hostmounts;
 pub mod id;
+pub mod idmap;
 pub mod init;
 pub mod inroot;
 pub mod log;

@@ -33,6 +33,8 @@ pub struct MountOptions {
     pub data: String,
     /// runc's "tmpcopyup": copy the image's content into a new tmpfs.
     pub tmpcopyup: bool,
+    /// "idmap" (false) or "ridmap" (true, recursive): an idmapped mount.
+    pub idmap: Option<bool>,
 }
 
 impl Default for MountOptions {
@@ -45,6 +47,7 @@ impl Default for MountOptions {
             rec_clr: 0,
             data: String::new(),
             tmpcopyup: false,
+            idmap: None,
         }
     }
 }
@@ -66,6 +69,7 @@ pub const KNOWN: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -90,6 +94,7 @@ pub const KNOWN: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -177,6 +182,8 @@ pub fn parse(options: &[String]) -> MountOptions {
             "unbindable" => o.propagation.push(MsFlags::MS_UNBINDABLE),
             "runbindable" => o.propagation.push(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC),
             "tmpcopyup" => o.tmpcopyup = true,
+            "idmap" => o.idmap = Some(false),
+            "ridmap" => o.idmap = Some(true),
             "rro" => o.rec_set |= attr::RDONLY,
             "rrw" => o.rec_clr |= attr::RDONLY,
             "rnosuid" => o.rec_set |= attr::NOSUID,

@@ -36,6 +36,8 @@ pub struct Plan {
     /// mount namespace (see [`crate::hostmounts`]) and the container is
     /// chrooted into its rootfs.
     pub host_mount_ns: bool,
+    /// The container's id mappings, for idmapped mounts.
+    pub id_maps: Option<crate::idmap::ContainerMaps>,
 }
 
 fn none() -> Option<&'static str> {
@@ -195,6 +197,18 @@ fn remount_bind(target: &str, flags: MsFlags, cleared: MsFlags) -> Result<()> {
 }
 
 fn mount_setattr(fd: &OwnedFd, recursive: bool, set: u64, clr: u64) -> Result<()> {
+    mount_setattr_userns(fd, recursive, set, clr, 0)
+}
+
+/// mount_setattr(2) on the mount `fd` refers to; `userns_fd` goes with
+/// MOUNT_ATTR_IDMAP.
+pub(crate) fn mount_setattr_userns(
+    fd: &OwnedFd,
+    recursive: bool,
+    set: u64,
+    clr: u64,
+    userns_fd: u64,
+) -> Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -206,7 +220,7 @@ fn mount_setattr(fd: &OwnedFd, recursive: bool, set: u64, clr: u64) -> Result<()
         attr_set: set,
         attr_clr: clr,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd,
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
@@ -239,6 +253,12 @@ fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
     if opts.tmpcopyup {
         return mount_tmpfs_copy(root, dest, &typ, &opts);
     }
+    if !opts.is_bind() && (opts.idmap.is_some() || m.uid_mappings().is_some()) {
+        return Err(Error::msg(format!(
+            "mount on {}: idmapped mounts (idmap, ridmap, uidMappings) are for bind mounts, not {typ:?}",
+            dest.display()
+        )));
+    }
     if opts.is_bind() {
         let source = m
             .source()
@@ -252,14 +272,18 @@ fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
             Create::File
         };
         let target = inroot::resolve(root.as_fd(), dest, create)?;
-        mount(
-            Some(source.as_path()),
-            inroot::proc_fd_path(&target).as_str(),
-            none(),
-            opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
-            none(),
-        )
-        .ctx(|| format!("bind-mounting {}", source.display()))?;
+        match crate::idmap::plan(m, &opts, plan.id_maps.as_ref())? {
+            Some(idmap) => crate::idmap::bind(source, &target, &idmap)
+                .map_err(|e| e.context(format!("idmapped bind mount of {}", source.display())))?,
+            None => mount(
+                Some(source.as_path()),
+                inroot::proc_fd_path(&target).as_str(),
+                none(),
+                opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
+                none(),
+            )
+            .ctx(|| format!("bind-mounting {}", source.display()))?,
+        }
         let mounted = inroot::resolve(root.as_fd(), dest, Create::Nothing)?;
         let path = inroot::proc_fd_path(&mounted);
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
