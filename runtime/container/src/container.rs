@@ -712,7 +712,22 @@ impl Container {
         let seccomp = crate::seccomp::Seccomp::prepare(&self.config()?)?;
         let (parent_ch, child_ch) = Channel::pair()?;
         crate::process::set_non_dumpable()?;
-        let for_children = ForChildren::enter(&joins)?;
+        // Unprivileged (rootless), hull may join the container's pid and
+        // time namespaces only from inside its user namespace: the child
+        // joins them there and forks the process that runs the program,
+        // which hull adopts as a subreaper (the kernel requires this fork).
+        let fork_inside = !nix::unistd::geteuid().is_root()
+            && joins.iter().any(|(k, _)| *k == Kind::User)
+            && joins.iter().any(|(k, _)| k.affects_children_only());
+        if fork_inside {
+            // SAFETY: prctl on ourselves.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        }
+        let for_children = if fork_inside {
+            ForChildren::enter(&[])?
+        } else {
+            ForChildren::enter(&joins)?
+        };
         let oom = crate::process::OomScoreAdj::set_for_children(&opts.process)?;
         let needs_host_pid = seccomp.as_ref().is_some_and(|s| s.has_listener());
         let child_ctx = ExecChild {
@@ -722,6 +737,7 @@ impl Container {
             opts,
             console_socket,
             seccomp,
+            fork_inside,
         };
         // SAFETY: single-threaded runtime; the child only runs our code until exec.
         let child = unsafe { clone_process(0) };
@@ -743,6 +759,22 @@ impl Container {
             cg.apply(child)?;
         }
         parent_ch.send(&ToChild::CgroupJoined)?;
+        let child = if fork_inside {
+            match parent_ch.recv::<ToParent>()? {
+                Some(ToParent::InitPid(p)) => {
+                    // The intermediate exits once it has said so.
+                    let _ = waitpid(Pid::from_raw(child), None);
+                    p
+                }
+                Some(ToParent::Failed(msg)) => {
+                    let _ = waitpid(Pid::from_raw(child), None);
+                    bail!("exec failed: unable to start container process: {msg}");
+                }
+                other => bail!("exec: unexpected message {other:?}"),
+            }
+        } else {
+            child
+        };
         if needs_host_pid {
             parent_ch.send(&ToChild::HostPid(child))?;
         }
@@ -777,6 +809,8 @@ struct ExecChild<'a> {
     opts: &'a ExecOptions,
     console_socket: Option<OwnedFd>,
     seccomp: Option<crate::seccomp::Seccomp>,
+    /// Join the pid and time namespaces here and fork (rootless).
+    fork_inside: bool,
 }
 
 impl ExecChild<'_> {
@@ -798,6 +832,9 @@ impl ExecChild<'_> {
         {
             crate::debug!("exec: joining the {} namespace", kind.oci_name());
             namespaces::enter(fd, *kind)?;
+        }
+        if self.fork_inside {
+            self.fork_into_pid_namespace(parent)?;
         }
         if let Some(root) = &self.root {
             crate::debug!("exec: chroot into the container's root (no mount namespace)");
@@ -835,6 +872,25 @@ impl ExecChild<'_> {
             &program.args,
             &program.env,
         ))
+    }
+
+    /// Join the pid and time namespaces (from inside the user namespace)
+    /// and fork; returns in the new process only, after the runtime was
+    /// told its pid. The intermediate exits.
+    fn fork_into_pid_namespace(&self, parent: &crate::channel::Parent) -> Result<()> {
+        for (kind, fd) in self.joins.iter().filter(|(k, _)| k.affects_children_only()) {
+            crate::debug!("exec: joining the {} namespace", kind.oci_name());
+            namespaces::enter(fd, *kind)?;
+        }
+        // SAFETY: single-threaded process; the child continues the setup.
+        match unsafe { nix::unistd::fork() }.ctx(|| "forking into the pid namespace")? {
+            nix::unistd::ForkResult::Parent { child } => {
+                parent.send(&ToParent::InitPid(child.as_raw()))?;
+                // SAFETY: the intermediate process is done.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Child => Ok(()),
+        }
     }
 }
 

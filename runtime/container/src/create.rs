@@ -210,8 +210,19 @@ pub(crate) fn spawn_init(
         "create {id}: cgroups {}",
         serde_json::to_string(&cgroup.paths()).unwrap_or_default()
     );
-    cgroup.create_with_limits(&bundle.spec)?;
-    cgroup.apply(child)?;
+    match cgroup.create_with_limits(&bundle.spec) {
+        Ok(()) => cgroup.apply(child)?,
+        Err(e) if rootless_without_limits(&bundle.spec) => {
+            // As runc's rootless mode: no cgroup when none can be made
+            // and the config asks for no limits.
+            crate::debug!("create {id}: running without cgroups (rootless): {e}");
+            let _ = cgroup.destroy();
+            spawned.cgroup = None;
+            record.cgroup = None;
+            dir.save(&record)?;
+        }
+        Err(e) => return Err(e),
+    }
     parent_ch.send(&ToChild::CgroupJoined)?;
     let session = InitSession {
         ch: &parent_ch,
@@ -385,6 +396,20 @@ fn exit_reason(child: i32) -> String {
         Ok(WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
         _ => "exited".into(),
     }
+}
+
+/// Run unprivileged, with no resource limits in the config (devices
+/// aside: a user namespace cannot make device nodes anyway).
+fn rootless_without_limits(spec: &Spec) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return false;
+    }
+    let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+        return true;
+    };
+    let mut limits = r.clone();
+    limits.set_devices(None);
+    limits == oci_spec::runtime::LinuxResources::default()
 }
 
 /// linux.uidMappings (`uid`) or linux.gidMappings.

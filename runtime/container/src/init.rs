@@ -115,8 +115,18 @@ fn run(ctx: &InitContext, ch: &Parent) -> Result<()> {
         }
     }
     if ns.is_new(Kind::User) {
+        // An unprivileged runtime (rootless) can write this process's maps
+        // only while its /proc files are its own: dumpable for that long.
+        // Nothing of the container runs yet that could take advantage.
+        let rootless = !nix::unistd::geteuid().is_root();
+        if rootless {
+            process::set_dumpable(true)?;
+        }
         ch.send(&ToParent::MapIds)?;
         ch.expect("uid/gid maps")?;
+        if rootless {
+            process::set_dumpable(false)?;
+        }
         become_userns_root()?;
         die_with_runtime(ctx.runtime_pid)?;
     }

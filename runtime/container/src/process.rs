@@ -502,6 +502,15 @@ pub fn umask_and_cwd(p: &Process) -> Result<()> {
 /// process already inside the container must not ptrace or open /proc/PID/
 /// files of the runtime's child while it still holds host resources
 /// (CVE-2016-9962). execve of the container's program resets it.
+/// PR_SET_DUMPABLE for this process.
+pub fn set_dumpable(dumpable: bool) -> Result<()> {
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0 or 1).
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "changing whether hull is dumpable");
+    }
+    Ok(())
+}
+
 pub fn set_non_dumpable() -> Result<()> {
     // SAFETY: prctl(PR_SET_DUMPABLE, 0).
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {

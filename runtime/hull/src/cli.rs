@@ -11,9 +11,10 @@ use std::path::PathBuf;
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// Directory for the containers' state
-    #[arg(long, default_value = "/run/hull", value_name = "DIR")]
-    pub root: PathBuf,
+    /// Directory for the containers' state [default: /run/hull, or
+    /// $XDG_RUNTIME_DIR/hull when not run as root]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Append log lines to FILE instead of stderr
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -372,4 +373,20 @@ pub struct ExecArgs {
     /// Command and arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+impl Cli {
+    /// --root, or the default runc uses: a user's own runtime directory
+    /// when hull runs unprivileged (rootless), /run/hull otherwise.
+    pub fn state_root(&self) -> PathBuf {
+        if let Some(root) = &self.root {
+            return root.clone();
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) if !nix::unistd::geteuid().is_root() && !dir.is_empty() => {
+                PathBuf::from(dir).join("hull")
+            }
+            _ => PathBuf::from("/run/hull"),
+        }
+    }
 }

@@ -28,8 +28,9 @@ impl From<Error> for Failure {
 
 pub fn run(cli: Cli) -> std::result::Result<i32, Failure> {
     // create changes the working directory to the bundle: keep the root valid.
-    let root = std::path::absolute(&cli.root)
-        .map_err(|e| Error::io(format!("--root {}", cli.root.display()), e))?;
+    let root = cli.state_root();
+    let root = std::path::absolute(&root)
+        .map_err(|e| Error::io(format!("--root {}", root.display()), e))?;
     let root = root.as_path();
     // Commands that put a process into a container first re-execute hull from
     // a sealed copy (CVE-2019-5736), before they create anything.
