@@ -331,3 +331,79 @@ fn sysctls_in_the_host_s_namespaces_are_refused() {
     rt.create_rejected(&bundle, &rt.new_id())
         .fails_mentioning("is not allowed in the hosts ipc namespace");
 }
+
+/// A network namespace made by a test (`ip netns add`), deleted on drop.
+struct TestNetns(String);
+
+impl TestNetns {
+    fn new(name: &str) -> TestNetns {
+        let ok = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "ip netns add {name}");
+        TestNetns(name.to_string())
+    }
+
+    fn ip(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// linux.netDevices: a veth end of the runtime's network namespace (one
+/// the test made, hull runs in it) moves into the container, renamed;
+/// when the container's namespace goes, the pair goes with it. A device
+/// that does not exist is named in the error.
+#[test]
+fn net_devices_move_into_the_container() {
+    use std::os::unix::process::CommandExt;
+    let Some(rt) = Runtime::new("ns-netdev") else {
+        return;
+    };
+    let ns = TestNetns::new(&format!("hullnd{}", std::process::id()));
+    let made = ns.ip(&["link", "add", "hv0", "type", "veth", "peer", "name", "hv1"]);
+    assert!(made.status.success(), "{made:?}");
+    let netns_path = std::ffi::CString::new(format!("/run/netns/{}", ns.0)).unwrap();
+    let in_test_netns = move |cmd: &mut Command| {
+        let path = netns_path.clone();
+        // SAFETY: open and setns are async-signal-safe; the path was
+        // allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    };
+    let mut bundle = rt.bundle();
+    bundle.set("/linux/netDevices", json!({ "hv0": { "name": "eth7" } }));
+    bundle.sh("ls /sys/class/net; cat /sys/class/net/eth7/type");
+    let out = rt.run_with(&bundle, &rt.new_id(), &[], in_test_netns.clone());
+    out.ok();
+    assert_eq!(out.lines(), ["eth7", "lo", "1"], "{out}");
+    assert!(
+        wait_until(Duration::from_secs(10), || !ns
+            .ip(&["link", "show", "hv1"])
+            .status
+            .success()),
+        "the veth pair went with the container's network namespace"
+    );
+    let mut missing = rt.bundle();
+    missing.set("/linux/netDevices", json!({ "nosuchdev0": {} }));
+    missing.sh("true");
+    rt.run_with(&missing, &rt.new_id(), &[], in_test_netns)
+        .fails_mentioning("nosuchdev0");
+}

@@ -223,6 +223,7 @@ pub(crate) fn spawn_init(
         }
         Err(e) => return Err(e),
     }
+    crate::netdev::move_into(&bundle.spec, child)?;
     parent_ch.send(&ToChild::CgroupJoined)?;
     let session = InitSession {
         ch: &parent_ch,

@@ -30,6 +30,7 @@ pub mod lsm;
 pub mod mempolicy;
 pub mod mountopts;
 pub mod namespaces;
+pub mod netdev;
 pub mod personality;
 pub mod process;
 pub mod reexec;

@@ -153,6 +153,8 @@ pub fn validate(spec: &Spec) -> Result<Namespaces> {
             bail!("config.json: unable to restrict sys entries without a private MNT namespace: linux.maskedPaths and linux.readonlyPaths need {{\"type\": \"mount\"}} in linux.namespaces");
         }
     }
+    crate::netdev::validate(spec, namespaces.is_new(Kind::Net))
+        .map_err(|e| e.context("config.json"))?;
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !namespaces.has(Kind::Uts) {
         bail!("config.json: hostname is set but there is no uts namespace: add {{\"type\": \"uts\"}} to linux.namespaces");
     }
