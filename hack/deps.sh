@@ -12,6 +12,7 @@ HULL_DEB_PACKAGES=(
     jq              # config.json patching and benchmark JSON
     iproute2        # `ip` for network-namespace tests
     util-linux      # unshare, mount, nsenter
+    uidmap          # newuidmap/newgidmap: multi-id maps of rootless containers (and their test)
     procps          # ps(1) for `hull ps`
     containerd      # real-client integration tests (ctr --runc-binary hull; the CRI with crictl)
     criu            # hull checkpoint/restore drive it (3.17 fails `criu check` on newer kernels: then a clear error)

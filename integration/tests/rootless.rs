@@ -19,16 +19,16 @@ struct TestUser {
 }
 
 impl TestUser {
-    fn create() -> TestUser {
-        let name = format!("hullrl{}", std::process::id());
-        let out = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--user-group",
-                "--shell",
-                "/bin/sh",
-            ])
+    /// A system user (no subordinate ids), or a regular one, which useradd
+    /// gives ranges in /etc/subuid and /etc/subgid (userdel removes them).
+    fn create(label: &str, system: bool) -> TestUser {
+        let name = format!("hull{label}{}", std::process::id());
+        let mut cmd = Command::new("useradd");
+        if system {
+            cmd.arg("--system");
+        }
+        let out = cmd
+            .args(["--no-create-home", "--user-group", "--shell", "/bin/sh"])
             .arg(&name)
             .output()
             .expect("useradd (package passwd)");
@@ -151,7 +151,7 @@ fn an_unprivileged_user_runs_and_execs_into_a_container() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let user = TestUser::create();
+    let user = TestUser::create("rl", true);
     let bundle = rootless_bundle(&scratch, &user);
     let xdg = scratch.join("xdg");
     std::fs::create_dir_all(&xdg).unwrap();
@@ -216,4 +216,81 @@ fn an_unprivileged_user_runs_and_execs_into_a_container() {
         "{limited:?}"
     );
     assert!(cgroup_dirs_named(&format!("{id}-limited")).is_empty());
+}
+
+/// The first subordinate id of `name` in /etc/subuid or /etc/subgid.
+fn subordinate_start(file: &str, name: &str) -> u32 {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&name)).then(|| f[1].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no range for {name} in {file}"))
+}
+
+/// More than the user's own id mapped (root to the user, 1-65536 to its
+/// range in /etc/subuid and /etc/subgid), through newuidmap/newgidmap: the
+/// container's root can give files to other ids.
+#[test]
+fn a_rootless_container_maps_a_range_through_newuidmap() {
+    if !require_root() {
+        return;
+    }
+    let scratch = ScratchDir::new("rootless-range");
+    std::fs::set_permissions(
+        &*scratch,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let user = TestUser::create("sub", false);
+    let bundle = rootless_bundle(&scratch, &user);
+    let (subuid, subgid) = (
+        subordinate_start("/etc/subuid", &user.name),
+        subordinate_start("/etc/subgid", &user.name),
+    );
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["linux"]["uidMappings"] = serde_json::json!([
+        { "containerID": 0, "hostID": user.uid, "size": 1 },
+        { "containerID": 1, "hostID": subuid, "size": 65536 }
+    ]);
+    config["linux"]["gidMappings"] = serde_json::json!([
+        { "containerID": 0, "hostID": user.gid, "size": 1 },
+        { "containerID": 1, "hostID": subgid, "size": 65536 }
+    ]);
+    for set in ["bounding", "effective", "permitted"] {
+        config["process"]["capabilities"][set] = serde_json::json!(["CAP_CHOWN"]);
+    }
+    config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs" }));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let xdg = scratch.join("xdg");
+    std::fs::create_dir_all(&xdg).unwrap();
+    for p in [&path, &xdg] {
+        let _ = Command::new("chown")
+            .arg(format!("{}:{}", user.uid, user.gid))
+            .arg(p)
+            .status();
+    }
+    let rl = Rootless {
+        user: &user,
+        bundle,
+        xdg,
+    };
+    rl.set_args(&[
+        "sh",
+        "-c",
+        "wc -l < /proc/self/uid_map; touch /tmp/f && chown 1000:2000 /tmp/f && stat -c %u:%g /tmp/f",
+    ]);
+    let out = rl.ok(&["run", &format!("rlr-{}", std::process::id())]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["2", "1000:2000"],
+        "{out}"
+    );
 }

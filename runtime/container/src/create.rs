@@ -31,7 +31,7 @@ use crate::state::{self, hook_state, ProcessId, Record, StateDir, Status};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxIdMapping, Spec};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, SystemTime};
 
@@ -414,7 +414,7 @@ fn rootless_without_limits(spec: &Spec) -> bool {
 }
 
 /// linux.uidMappings (`uid`) or linux.gidMappings.
-fn linux_maps(spec: &Spec, uid: bool) -> Vec<oci_spec::runtime::LinuxIdMapping> {
+fn linux_maps(spec: &Spec, uid: bool) -> Vec<LinuxIdMapping> {
     let linux = spec.linux().as_ref();
     let maps = if uid {
         linux.and_then(|l| l.uid_mappings().as_ref())
@@ -424,21 +424,55 @@ fn linux_maps(spec: &Spec, uid: bool) -> Vec<oci_spec::runtime::LinuxIdMapping> 
     maps.cloned().unwrap_or_default()
 }
 
+/// Whether an unprivileged runtime needs newuidmap/newgidmap for these
+/// maps: anything but its own id, once, needs ranges from /etc/subuid and
+/// /etc/subgid, which only those setuid helpers may grant.
+fn needs_id_helpers(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> bool {
+    let own = |maps: &[LinuxIdMapping], id: u32| matches!(maps, [m] if m.host_id() == id && m.size() == 1);
+    let (euid, egid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    let only_own = own(uid, euid.as_raw()) && own(gid, egid.as_raw());
+    !euid.is_root() && !only_own
+}
+
+/// `newuidmap PID c h s ...` (or newgidmap).
+fn run_id_helper(helper: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().map_err(|e| {
+        Error::msg(format!(
+            "running {helper} for the rootless container's id mappings: {e} (install Debian's uidmap package)"
+        ))
+    })?;
+    if !out.status.success() {
+        return Err(Error::msg(format!(
+            "{helper} refused the id mappings: {} (are they within this user's ranges in /etc/subuid and /etc/subgid?)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 /// Write /proc/PID/{uid_map,gid_map} from the config.
 fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let (uid, gid) = (linux_maps(spec, true), linux_maps(spec, false));
+    if needs_id_helpers(&uid, &gid) {
+        run_id_helper("newuidmap", pid, &uid)?;
+        return run_id_helper("newgidmap", pid, &gid);
+    }
     if !nix::unistd::geteuid().is_root() {
         std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
             .ctx(|| "denying setgroups for a rootless user namespace")?;
     }
-    std::fs::write(
-        format!("/proc/{pid}/uid_map"),
-        crate::idmap::map_text(&linux_maps(spec, true)),
-    )
-    .ctx(|| "writing linux.uidMappings")?;
-    std::fs::write(
-        format!("/proc/{pid}/gid_map"),
-        crate::idmap::map_text(&linux_maps(spec, false)),
-    )
-    .ctx(|| "writing linux.gidMappings")?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), crate::idmap::map_text(&uid))
+        .ctx(|| "writing linux.uidMappings")?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), crate::idmap::map_text(&gid))
+        .ctx(|| "writing linux.gidMappings")?;
     Ok(())
 }
