@@ -79,6 +79,8 @@ t1=$(now)
 
 # The payload: hull, a shared busybox rootfs, one bundle per container.
 pay=$(mktemp -d /tmp/hull-cg2vm-e2e.XXXXXX)
+# Readable by the VM's unprivileged user too (the rootless case).
+chmod 755 "$pay"
 if ((keep)); then
     trap 'echo "$prog: payload kept in $pay" >&2' EXIT
 else
@@ -129,6 +131,18 @@ bundle killall '.process.args = ["sh", "-c", "sleep 100000 & sleep 100000 & slee
 bundle dflt '.process.args = ["cat", "/proc/self/cgroup"] | del(.linux.cgroupsPath)'
 bundle dflt-limits '.process.args = ["cat", "/proc/self/cgroup"] | del(.linux.cgroupsPath)
     | .linux.resources.memory = {"limit": 67108864}'
+# Rootless (`hull spec --rootless`'s changes, uid/gid 1000 mapped to root)
+# in a cgroup below a subtree delegated to user 1000, with a pids limit.
+bundle rootless "$sleeper"' | .linux.namespaces = ([.linux.namespaces[] | select(.type != "network")] + [{"type": "user"}])
+    | .linux.uidMappings = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    | .linux.gidMappings = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    | del(.linux.resources.devices)
+    | .mounts = [.mounts[] | select(.type != "cgroup")
+        | if .destination == "/sys" then {"destination": "/sys", "type": "none", "source": "/sys",
+            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]} else . end
+        | if .destination == "/dev/pts" then .options -= ["gid=5"] else . end]
+    | .linux.cgroupsPath = "/rl-deleg/c1"
+    | .linux.resources.pids = {"limit": 12}'
 # A CPU no machine has: the kernel refuses cpuset.cpus after the cgroup exists.
 bundle badcpus "$sleeper"' | .linux.resources.cpu = {"cpus": "1000"}'
 

@@ -348,6 +348,38 @@ if want create-failure "$@"; then
     rmdir "$(cgdir badcpus)" 2>/dev/null
 fi
 
+# Rootless with a delegated subtree (as systemd delegates a user's): user
+# 1000 owns /rl-deleg and runs hull from /rl-deleg/caller; hull makes the
+# container's cgroup below, with its limit, and removes it at delete.
+if want rootless "$@"; then
+    grep -q '^rl:' /etc/passwd || echo 'rl:x:1000:1000::/tmp:/bin/sh' >>/etc/passwd
+    grep -qs '^rl:' /etc/group || echo 'rl:x:1000:' >>/etc/group
+    d=$CG/rl-deleg
+    mkdir -p "$d/caller" /tmp/rl-xdg
+    for f in "$d" "$d/caller" /tmp/rl-xdg; do chown 1000:1000 "$f"; done
+    for f in cgroup.procs cgroup.threads cgroup.subtree_control; do
+        chown 1000:1000 "$d/$f" "$d/caller/$f"
+    done
+    as_rl() {
+        sh -c 'echo $$ >'"$d/caller/cgroup.procs"'; exec su -s /bin/sh rl -c "$0"' \
+            "XDG_RUNTIME_DIR=/tmp/rl-xdg $P/hull $*" </dev/null
+    }
+    if as_rl "create -b $B/rootless rl1" >"$LOG/rl.out" 2>&1 && as_rl start rl1 >>"$LOG/rl.out" 2>&1; then
+        c=$d/c1
+        expect rootless/pids.max 12 "$(rd "$c/pids.max")" "$(flat "$LOG/rl.out")"
+        expect rootless/placement 1 "$(nprocs "$c")" "the container's init in $c"
+        expect rootless/state-dir yes "$([ -d /tmp/rl-xdg/hull/rl1 ] && echo yes)" "state under XDG_RUNTIME_DIR"
+        as_rl kill rl1 KILL >>"$LOG/rl.out" 2>&1
+        until_ok 5 procs_empty "$c"
+        as_rl delete rl1 >>"$LOG/rl.out" 2>&1
+        if gone "$c" && gone /tmp/rl-xdg/hull/rl1; then ok rootless/deleted; else bad rootless/deleted "$(flat "$LOG/rl.out")"; fi
+    else
+        bad rootless "create/start as user 1000: $(flat "$LOG/rl.out")"
+    fi
+    as_rl delete --force rl1 >/dev/null 2>&1
+    rmdir "$d/c1" "$d/caller" "$d" 2>/dev/null
+fi
+
 # Nothing may be left behind.
 for id in $(hull list -q 2>/dev/null); do
     bad leftover "container $id still listed"

@@ -111,6 +111,13 @@ impl ContainerCgroup {
             .as_ref()
             .and_then(|l| l.resources().clone())
             .unwrap_or_default();
+        if !nix::unistd::geteuid().is_root() {
+            // Rootless: programming the device controller needs privileges
+            // the user lacks, and a user namespace cannot make device nodes
+            // anyway; runc leaves the rules out too.
+            resources.set_devices(None);
+            return self.set(&resources);
+        }
         let mut devices = resources.devices().clone().unwrap_or_default();
         devices.extend(hull_cgroups::default_allowed_devices());
         resources.set_devices(Some(devices));
