@@ -652,3 +652,48 @@ fn idmapped_bind_mount_maps_owners_both_ways() {
     rt.run(&bad, &rt.new_id(), &[])
         .fails_mentioning("needs mappings");
 }
+
+/// In a container with its own user namespace (0 -> 100000), "idmap"
+/// without mappings of its own takes the container's: the host's root-owned
+/// files are root's inside (not nobody's, as through a plain bind), and what
+/// the container's root creates is root's on the host.
+#[test]
+fn idmap_in_a_user_namespace_uses_the_containers_mapping() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(rt) = Runtime::new("mnt-idmap-userns") else {
+        return;
+    };
+    let src = rt.dir("volume");
+    fs::write(src.join("roots"), "x").unwrap();
+    let mut bundle = rt.bundle();
+    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    // The root filesystem is the host root's: the mount points must exist.
+    for dir in ["plain", "mapped"] {
+        fs::create_dir_all(bundle.rootfs().join(dir)).unwrap();
+    }
+    bundle
+        .namespace("user", None)
+        .set("/linux/uidMappings", map.clone())
+        .set("/linux/gidMappings", map)
+        .mount("/plain", "bind", &src.to_string_lossy(), &["bind"])
+        .mount(
+            "/mapped",
+            "bind",
+            &src.to_string_lossy(),
+            &["bind", "idmap"],
+        );
+    let out = rt
+        .run_ok(
+            bundle
+                .sh("stat -c %u:%g /plain/roots /mapped/roots; echo new > /mapped/made && echo ok"),
+        )
+        .out()
+        .to_owned();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["65534:65534", "0:0", "ok"],
+        "{out}"
+    );
+    let made = fs::metadata(src.join("made")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (0, 0));
+}

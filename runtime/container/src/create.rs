@@ -142,11 +142,14 @@ pub(crate) fn spawn_init(
             no_pivot: opts.no_pivot,
             cgroups: cgroup_binds,
             host_mount_ns: host_rootfs.is_some(),
-            id_maps: Some(crate::idmap::ContainerMaps {
-                uid: linux_maps(&bundle.spec, true),
-                gid: linux_maps(&bundle.spec, false),
-                in_new_userns: ns.is_new(Kind::User),
-            }),
+            idmapped: crate::idmap::prepare_all(
+                bundle.spec.mounts().as_deref().unwrap_or_default(),
+                &crate::idmap::ContainerMaps {
+                    uid: linux_maps(&bundle.spec, true),
+                    gid: linux_maps(&bundle.spec, false),
+                },
+                &bundle.dir,
+            )?,
         },
         created_by_clone,
         joins: child_joins,

@@ -14,9 +14,11 @@
 //! container's own (linux.uidMappings/gidMappings). `ridmap` maps the whole
 //! tree below the source, `idmap` the top mount only.
 //!
-//! Not yet: idmapped mounts in a container with a user namespace of its own
-//! (the mapping must then be attached outside it, by the runtime's parent
-//! process); they are refused with an error saying so.
+//! The trees are made by the runtime's parent process before the container's
+//! init exists, in the host's user and mount namespaces (mount_setattr with
+//! MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN over the source's filesystem, which
+//! an init in a user namespace of its own lacks), and the init inherits
+//! them and only moves them into place, as runc does.
 
 use crate::error::{Context, Error, Result};
 use crate::mountopts::MountOptions;
@@ -24,6 +26,7 @@ use oci_spec::runtime::{LinuxIdMapping, Mount};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
@@ -32,12 +35,11 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 
 /// The container's own id mappings, for `idmap` without mappings of its
-/// own, and whether the init runs in a new user namespace.
+/// own.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerMaps {
     pub uid: Vec<LinuxIdMapping>,
     pub gid: Vec<LinuxIdMapping>,
-    pub in_new_userns: bool,
 }
 
 /// What an idmapped bind mount needs.
@@ -59,9 +61,10 @@ pub fn plan(
     if uid.is_none() && gid.is_none() && opts.idmap.is_none() {
         return Ok(None);
     }
-    if container.is_some_and(|c| c.in_new_userns) {
+    if !opts.is_bind() {
         return Err(Error::msg(format!(
-            "mount on {dest}: idmapped mounts in a container with its own user namespace are not supported by hull yet"
+            "mount on {dest}: idmapped mounts (idmap, ridmap, uidMappings) are for bind mounts, not {:?}",
+            m.typ().as_deref().unwrap_or("")
         )));
     }
     let (uid, gid) = match (uid, gid) {
@@ -148,9 +151,40 @@ fn userns(map: &Idmap) -> Result<OwnedFd> {
     }
 }
 
-/// Bind `source` onto `target` (an O_PATH fd of the destination) with
-/// `map`'s ownership mapping.
-pub fn bind(source: &Path, target: &OwnedFd, map: &Idmap) -> Result<()> {
+/// The idmapped tree of every mount that asks for one, by mount index:
+/// made here, in the runtime's parent process, for the init to attach.
+/// Relative sources are taken from `bundle`.
+pub fn prepare_all(
+    mounts: &[Mount],
+    container: &ContainerMaps,
+    bundle: &Path,
+) -> Result<Vec<Option<Arc<OwnedFd>>>> {
+    let mut trees = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        let opts = crate::mountopts::parse(m.options().as_deref().unwrap_or_default());
+        let tree = match plan(m, &opts, Some(container))? {
+            None => None,
+            Some(map) => {
+                let source = m.source().as_deref().ok_or_else(|| {
+                    Error::msg(format!(
+                        "mount on {}: an idmapped bind mount needs a source",
+                        m.destination().display()
+                    ))
+                })?;
+                let source = bundle.join(source);
+                let tree = detached_tree(&source, &map).map_err(|e| {
+                    e.context(format!("idmapped bind mount of {}", source.display()))
+                })?;
+                Some(Arc::new(tree))
+            }
+        };
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
+/// A detached copy of the tree at `source` with `map`'s ownership mapping.
+fn detached_tree(source: &Path, map: &Idmap) -> Result<OwnedFd> {
     let path = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::msg("NUL in a mount source"))?;
     let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
@@ -169,6 +203,12 @@ pub fn bind(source: &Path, target: &OwnedFd, map: &Idmap) -> Result<()> {
         .map_err(|e| {
             e.context("giving the mount its id mapping (does the source's filesystem support idmapped mounts?)")
         })?;
+    Ok(tree)
+}
+
+/// Move a tree from [`prepare_all`] onto `target` (an O_PATH fd of the
+/// destination in the container's root).
+pub fn attach(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
     // SAFETY: move_mount between two fds we hold, empty paths.
     let r = unsafe {
         libc::syscall(

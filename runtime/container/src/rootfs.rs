@@ -36,8 +36,9 @@ pub struct Plan {
     /// mount namespace (see [`crate::hostmounts`]) and the container is
     /// chrooted into its rootfs.
     pub host_mount_ns: bool,
-    /// The container's id mappings, for idmapped mounts.
-    pub id_maps: Option<crate::idmap::ContainerMaps>,
+    /// The idmapped trees the runtime made, by mount index (see
+    /// [`crate::idmap`]).
+    pub idmapped: Vec<Option<std::sync::Arc<OwnedFd>>>,
 }
 
 fn none() -> Option<&'static str> {
@@ -113,7 +114,13 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
         .ctx(|| format!("making the rootfs bind {} private", plan.rootfs.display()))?;
     }
     let root = inroot::open_root(&plan.rootfs)?;
-    for m in spec.mounts().as_deref().unwrap_or_default() {
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         crate::debug!(
             "mounting {} {} on {} (options {})",
             m.typ().as_deref().unwrap_or("bind"),
@@ -121,7 +128,9 @@ pub fn prepare(spec: &Spec, plan: &Plan) -> Result<()> {
             m.destination().display(),
             m.options().as_deref().unwrap_or_default().join(",")
         );
-        mount_entry(&root, m, plan).ctx(|| format!("mounting {}", m.destination().display()))?;
+        let idmapped = plan.idmapped.get(i).and_then(Option::as_deref);
+        mount_entry(&root, m, plan, idmapped)
+            .ctx(|| format!("mounting {}", m.destination().display()))?;
     }
     // process.cwd is created if the image lacks it, as runc does.
     if let Some(p) = spec.process() {
@@ -243,7 +252,7 @@ pub(crate) fn mount_setattr_userns(
     Ok(())
 }
 
-fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
+fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan, idmapped: Option<&OwnedFd>) -> Result<()> {
     let opts = parse_opts(m);
     let typ = m.typ().clone().unwrap_or_default();
     let dest = m.destination();
@@ -252,12 +261,6 @@ fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
     }
     if opts.tmpcopyup {
         return mount_tmpfs_copy(root, dest, &typ, &opts);
-    }
-    if !opts.is_bind() && (opts.idmap.is_some() || m.uid_mappings().is_some()) {
-        return Err(Error::msg(format!(
-            "mount on {}: idmapped mounts (idmap, ridmap, uidMappings) are for bind mounts, not {typ:?}",
-            dest.display()
-        )));
     }
     if opts.is_bind() {
         let source = m
@@ -272,8 +275,8 @@ fn mount_entry(root: &OwnedFd, m: &Mount, plan: &Plan) -> Result<()> {
             Create::File
         };
         let target = inroot::resolve(root.as_fd(), dest, create)?;
-        match crate::idmap::plan(m, &opts, plan.id_maps.as_ref())? {
-            Some(idmap) => crate::idmap::bind(source, &target, &idmap)
+        match idmapped {
+            Some(tree) => crate::idmap::attach(tree, &target)
                 .map_err(|e| e.context(format!("idmapped bind mount of {}", source.display())))?,
             None => mount(
                 Some(source.as_path()),
