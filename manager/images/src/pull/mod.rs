@@ -571,28 +571,53 @@ impl Puller {
             .digest
             .parse()
             .map_err(|e| remote.blob_error(&desc.digest, format!("{e}"), BlobFailure::Fatal))?;
-        if self.store.info(&digest).is_err() {
-            let store = self.store.clone();
-            let bytes = bytes.to_vec();
-            let reference = ingest_ref(&desc.digest);
-            let size = desc.size;
-            tokio::task::spawn_blocking(move || {
-                let mut w = store.writer(&reference, Some(size), Some(&digest))?;
-                w.restart()?;
-                w.write_all(&bytes)
-                    .map_err(|source| hull_content::Error::Io {
-                        what: "writing",
-                        path: reference.clone().into(),
-                        source,
-                    })?;
-                w.commit(size, &digest)
-            })
-            .await
-            .expect("content store writer panicked")
-            .map_err(PullError::from_store)?;
+        // Pulls of the same image at once (e.g. many `hullctl run` of an
+        // image not present yet) write the same manifest: a writer busy
+        // with it finishes within moments, so wait for it and take its
+        // result instead of failing.
+        let deadline = tokio::time::Instant::now() + STORE_BYTES_WAIT;
+        while self.store.info(&digest).is_err() {
+            match self.write_bytes(desc, &digest, bytes).await {
+                Ok(()) => break,
+                Err(hull_content::Error::Locked(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(PullError::from_store(e)),
+            }
         }
         events(Event::Committed(desc.clone()));
         Ok(())
+    }
+
+    async fn write_bytes(
+        &self,
+        desc: &Descriptor,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(), hull_content::Error> {
+        let store = self.store.clone();
+        let bytes = bytes.to_vec();
+        let reference = ingest_ref(&desc.digest);
+        let (size, digest) = (desc.size, digest.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            let mut w = store.writer(&reference, Some(size), Some(&digest))?;
+            w.restart()?;
+            w.write_all(&bytes)
+                .map_err(|source| hull_content::Error::Io {
+                    what: "writing",
+                    path: reference.clone().into(),
+                    source,
+                })?;
+            w.commit(size, &digest).map(drop)
+        })
+        .await;
+        written.unwrap_or_else(|e| {
+            Err(hull_content::Error::Io {
+                what: "writing (the task ended abnormally; a hulld bug)",
+                path: desc.digest.clone().into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
     }
 }
 
@@ -605,6 +630,9 @@ impl Drop for EndFeeds {
         self.0.fail_all("the pull stopped");
     }
 }
+
+/// How long a pull waits for another one writing the same manifest.
+const STORE_BYTES_WAIT: Duration = Duration::from_secs(30);
 
 /// Exponential: 400 ms, 800 ms, 1.6 s, ... capped at 6.4 s.
 fn backoff(attempt: u32) -> Duration {
