@@ -36,6 +36,12 @@ fn id_of(d: &Hulld, name: &str) -> String {
         .unwrap_or_else(|| panic!("no container {name}: {list}"))
 }
 
+/// `hullctl run -d --name NAME IMAGE sh -c SCRIPT`: the container's id.
+fn run_detached(d: &Hulld, name: &str, image: &str, script: &str) -> String {
+    let out = d.ctl(&["run", "-d", "--name", name, image, "sh", "-c", script]);
+    out.ok().stdout.trim().to_string()
+}
+
 #[test]
 fn run_in_the_foreground_with_docker_exit_codes() {
     let Some((_reg, d, image)) = setup() else {
@@ -107,21 +113,7 @@ fn a_detached_container_through_its_lifecycle() {
     let Some((_reg, d, image)) = setup() else {
         return;
     };
-    let id = d
-        .ctl(&[
-            "run",
-            "-d",
-            "--name",
-            "web",
-            &image,
-            "sh",
-            "-c",
-            "echo started; exec sleep 300",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let id = run_detached(&d, "web", &image, "echo started; exec sleep 300");
     assert_eq!(id.len(), 64, "{id}");
     let ps = d.ctl(&["ps"]).ok().stdout;
     assert!(ps.contains("web") && ps.contains("Up"), "{ps}");
@@ -401,20 +393,9 @@ fn containers_outlive_a_killed_hulld() {
     let names = ["a", "b", "c", "d", "e"];
     for name in names {
         let script = format!("echo from-{name}; exec sleep 300");
-        d.ctl(&["run", "-d", "--name", name, &image, "sh", "-c", &script])
-            .ok();
+        run_detached(&d, name, &image, &script);
     }
-    d.ctl(&[
-        "run",
-        "-d",
-        "--name",
-        "quitter",
-        &image,
-        "sh",
-        "-c",
-        "sleep 2; exit 9",
-    ])
-    .ok();
+    run_detached(&d, "quitter", &image, "sleep 2; exit 9");
     d.stop_with(libc::SIGKILL);
     std::thread::sleep(Duration::from_secs(3));
     d.spawn();
@@ -451,21 +432,7 @@ fn a_container_whose_shim_dies_is_reported_exited() {
     let Some((_reg, d, image)) = setup() else {
         return;
     };
-    let id = d
-        .ctl(&[
-            "run",
-            "-d",
-            "--name",
-            "orphan",
-            &image,
-            "sh",
-            "-c",
-            "exec sleep 300",
-        ])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let id = run_detached(&d, "orphan", &image, "exec sleep 300");
     let events_file = d.dir.join("events.txt");
     let mut events = std::process::Command::new("ctr")
         .arg("--address")

@@ -139,18 +139,20 @@ fn rootless_bundle(dir: &Path, user: &TestUser) -> PathBuf {
     b
 }
 
+/// A scratch dir the test user can reach (ScratchDir makes it root's only).
+fn user_scratch(name: &str) -> ScratchDir {
+    let scratch = ScratchDir::new(name);
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&*scratch, mode).unwrap();
+    scratch
+}
+
 #[test]
 fn an_unprivileged_user_runs_and_execs_into_a_container() {
     if !require_root() {
         return;
     }
-    let scratch = ScratchDir::new("rootless");
-    // The user must reach its bundle: the scratch dir is root's.
-    std::fs::set_permissions(
-        &*scratch,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let scratch = user_scratch("rootless");
     let user = TestUser::create("rl", true);
     let bundle = rootless_bundle(&scratch, &user);
     let xdg = scratch.join("xdg");
@@ -238,12 +240,7 @@ fn a_rootless_container_maps_a_range_through_newuidmap() {
     if !require_root() {
         return;
     }
-    let scratch = ScratchDir::new("rootless-range");
-    std::fs::set_permissions(
-        &*scratch,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let scratch = user_scratch("rootless-range");
     let user = TestUser::create("sub", false);
     let bundle = rootless_bundle(&scratch, &user);
     let (subuid, subgid) = (

@@ -86,7 +86,11 @@ impl Client {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let labels = [("containerd.io/gc.expire".to_string(), rfc3339(secs))].into();
+        let labels = [(
+            "containerd.io/gc.expire".to_string(),
+            hull_timefmt::rfc3339_secs(secs),
+        )]
+        .into();
         let lease = self
             .leases()
             .create(CreateRequest {
@@ -152,36 +156,5 @@ impl Client {
     }
     pub fn gc(&self) -> GcClient<Svc> {
         GcClient::new(self.svc())
-    }
-}
-
-/// Seconds since the epoch as RFC 3339 (UTC), for lease expiry labels.
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_utc() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_796_288_400), "2026-12-03T09:00:00Z");
     }
 }

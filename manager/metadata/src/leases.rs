@@ -57,7 +57,7 @@ impl Lease {
     /// A new lease; `containerd.io/gc.expire` (RFC 3339) sets its expiry.
     pub fn new(id: &str, labels: BTreeMap<String, String>) -> Result<Lease> {
         let expires = match labels.get(crate::GC_EXPIRE) {
-            Some(t) => parse_rfc3339(t).ok_or_else(|| {
+            Some(t) => hull_timefmt::parse_rfc3339(t).ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "lease {id}: label {} is not an RFC 3339 time: {t:?}",
                     crate::GC_EXPIRE
@@ -117,48 +117,6 @@ impl Lease {
         }
         Ok(())
     }
-}
-
-/// `2026-12-03T09:00:00Z`, `...00.123+01:00` → seconds since the epoch.
-fn parse_rfc3339(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (date, rest) = s.split_once(['T', 't', ' '])?;
-    let mut d = date.split('-');
-    let (y, mo, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    let (time, offset) = match rest.find(['Z', 'z', '+', '-']) {
-        Some(i) => rest.split_at(i),
-        None => return None,
-    };
-    let mut t = time.split(':');
-    let (h, mi): (i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?);
-    let sec: i64 = t.next()?.split('.').next()?.parse().ok()?;
-    let offset_secs = match offset.as_bytes().first()? {
-        b'Z' | b'z' => 0,
-        sign => {
-            let (oh, om) = offset[1..].split_once(':')?;
-            let v = oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60;
-            if *sign == b'-' {
-                -v
-            } else {
-                v
-            }
-        }
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs).ok()
 }
 
 pub(crate) fn add_resource(
@@ -273,18 +231,6 @@ impl Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_times() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2026-12-03T09:00:00Z"), Some(1_796_288_400));
-        assert_eq!(
-            parse_rfc3339("2026-12-03T10:00:00.123456+01:00"),
-            Some(1_796_288_400)
-        );
-        assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(parse_rfc3339("2026-13-03T10:00:00Z"), None);
-    }
 
     #[test]
     fn typed_resources_round_trip() {

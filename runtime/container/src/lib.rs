@@ -42,7 +42,7 @@ pub mod spec;
 pub mod spec_template;
 mod startsock;
 pub mod state;
-pub mod timefmt;
+pub use hull_timefmt as timefmt;
 pub mod tmpcopyup;
 
 pub use container::{Container, CreateOptions, ExecOptions};
