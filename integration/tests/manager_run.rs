@@ -469,6 +469,69 @@ fn a_container_whose_shim_dies_is_reported_exited() {
     assert!(d.leftovers(&ids).is_empty(), "{:?}", d.leftovers(&ids));
 }
 
+/// `ctr events` on hulld hears what changed, under containerd's topics:
+/// images created, updated and deleted (pulls included), containers and
+/// their tasks through their lives.
+#[test]
+fn ctr_events_report_images_and_containers() {
+    let Some((_reg, d, image)) = setup() else {
+        return;
+    };
+    let events_file = d.dir.join("events-all.txt");
+    let mut events = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&d.socket)
+        .arg("events")
+        .stdout(std::fs::File::create(&events_file).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    d.ctl(&["pull", "-q", &image]).ok();
+    d.ctl(&["pull", "-q", &image]).ok();
+    let id = run_detached(&d, "ev", &image, "exec sleep 300");
+    d.ctl(&["rm", "-f", "ev"]).ok();
+    d.ctl(&["images", "rm", &image]).ok();
+    let topics = [
+        "/images/create",
+        "/images/update",
+        "/containers/create",
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+        "/containers/delete",
+        "/images/delete",
+    ];
+    let seen_all = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&events_file).is_ok_and(|e| e.contains("/images/delete"))
+    });
+    let _ = events.kill();
+    let _ = events.wait();
+    let seen = std::fs::read_to_string(&events_file).unwrap_or_default();
+    assert!(seen_all, "{seen}");
+    let order: Vec<usize> = topics
+        .iter()
+        .map(|t| {
+            seen.lines()
+                .position(|l| l.split_whitespace().any(|w| w == *t))
+                .unwrap_or_else(|| panic!("no {t} event: {seen}"))
+        })
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "{topics:?} out of order: {seen}"
+    );
+    assert!(seen.contains(&id), "{seen}");
+    // ctr decoded the image events (containerd's type names): their name.
+    let created = seen.lines().find(|l| l.contains("/images/create")).unwrap();
+    assert!(
+        created.contains(&format!("\"name\":\"{image}\"")),
+        "{created}"
+    );
+    let ids = [id];
+    assert!(d.leftovers(&ids).is_empty(), "{:?}", d.leftovers(&ids));
+}
+
 #[test]
 fn many_containers_at_once_leave_nothing_behind() {
     let Some((_reg, d, image)) = setup() else {

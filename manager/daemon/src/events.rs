@@ -96,3 +96,40 @@ pub fn container_delete(id: &str) -> prost_types::Any {
         &ev::ContainerDelete { id: id.to_string() },
     )
 }
+
+/// `/images/create` or, for an image that was there, `/images/update`.
+/// containerd declares its image events in the images service's package
+/// (`containerd.services.images.v1.ImageCreate`), not in `containerd.events`.
+pub fn image_put(ns: &str, image: &hull_metadata::Image, existed: bool, bus: &EventBus) {
+    use hull_api::images::{ImageCreate, ImageUpdate};
+    let (name, labels) = (
+        image.name.clone(),
+        image.labels.clone().into_iter().collect(),
+    );
+    let (topic, event) = if existed {
+        (
+            "/images/update",
+            image_any("ImageUpdate", &ImageUpdate { name, labels }),
+        )
+    } else {
+        (
+            "/images/create",
+            image_any("ImageCreate", &ImageCreate { name, labels }),
+        )
+    };
+    bus.publish(ns, topic, event);
+}
+
+pub fn image_delete(name: &str) -> prost_types::Any {
+    let event = hull_api::images::ImageDelete {
+        name: name.to_string(),
+    };
+    image_any("ImageDelete", &event)
+}
+
+fn image_any<M: Message>(name: &str, m: &M) -> prost_types::Any {
+    prost_types::Any {
+        type_url: format!("containerd.services.images.v1.{name}"),
+        value: m.encode_to_vec(),
+    }
+}

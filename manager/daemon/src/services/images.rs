@@ -139,6 +139,7 @@ impl Service {
             }
             d.meta.create_namespace(&ns).map_err(meta_status)?;
             d.meta.put_image(&ns, &record).map_err(meta_status)?;
+            crate::events::image_put(&ns, &record, existing.is_some(), &d.events);
             if update.is_some() {
                 d.gc_after(&format!("updating image {}", record.name));
             }
@@ -214,6 +215,8 @@ impl Images for Service {
                 }
             }
             d.meta.delete_image(&ns, &r.name).map_err(meta_status)?;
+            d.events
+                .publish(&ns, "/images/delete", crate::events::image_delete(&r.name));
             d.gc_after(&format!("removing image {}", r.name));
             Ok(())
         })

@@ -183,7 +183,12 @@ impl Transfer for Service {
                     };
                     let stored = match labelled {
                         Ok(()) if r.store_image => {
-                            d.meta.put_image(&ns, &record).map_err(meta_status)
+                            let existed = d.meta.image(&ns, &record.name).is_ok();
+                            let put = d.meta.put_image(&ns, &record).map_err(meta_status);
+                            if put.is_ok() {
+                                crate::events::image_put(&ns, &record, existed, &d.events);
+                            }
+                            put
                         }
                         other => other,
                     };
