@@ -61,6 +61,21 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     format!("{date_time}.{}Z", frac.trim_end_matches('0'))
 }
 
+/// An RFC3339Nano UTC time with its fraction padded to nine digits
+/// (`...:47.5Z` → `...:47.500000000Z`): docker's "RFC3339NanoFixed", how
+/// `logs --timestamps` shows times so that they line up. Anything not in
+/// that form is returned as it is.
+pub fn nano_fixed(time: &str) -> String {
+    let Some(body) = time.strip_suffix('Z') else {
+        return time.to_string();
+    };
+    let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return time.to_string();
+    }
+    format!("{whole}.{frac:0<9}Z")
+}
+
 /// `2026-11-28T12:27:47Z`: whole seconds, the time field of runc's log
 /// lines and containerd's lease expiry labels.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -122,6 +137,19 @@ mod tests {
         );
         assert_eq!(rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_secs(1_796_288_400), "2026-12-03T09:00:00Z");
+        assert_eq!(
+            nano_fixed("2000-02-29T00:00:00.5Z"),
+            "2000-02-29T00:00:00.500000000Z"
+        );
+        assert_eq!(
+            nano_fixed("1970-01-01T00:00:00Z"),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(nano_fixed("x.1234567890Z"), "x.1234567890Z");
+        assert_eq!(
+            nano_fixed("2026-12-03T10:00:00+01:00"),
+            "2026-12-03T10:00:00+01:00"
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn print(records: &[Record], timestamps: bool) -> Result<(), String> {
     for r in records {
         let sink: &mut dyn Write = if r.stderr { &mut err } else { &mut out };
         if timestamps {
-            write!(sink, "{} ", r.time).map_err(|e| e.to_string())?;
+            write!(sink, "{} ", hull_timefmt::nano_fixed(&r.time)).map_err(|e| e.to_string())?;
         }
         sink.write_all(r.text.as_bytes())
             .map_err(|e| e.to_string())?;
