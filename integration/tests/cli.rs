@@ -82,6 +82,18 @@ fn features_document() {
             "mount option {opt} missing: {options:?}"
         );
     }
+    if is_hull() {
+        // runtime-spec 1.2/1.3 features runc 1.1 does not have.
+        assert!(
+            options.contains(&"tmpcopyup") && options.contains(&"idmap"),
+            "{options:?}"
+        );
+        let linux = &f["linux"];
+        assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], true, "{f}");
+        assert_eq!(linux["netDevices"]["enabled"], true, "{f}");
+        let modes = strings(&f, "/linux/memoryPolicy/modes");
+        assert!(modes.contains(&"MPOL_BIND"), "{modes:?}");
+    }
 }
 
 #[test]

@@ -152,7 +152,45 @@ fn hooks_run_in_order_with_state() {
             }
             _ => {}
         }
+        // The status the runtime spec gives each hook (runc 1.1 runs
+        // poststart during create and so reports "created" there).
+        if is_hull() {
+            let want = match name.as_str() {
+                "prestart" | "createRuntime" | "createContainer" => "creating",
+                "startContainer" => "created",
+                "poststart" => "running",
+                _ => "stopped",
+            };
+            assert_eq!(state["status"], want, "{name}: {state}");
+        }
     }
+}
+
+/// A failing startContainer hook stops the lifecycle: `start` fails and the
+/// program never runs (runc 1.1 says `start` succeeded; the spec and hull
+/// treat it like any other hook before the program).
+#[test]
+fn failing_start_container_hook_fails_start() {
+    let Some(rt) = Runtime::new("hooks-start-fail") else {
+        return;
+    };
+    if !is_hull() {
+        return;
+    }
+    let marks = rt.dir("start-fail");
+    let ran = marks.join("program-ran");
+    let mut bundle = rt.bundle();
+    bundle.bind(&marks, marks.to_str().unwrap(), false);
+    bundle
+        .args(&["sh", "-c", &format!("touch {}; sleep 600", ran.display())])
+        .push("/hooks/startContainer", script_hook("exit 3", None));
+    let id = rt.new_id();
+    rt.create(&bundle, &id, &[]).ok();
+    rt.start(&id).failed();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!ran.exists(), "the program ran although its hook failed");
+    assert_ne!(rt.status(&id), "running");
+    rt.delete_force(&id);
 }
 
 #[test]
