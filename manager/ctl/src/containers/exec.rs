@@ -222,14 +222,16 @@ pub async fn attach(ctx: &Ctx<'_>, name: &str) -> Exit {
         log,
         super::logs::Show {
             tail: None,
-            follow: false,
+            follow: true,
             timestamps: false,
         },
     );
     tokio::pin!(follow);
     let code = tokio::select! {
         code = relay_until_exit(ctx.c, &container.id, "", false) => code?,
-        r = &mut follow => { r?; 0 }
+        // The follower ends only on an error.
+        r = &mut follow => { r?; return Ok(0) }
     };
+    super::logs::drain(follow).await?;
     Ok(code)
 }

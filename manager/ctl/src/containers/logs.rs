@@ -169,6 +169,17 @@ pub async fn show_log(path: PathBuf, how: Show) -> Result<(), String> {
     }
 }
 
+/// After the container exited: let a follower print what was written
+/// before the exit (it reads every 100 ms), then stop it.
+pub async fn drain(
+    follow: std::pin::Pin<&mut impl std::future::Future<Output = Result<(), String>>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_millis(250), follow).await {
+        Ok(r) => r,
+        Err(_) => Ok(()),
+    }
+}
+
 pub async fn logs(ctx: &Ctx<'_>, a: LogsArgs) -> Exit {
     let c = super::find(ctx.c, &a.container).await?;
     let path = super::run::log_path(ctx, &c.id);
@@ -187,8 +198,7 @@ pub async fn logs(ctx: &Ctx<'_>, a: LogsArgs) -> Exit {
     tokio::select! {
         r = &mut follow => { r?; }
         _ = super::run::wait(ctx.c, &c.id, "") => {
-            // What was written before the exit.
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            drain(follow).await?;
         }
     }
     Ok(0)
