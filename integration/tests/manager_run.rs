@@ -180,6 +180,180 @@ fn a_detached_container_through_its_lifecycle() {
     );
 }
 
+/// The `run` options docker users reach for, seen from inside the
+/// container and in its cgroup: an env file, another entrypoint,
+/// capabilities dropped and added, --privileged, memory and pids limits;
+/// then inspect, attach, and 126 for a program that cannot be executed.
+#[test]
+fn run_options_reach_the_container() {
+    let Some((_reg, d, image)) = setup() else {
+        return;
+    };
+    let env_file = d.dir.join("env.list");
+    std::fs::write(&env_file, "# docker's format\nA=1\n\nB=two words\n").unwrap();
+    let env = d.ctl(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "--entrypoint",
+        "/bin/echo",
+        &image,
+        "from-entrypoint",
+    ]);
+    assert_eq!(env.ok().stdout, "from-entrypoint\n");
+    let env = d.ctl(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        &image,
+        "sh",
+        "-c",
+        "echo \"$A|$B\"",
+    ]);
+    assert_eq!(env.ok().stdout, "1|two words\n");
+    let cap_eff = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        // Shell builtins only: the test image has few programs.
+        let script =
+            "while read -r k v; do [ $k = CapEff: ] && echo $v; done < /proc/self/status; exit 0";
+        args.extend([image.as_str(), "sh", "-c", script]);
+        d.ctl(&args).ok().stdout.trim().to_string()
+    };
+    // CAP_CHOWN is bit 0, CAP_NET_ADMIN bit 12.
+    assert_eq!(
+        cap_eff(&["--cap-drop", "ALL", "--cap-add", "CHOWN"]),
+        "0000000000000001"
+    );
+    let default = u64::from_str_radix(&cap_eff(&[]), 16).unwrap();
+    assert_eq!(
+        default & (1 << 12),
+        0,
+        "NET_ADMIN is not a default capability"
+    );
+    let added = u64::from_str_radix(&cap_eff(&["--cap-add", "NET_ADMIN"]), 16).unwrap();
+    assert_eq!(added, default | 1 << 12);
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_eff = host.lines().find(|l| l.starts_with("CapEff")).unwrap();
+    assert_eq!(
+        cap_eff(&["--privileged"]),
+        host_eff.split_whitespace().nth(1).unwrap()
+    );
+
+    let id = d
+        .ctl(&[
+            "run",
+            "-d",
+            "--name",
+            "limited",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "20",
+            &image,
+            "sh",
+            "-c",
+            "echo first; sleep 1; echo second; exit 5",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let inspect = d.ctl(&["inspect", "limited"]).ok().stdout;
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let c = &inspect[0];
+    assert_eq!(
+        (c["Id"].as_str(), c["Name"].as_str()),
+        (Some(id.as_str()), Some("limited"))
+    );
+    assert_eq!(c["Image"], image.as_str());
+    assert_eq!(c["State"]["Status"], "running", "{c}");
+    let cgroup = c["Spec"]["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/');
+    let read =
+        |file: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{file}")).unwrap_or_default();
+    assert_eq!(read(&format!("pids/{cgroup}/pids.max")).trim(), "20");
+    assert_eq!(
+        read(&format!("memory/{cgroup}/memory.limit_in_bytes")).trim(),
+        (64u64 << 20).to_string()
+    );
+    // attach follows the output to the end and answers the exit status.
+    let attached = d.ctl(&["attach", "limited"]);
+    assert_eq!(attached.code, 5, "{attached:?}");
+    assert!(attached.stdout.ends_with("second\n"), "{attached:?}");
+    d.ctl(&["rm", "limited"]).ok();
+
+    let not_executable = d.ctl(&["run", "--rm", &image, "/etc/passwd"]);
+    assert_eq!(not_executable.code, 126, "{not_executable:?}");
+    let ids = [id];
+    assert!(d.leftovers(&ids).is_empty(), "{:?}", d.leftovers(&ids));
+}
+
+/// `[metrics] address` serves Prometheus text with each running task's
+/// cgroup figures and hulld's request counters; `[log] level` takes effect.
+#[test]
+fn a_running_daemon_serves_metrics_and_logs_at_its_level() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let config = format!("[metrics]\naddress = \"127.0.0.1:{port}\"\n[log]\nlevel = \"debug\"\n");
+    let Some((_reg, d, image)) = setup_with(&config) else {
+        return;
+    };
+    let id = d
+        .ctl(&[
+            "run",
+            "-d",
+            "--memory",
+            "32m",
+            &image,
+            "sh",
+            "-c",
+            "exec sleep 300",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut conn, b"GET /v1/metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut text).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.") && text.contains(" 200 "),
+        "{text}"
+    );
+    let task = format!("{{namespace=\"default\",container_id=\"{id}\"}}");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}{task} ")))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} for the task: {text}"))
+    };
+    assert_eq!(value("container_memory_limit_bytes"), 32 << 20);
+    assert!(value("container_pids_current") >= 1);
+    assert!(value("container_memory_usage_bytes") > 0);
+    assert!(
+        text.contains(
+            "hulld_grpc_requests_total{method=\"containerd.services.tasks.v1.Tasks/Create\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        d.log().contains("DEBUG"),
+        "no debug line at level debug: {}",
+        d.log()
+    );
+    d.ctl(&["rm", "-f", &id]).ok();
+    let ids = [id];
+    assert!(d.leftovers(&ids).is_empty(), "{:?}", d.leftovers(&ids));
+}
+
 #[test]
 fn volumes_and_tmpfs() {
     let Some((_reg, d, image)) = setup() else {
@@ -314,6 +488,8 @@ fn an_interactive_shell_follows_the_users_terminal() {
         });
         assert!(seen, "{what:?} never appeared:\n{}", screen.lock().unwrap());
     };
+    // As a user would: type once the shell's prompt is there.
+    shows("# ");
     type_in("stty size\r");
     shows("24 80");
     // SAFETY: TIOCSWINSZ on the pty master this test owns.
