@@ -19,6 +19,7 @@ pub mod error;
 pub mod fdpass;
 pub mod features;
 pub mod forward;
+mod fscontext;
 pub mod hooks;
 pub mod hostmounts;
 pub mod id;

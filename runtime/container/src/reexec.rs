@@ -1,27 +1,85 @@
-//! Run the runtime from a sealed in-memory copy of its own binary.
+//! Run the runtime from a copy of its binary that the container cannot
+//! write to.
 //!
 //! CVE-2019-5736: a process inside the container can open /proc/PID/exe of a
 //! runtime process that joined the container and overwrite the host binary.
 //! Before forking anything into a container, hull re-executes itself from a
-//! memfd with every write seal set, so /proc/PID/exe points at an immutable
-//! anonymous copy. A sealed copy is recognised by its seals, not by an
-//! environment variable that a caller could forge.
+//! protected view of its binary, so /proc/PID/exe never leads to a writable
+//! file. Two views, the first that works:
+//!
+//! - a read-only overlayfs over the binary's own directory, mounted detached
+//!   (fsopen/fsmount, attached nowhere, gone with its last user): nothing is
+//!   copied, the pages are the host file's page cache, and a write through
+//!   it fails with EROFS. It needs the privilege to mount overlayfs and
+//!   Linux 6.8 (`lowerdir+`); runc 1.2 protects itself the same way.
+//! - a memfd copy with every write seal set (a rootless hull, older
+//!   kernels): ~4 ms and 3.5 MiB more per create, run and exec.
+//!
+//! A protected process is recognised by its executable itself (on a
+//! read-only mount, or a fully sealed memfd), not by an environment
+//! variable that a caller could forge. A hull installed on a read-only
+//! mount is protected as it is and does not re-execute at all.
 
 use crate::error::{Context, Result};
+use crate::fscontext::FsContext;
+use crate::mountopts::attr;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
-/// Whether /proc/self/exe is a fully sealed memfd.
-pub fn running_from_sealed_copy() -> bool {
+/// Whether /proc/self/exe cannot be written through: it is on a read-only
+/// mount (hull's detached overlay, or an installation on one) or a fully
+/// sealed memfd.
+pub fn running_protected() -> bool {
     let Ok(f) = std::fs::File::open("/proc/self/exe") else {
         return false;
     };
+    // SAFETY: fstatvfs fills a struct we own from an fd we own.
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(f.as_raw_fd(), &mut vfs) } == 0 && vfs.f_flag & libc::ST_RDONLY != 0
+    {
+        return true;
+    }
     // SAFETY: F_GET_SEALS only reads the seals of an fd we own.
     let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
     seals >= 0 && seals & SEALS == SEALS
+}
+
+/// The binary seen through a read-only overlayfs of its own directory,
+/// mounted detached. overlayfs without an upper layer wants two lower ones:
+/// the second is an empty detached tmpfs.
+pub fn overlay_view() -> Result<OwnedFd> {
+    let exe = std::fs::read_link("/proc/self/exe").ctx(|| "reading /proc/self/exe")?;
+    let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
+        return Err(crate::Error::msg(format!(
+            "runtime binary {}: no directory",
+            exe.display()
+        )));
+    };
+    let dir = dir
+        .to_str()
+        .ok_or_else(|| crate::Error::msg(format!("runtime binary {}: not UTF-8", exe.display())))?;
+    let empty = FsContext::open("tmpfs")
+        .ctx(|| "fsopen(tmpfs)")?
+        .mount(attr::RDONLY)?;
+    let overlay = FsContext::open("overlay").ctx(|| "fsopen(overlay)")?;
+    for layer in [dir, &format!("/proc/self/fd/{}", empty.as_raw_fd())] {
+        overlay
+            .set("lowerdir+", Some(layer))
+            .ctx(|| format!("overlayfs layer {layer}"))?;
+    }
+    let mnt = overlay.mount(attr::RDONLY | attr::NOSUID | attr::NODEV)?;
+    let fd = nix::fcntl::openat(
+        Some(mnt.as_raw_fd()),
+        name,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NOFOLLOW,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("opening {} through its overlay", exe.display()))?;
+    // SAFETY: a new fd we own; it keeps the detached mount alive.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Copy /proc/self/exe into a sealed memfd.
@@ -68,13 +126,19 @@ pub fn sealed_copy() -> Result<OwnedFd> {
     Ok(memfd)
 }
 
-/// Re-execute the current command line from a sealed copy unless already
-/// running from one. Returns only on failure.
-pub fn ensure_sealed() -> Result<()> {
-    if running_from_sealed_copy() {
+/// Re-execute the current command line from a protected view of the binary
+/// unless already running from one. Returns only on failure.
+pub fn ensure_protected() -> Result<()> {
+    if running_protected() {
         return Ok(());
     }
-    let memfd = sealed_copy()?;
+    let exe = match overlay_view() {
+        Ok(fd) => fd,
+        Err(e) => {
+            crate::debug!("no read-only overlay of the runtime binary ({e}): a sealed copy");
+            sealed_copy()?
+        }
+    };
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(std::os::unix::ffi::OsStringExt::into_vec(a)).unwrap_or_default())
         .collect();
@@ -86,9 +150,9 @@ pub fn ensure_sealed() -> Result<()> {
             CString::new(kv).unwrap_or_default()
         })
         .collect();
-    let err = nix::unistd::fexecve(memfd.as_raw_fd(), &args, &env).unwrap_err();
+    let err = nix::unistd::fexecve(exe.as_raw_fd(), &args, &env).unwrap_err();
     Err(crate::Error::sys(
-        "re-executing hull from its sealed copy",
+        "re-executing hull from its protected view",
         err,
     ))
 }

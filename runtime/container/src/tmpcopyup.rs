@@ -12,6 +12,7 @@
 //! separate files, as runc does.
 
 use crate::error::{Context, Error, Result};
+use crate::fscontext::FsContext;
 use crate::mountopts::{attr, MountOptions};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::MsFlags;
@@ -24,11 +25,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// recursion; no real image comes close).
 const MAX_DEPTH: usize = 128;
 
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 
@@ -44,56 +40,15 @@ fn check(r: libc::c_long, what: &str) -> Result<libc::c_long> {
 /// mount attributes of `flags` (nosuid, nodev, noexec, atime; not ro: it is
 /// filled first).
 fn detached_tmpfs(data: &str, flags: MsFlags) -> Result<OwnedFd> {
-    // SAFETY: fsopen with a NUL-terminated name; returns an fd or -1.
-    let fs = check(
-        unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) },
-        "fsopen(tmpfs)",
-    )?;
-    // SAFETY: a new fd we own.
-    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    let fs = FsContext::open("tmpfs").ctx(|| "fsopen(tmpfs)")?;
     for option in data.split(',').filter(|o| !o.is_empty()) {
         let (key, value) = match option.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (option, None),
         };
-        let key_c = CString::new(key).map_err(|_| Error::msg("NUL in a tmpfs option"))?;
-        let value_c = value
-            .map(CString::new)
-            .transpose()
-            .map_err(|_| Error::msg("NUL in a tmpfs option"))?;
-        let (cmd, value_ptr) = match &value_c {
-            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
-            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
-        };
-        // SAFETY: fsconfig on our fs context with NUL-terminated strings.
-        check(
-            unsafe {
-                libc::syscall(
-                    libc::SYS_fsconfig,
-                    fs.as_raw_fd(),
-                    cmd,
-                    key_c.as_ptr(),
-                    value_ptr,
-                    0,
-                )
-            },
-            &format!("tmpfs option {option:?}"),
-        )?;
+        fs.set(key, value)
+            .ctx(|| format!("tmpfs option {option:?}"))?;
     }
-    // SAFETY: as above, no strings.
-    check(
-        unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_char>(),
-                0,
-            )
-        },
-        "creating the tmpfs",
-    )?;
     let mut attrs = 0u64;
     for (flag, a) in [
         (MsFlags::MS_NOSUID, attr::NOSUID),
@@ -107,13 +62,7 @@ fn detached_tmpfs(data: &str, flags: MsFlags) -> Result<OwnedFd> {
             attrs |= a;
         }
     }
-    // SAFETY: fsmount of our configured context; returns an fd or -1.
-    let mnt = check(
-        unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) },
-        "fsmount(tmpfs)",
-    )?;
-    // SAFETY: a new fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(mnt as RawFd) })
+    fs.mount(attrs)
 }
 
 fn open_dir_at(dir: RawFd, name: &CStr) -> Result<OwnedFd> {

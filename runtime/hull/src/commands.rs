@@ -33,12 +33,13 @@ pub fn run(cli: Cli) -> std::result::Result<i32, Failure> {
         .map_err(|e| Error::io(format!("--root {}", root.display()), e))?;
     let root = root.as_path();
     // Commands that put a process into a container first re-execute hull from
-    // a sealed copy (CVE-2019-5736), before they create anything.
+    // a view of its binary the container cannot write (CVE-2019-5736),
+    // before they create anything.
     if matches!(
         cli.command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
     ) {
-        reexec::ensure_sealed()?;
+        reexec::ensure_protected()?;
     }
     let systemd = cli.systemd_cgroup;
     let criu = cli.criu.as_deref();
