@@ -42,6 +42,17 @@ fn run_detached(d: &Hulld, name: &str, image: &str, script: &str) -> String {
     out.ok().stdout.trim().to_string()
 }
 
+/// `ctr events` against the daemon, its lines going to `file`.
+fn ctr_events(d: &Hulld, file: &std::path::Path) -> std::process::Child {
+    std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&d.socket)
+        .arg("events")
+        .stdout(std::fs::File::create(file).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn run_in_the_foreground_with_docker_exit_codes() {
     let Some((_reg, d, image)) = setup() else {
@@ -610,13 +621,7 @@ fn a_container_whose_shim_dies_is_reported_exited() {
     };
     let id = run_detached(&d, "orphan", &image, "exec sleep 300");
     let events_file = d.dir.join("events.txt");
-    let mut events = std::process::Command::new("ctr")
-        .arg("--address")
-        .arg(&d.socket)
-        .arg("events")
-        .stdout(std::fs::File::create(&events_file).unwrap())
-        .spawn()
-        .unwrap();
+    let mut events = ctr_events(&d, &events_file);
     let waiter = d.spawn_ctl(&["wait", "orphan"]);
     std::thread::sleep(Duration::from_millis(500));
     let shim = d.shim_pid(&id).expect("the container's shim");
@@ -654,13 +659,7 @@ fn ctr_events_report_images_and_containers() {
         return;
     };
     let events_file = d.dir.join("events-all.txt");
-    let mut events = std::process::Command::new("ctr")
-        .arg("--address")
-        .arg(&d.socket)
-        .arg("events")
-        .stdout(std::fs::File::create(&events_file).unwrap())
-        .spawn()
-        .unwrap();
+    let mut events = ctr_events(&d, &events_file);
     std::thread::sleep(Duration::from_millis(300));
     d.ctl(&["pull", "-q", &image]).ok();
     d.ctl(&["pull", "-q", &image]).ok();
