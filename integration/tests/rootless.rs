@@ -181,6 +181,11 @@ fn an_unprivileged_user_runs_and_execs_into_a_container() {
     // Detached: state under $XDG_RUNTIME_DIR/hull, exec, kill, delete.
     rl.set_args(&["sh", "-c", "exec sleep 300"]);
     rl.create(&id);
+    // Unprivileged, hull cannot mount the read-only overlay view of its
+    // binary: the waiting init runs from the sealed memfd copy instead.
+    let state: serde_json::Value = serde_json::from_str(&rl.ok(&["state", &id])).unwrap();
+    let exe = std::fs::read_link(format!("/proc/{}/exe", state["pid"])).unwrap();
+    assert!(exe.to_string_lossy().starts_with("/memfd:hull"), "{exe:?}");
     rl.ok(&["start", &id]);
     assert!(xdg.join("hull").join(&id).is_dir());
     assert!(rl.ok(&["list", "-q"]).lines().any(|l| l == id));
