@@ -427,12 +427,14 @@ fn a_terminal_behaves_like_dockers() {
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .env("HULLCTL_DATA_ROOT", d.dir.join("hullctl"))
+        .env("HULLCTL_CGROUP_PARENT", &d.cgroup_parent)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/"), "{text}");
     assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(d.leftovers(&[]).is_empty(), "{:?}", d.leftovers(&[]));
 }
 
 /// `run -it` from a real terminal: the container's terminal has the
