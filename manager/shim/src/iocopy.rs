@@ -106,6 +106,10 @@ impl LoopHandle {
     }
 }
 
+/// Reads of one job in a drain before the exit it precedes goes out (a
+/// process that shares the pipe may still be writing).
+const MAX_DRAIN_READS: usize = 64;
+
 /// What one poll round found for a job.
 pub enum Step {
     Continue,
@@ -152,6 +156,39 @@ impl Copier {
         }
     }
 
+    /// Copies what the containers' output pipes hold right now, before the
+    /// loop reaps and publishes exits: everything a process wrote is in its
+    /// pipe when it is reaped, and clients may stop reading soon after they
+    /// hear of the exit (ctr 1.6.20 closes its FIFO before it waits for
+    /// it). Jobs stay in place (EOF is left for the next poll round), and a
+    /// full sink or an empty pipe ends a job's turn.
+    pub fn drain_outputs(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; BUF_SIZE];
+        }
+        for job in self.jobs.iter_mut().filter(|j| j.output) {
+            for _ in 0..MAX_DRAIN_READS {
+                if !job.pending.is_empty() {
+                    if let Step::Done = flush(job) {
+                        break;
+                    }
+                    if !job.pending.is_empty() {
+                        break;
+                    }
+                }
+                match nix::unistd::read(job.source.as_raw_fd(), &mut self.buf) {
+                    Ok(0) | Err(Errno::EIO) => break,
+                    Ok(n) => job.pending.extend_from_slice(&self.buf[..n]),
+                    Err(Errno::EINTR) => {}
+                    Err(_) => break,
+                }
+            }
+            if !job.pending.is_empty() {
+                let _ = flush(job);
+            }
+        }
+    }
+
     /// Frees the shared buffer once no job is left (an idle shim keeps none).
     pub fn trim(&mut self) {
         if self.jobs.is_empty() {
@@ -194,5 +231,43 @@ fn flush(job: &mut CopyJob) -> Step {
             job.pending = Vec::new();
             Step::Continue
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn nonblocking_pipe() -> (std::fs::File, std::fs::File) {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+        (std::fs::File::from(r), std::fs::File::from(w))
+    }
+
+    /// What a process wrote before it exited reaches the client in the
+    /// drain before its exit is handled, without waiting for a poll round;
+    /// the job stays for the EOF.
+    #[test]
+    fn drain_forwards_what_the_pipe_holds_and_keeps_the_job() {
+        let (source_r, mut source_w) = nonblocking_pipe();
+        let (mut sink_r, sink_w) = nonblocking_pipe();
+        let mut copier = Copier::default();
+        copier.jobs.push(CopyJob::output(
+            ProcKey {
+                container: "c".into(),
+                exec: String::new(),
+            },
+            Arc::new(OwnedFd::from(source_r)),
+            Sink::Fd(Arc::new(OwnedFd::from(sink_w))),
+        ));
+        let written = vec![b'x'; BUF_SIZE + 5]; // more than one read
+        source_w.write_all(&written).unwrap();
+        drop(source_w);
+        copier.drain_outputs();
+        let mut got = Vec::new();
+        let _ = sink_r.read_to_end(&mut got);
+        assert_eq!(got.len(), written.len());
+        assert_eq!(copier.jobs.len(), 1, "the EOF is left for the poll round");
+        assert!(matches!(copier.step(0), Step::Done));
     }
 }

@@ -178,6 +178,8 @@ fn main_loop(shim: &Arc<Shim>, sfd: &SignalFd, rx: &Receiver<LoopMsg>) {
     loop {
         let ready = wait_ready(sfd, shim.io.wake_fd(), &ooms, &copier);
         if ready[0] {
+            // Output before the exit it precedes.
+            copier.drain_outputs();
             shutdown |= handle_signals(shim, sfd);
         }
         // Indices in `ready` follow the lists as polled: watches and jobs
