@@ -97,16 +97,17 @@ pub fn container_delete(id: &str) -> prost_types::Any {
     )
 }
 
-/// `/images/create` or, for an image that was there, `/images/update`.
-/// containerd declares its image events in the images service's package
-/// (`containerd.services.images.v1.ImageCreate`), not in `containerd.events`.
-pub fn image_put(ns: &str, image: &hull_metadata::Image, existed: bool, bus: &EventBus) {
+/// `/images/create` or, for an image that was there, `/images/update`,
+/// with its event. containerd declares its image events in the images
+/// service's package (`containerd.services.images.v1.ImageCreate`), not in
+/// `containerd.events`.
+pub fn image_put(image: &hull_metadata::Image, existed: bool) -> (&'static str, prost_types::Any) {
     use hull_api::images::{ImageCreate, ImageUpdate};
     let (name, labels) = (
         image.name.clone(),
         image.labels.clone().into_iter().collect(),
     );
-    let (topic, event) = if existed {
+    if existed {
         (
             "/images/update",
             image_any("ImageUpdate", &ImageUpdate { name, labels }),
@@ -116,8 +117,7 @@ pub fn image_put(ns: &str, image: &hull_metadata::Image, existed: bool, bus: &Ev
             "/images/create",
             image_any("ImageCreate", &ImageCreate { name, labels }),
         )
-    };
-    bus.publish(ns, topic, event);
+    }
 }
 
 pub fn image_delete(name: &str) -> prost_types::Any {

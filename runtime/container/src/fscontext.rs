@@ -30,11 +30,14 @@ fn sys_result(r: libc::c_long) -> std::io::Result<RawFd> {
 
 impl FsContext {
     /// `fsopen(fstype)`.
-    pub fn open(fstype: &'static str) -> std::io::Result<FsContext> {
-        let name = CString::new(fstype).map_err(std::io::Error::other)?;
+    pub fn open(fstype: &'static str) -> Result<FsContext> {
+        let name = CString::new(fstype).map_err(std::io::Error::other);
         // SAFETY: fsopen with a NUL-terminated name; returns an fd or -1.
-        let fd =
-            sys_result(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
+        let fd = name
+            .and_then(|n| {
+                sys_result(unsafe { libc::syscall(libc::SYS_fsopen, n.as_ptr(), FSOPEN_CLOEXEC) })
+            })
+            .ctx(|| format!("fsopen({fstype})"))?;
         Ok(FsContext {
             // SAFETY: a new fd we own.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },

@@ -61,10 +61,8 @@ pub fn overlay_view() -> Result<OwnedFd> {
     let dir = dir
         .to_str()
         .ok_or_else(|| crate::Error::msg(format!("runtime binary {}: not UTF-8", exe.display())))?;
-    let empty = FsContext::open("tmpfs")
-        .ctx(|| "fsopen(tmpfs)")?
-        .mount(attr::RDONLY)?;
-    let overlay = FsContext::open("overlay").ctx(|| "fsopen(overlay)")?;
+    let empty = FsContext::open("tmpfs")?.mount(attr::RDONLY)?;
+    let overlay = FsContext::open("overlay")?;
     for layer in [dir, &format!("/proc/self/fd/{}", empty.as_raw_fd())] {
         overlay
             .set("lowerdir+", Some(layer))

@@ -40,7 +40,7 @@ fn check(r: libc::c_long, what: &str) -> Result<libc::c_long> {
 /// mount attributes of `flags` (nosuid, nodev, noexec, atime; not ro: it is
 /// filled first).
 fn detached_tmpfs(data: &str, flags: MsFlags) -> Result<OwnedFd> {
-    let fs = FsContext::open("tmpfs").ctx(|| "fsopen(tmpfs)")?;
+    let fs = FsContext::open("tmpfs")?;
     for option in data.split(',').filter(|o| !o.is_empty()) {
         let (key, value) = match option.split_once('=') {
             Some((k, v)) => (k, Some(v)),

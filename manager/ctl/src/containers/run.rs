@@ -397,15 +397,17 @@ pub async fn start_detached(ctx: &Ctx<'_>, id: &str, tty: bool) -> Result<(), St
         })
         .await
         .map_err(status)?;
-    ctx.c
-        .tasks()
-        .start(StartRequest {
-            container_id: id.to_string(),
-            exec_id: String::new(),
-        })
-        .await
-        .map_err(status)?;
+    start_task(ctx, id).await?;
     Ok(())
+}
+
+/// Start the container's init process (its task was created).
+async fn start_task(ctx: &Ctx<'_>, id: &str) -> Result<(), String> {
+    let request = StartRequest {
+        container_id: id.to_string(),
+        exec_id: String::new(),
+    };
+    ctx.c.tasks().start(request).await.map(drop).map_err(status)
 }
 
 /// Start with the terminal attached; the container's exit status.
@@ -437,14 +439,7 @@ async fn attached(ctx: &Ctx<'_>, id: &str, stdin: bool, tty: bool) -> Result<i32
         .await
         .map_err(status)?;
     let _raw = (tty && stdin).then(RawTerminal::enter);
-    ctx.c
-        .tasks()
-        .start(StartRequest {
-            container_id: id.to_string(),
-            exec_id: String::new(),
-        })
-        .await
-        .map_err(status)?;
+    start_task(ctx, id).await?;
     let code = super::exec::relay_until_exit(ctx.c, id, "", tty).await?;
     drop(_raw);
     for t in outputs {

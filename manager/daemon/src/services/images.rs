@@ -139,7 +139,8 @@ impl Service {
             }
             d.meta.create_namespace(&ns).map_err(meta_status)?;
             d.meta.put_image(&ns, &record).map_err(meta_status)?;
-            crate::events::image_put(&ns, &record, existing.is_some(), &d.events);
+            let (topic, event) = crate::events::image_put(&record, existing.is_some());
+            d.events.publish(&ns, topic, event);
             if update.is_some() {
                 d.gc_after(&format!("updating image {}", record.name));
             }

@@ -151,6 +151,7 @@ impl Transfer for Service {
             let outcome = match result {
                 Ok(pulled) => {
                     let name = reference.to_string();
+                    let previous = d.meta.image(&ns, &name).ok();
                     let record = hull_metadata::Image {
                         name: name.clone(),
                         target: hull_metadata::Descriptor {
@@ -160,7 +161,7 @@ impl Transfer for Service {
                             annotations: Default::default(),
                         },
                         labels: Default::default(),
-                        created: d.meta.image(&ns, &name).map(|i| i.created).unwrap_or(now()),
+                        created: previous.as_ref().map_or_else(now, |i| i.created),
                         updated: now(),
                     };
                     // The snapshot belongs to the image through its config
@@ -183,10 +184,11 @@ impl Transfer for Service {
                     };
                     let stored = match labelled {
                         Ok(()) if r.store_image => {
-                            let existed = d.meta.image(&ns, &record.name).is_ok();
                             let put = d.meta.put_image(&ns, &record).map_err(meta_status);
                             if put.is_ok() {
-                                crate::events::image_put(&ns, &record, existed, &d.events);
+                                let (topic, event) =
+                                    crate::events::image_put(&record, previous.is_some());
+                                d.events.publish(&ns, topic, event);
                             }
                             put
                         }
