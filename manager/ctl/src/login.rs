@@ -1,17 +1,35 @@
-//! `hullctl login`: credentials checked by hulld against the registry, then
-//! stored where docker and podman keep them.
+//! `hullctl login` / `logout`: credentials checked by hulld against the
+//! registry, then stored where docker and podman keep them (the docker
+//! config, or the credential helper it names), and removed from there.
 
 use crate::client::Client;
 use crate::{status, LoginArgs, Result};
 use std::io::Read;
 
-pub async fn login(c: &Client, args: LoginArgs) -> Result {
-    let host = args.server.unwrap_or_else(|| "docker.io".into());
-    let host = host
-        .trim_start_matches("https://")
+#[derive(clap::Args)]
+pub struct LogoutArgs {
+    /// Registry host (default: docker.io)
+    server: Option<String>,
+}
+
+/// The registry host a login or logout is for, as typed or with a URL's
+/// scheme and trailing slash (docker accepts both).
+fn registry_host(server: Option<String>) -> String {
+    let host = server.unwrap_or_else(|| "docker.io".into());
+    host.trim_start_matches("https://")
         .trim_start_matches("http://")
         .trim_end_matches('/')
-        .to_string();
+        .to_string()
+}
+
+fn config_path() -> Result<std::path::PathBuf> {
+    hull_images::auth::default_path().ok_or_else(|| {
+        "neither DOCKER_CONFIG nor HOME is set: cannot find the docker config".into()
+    })
+}
+
+pub async fn login(c: &Client, args: LoginArgs) -> Result {
+    let host = registry_host(args.server);
     let username = match args.username {
         Some(u) => u,
         None => prompt("Username: ")?,
@@ -36,13 +54,26 @@ pub async fn login(c: &Client, args: LoginArgs) -> Result {
         })
         .await
         .map_err(status)?;
-    let path = hull_images::auth::default_path()
-        .ok_or("neither DOCKER_CONFIG nor HOME is set: cannot store credentials")?;
+    let path = config_path()?;
     hull_images::auth::store(&path, &host, &username, &password).map_err(|e| e.to_string())?;
-    println!(
-        "Login Succeeded ({host}; credentials in {})",
-        path.display()
-    );
+    let kept_by = hull_images::auth::helper(&path, &host)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| path.display().to_string());
+    println!("Login Succeeded ({host}; credentials in {kept_by})");
+    Ok(())
+}
+
+/// Remove the stored credentials for a registry. Needs no daemon; like
+/// docker, not being logged in is not an error.
+pub fn logout(args: &LogoutArgs) -> Result {
+    let host = registry_host(args.server.clone());
+    let path = config_path()?;
+    if hull_images::auth::erase(&path, &host).map_err(|e| e.to_string())? {
+        println!("Removing login credentials for {host}");
+    } else {
+        println!("Not logged in to {host}");
+    }
     Ok(())
 }
 

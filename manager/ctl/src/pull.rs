@@ -7,21 +7,23 @@ use crate::{descriptor_json, status, PullArgs, Result};
 use hull_api::transfer::{pull_progress, Credential, PullRequest};
 use serde_json::json;
 
-/// Credentials from the user's docker config for the image's registry only
-/// (never send all of them to the daemon).
-fn credentials_for(reference: &str) -> Result<Vec<Credential>> {
+/// Credentials for the image's registry only (never send all of them to
+/// the daemon), resolved here as the user: from the docker config's
+/// credential helper for that registry, or its `auths` entry. Shared by
+/// pull and push.
+pub fn credentials_for(reference: &str) -> Result<Vec<Credential>> {
     let Ok(r) = reference.parse::<hull_images::Reference>() else {
         return Ok(Vec::new()); // hulld reports the bad reference
     };
     let Some(path) = hull_images::auth::default_path() else {
         return Ok(Vec::new());
     };
-    let all = hull_images::auth::read(&path).map_err(|e| e.to_string())?;
-    Ok(hull_images::pull::lookup_credentials(&all, &r.domain)
-        .map(|(u, s)| Credential {
+    let found = hull_images::auth::lookup(&path, &r.domain).map_err(|e| e.to_string())?;
+    Ok(found
+        .map(|(username, secret)| Credential {
             host: r.domain.clone(),
-            username: u.clone(),
-            secret: s.clone(),
+            username,
+            secret,
         })
         .into_iter()
         .collect())

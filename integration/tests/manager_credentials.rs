@@ -1,0 +1,117 @@
+//! Docker credential helpers end to end: with `credsStore` in the docker
+//! config, `hullctl login` stores the secret through the helper (never in
+//! the file), a pull from a token-auth registry gets the credentials from
+//! it (hullctl runs the helper and sends hulld that one registry's
+//! credentials), and `hullctl logout` erases them.
+
+use hull_integration::manager::{have_registry, Auth, Hulld, Registry, PASSWORD, USER};
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// A credential store in files next to the script (one JSON record per
+/// server), logging each action it is asked for.
+const HELPER: &str = r#"#!/bin/sh
+store="$0.store"
+mkdir -p "$store"
+echo "$1" >> "$0.log"
+key() { printf '%s' "$1" | tr -c 'A-Za-z0-9.' _; }
+case "$1" in
+store)
+    input=$(cat)
+    server=$(printf '%s' "$input" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
+    printf '%s' "$input" > "$store/$(key "$server")" ;;
+get|erase)
+    f="$store/$(key "$(cat)")"
+    if [ ! -f "$f" ]; then echo "credentials not found in native keychain"; exit 1; fi
+    if [ "$1" = get ]; then cat "$f"; else rm "$f"; fi ;;
+*)
+    echo "unknown action $1" >&2; exit 2 ;;
+esac
+"#;
+
+/// What the helper's store holds, all records together.
+fn stored(store: &Path) -> String {
+    std::fs::read_dir(store)
+        .into_iter()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect()
+}
+
+#[test]
+fn login_pull_and_logout_through_a_credential_helper() {
+    if !hull_integration::require_root() || !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::Token);
+    let image = reg.push("small", "small:latest");
+    let d = Hulld::start("");
+    let bin = d.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-test");
+    std::fs::write(&helper, HELPER).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = bin.join("docker-credential-test.store");
+    let config = d.dir.join("home/.docker/config.json");
+    std::fs::write(&config, r#"{"credsStore":"test"}"#).unwrap();
+    let mut path = OsString::from(&bin);
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let env = [("PATH", path.as_os_str())];
+
+    // Without the helper on PATH, hullctl says what is missing.
+    let missing = d.ctl(&["pull", &image]).fails();
+    assert!(
+        missing
+            .stderr
+            .contains("docker-credential-test is not on PATH"),
+        "{missing:?}"
+    );
+
+    let login = [
+        "login",
+        "--username",
+        USER,
+        "--password-stdin",
+        &reg.address,
+    ];
+    let out = d.ctl_env(&login, &env, &format!("{PASSWORD}\n")).ok();
+    assert!(out.stdout.contains("docker-credential-test"), "{out:?}");
+    assert!(
+        stored(&store).contains(PASSWORD),
+        "the helper has the secret"
+    );
+    let file = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        !file.contains(PASSWORD) && file.contains(&reg.address),
+        "only an empty entry in the file: {file}"
+    );
+
+    d.ctl_env(&["pull", "-q", &image], &env, "").ok();
+    let log = std::fs::read_to_string(bin.join("docker-credential-test.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l == "get"),
+        "pull asked the helper: {log}"
+    );
+    d.assert_content_intact("default");
+
+    let out = d.ctl_env(&["logout", &reg.address], &env, "").ok();
+    assert_eq!(
+        out.stdout,
+        format!("Removing login credentials for {}\n", reg.address)
+    );
+    assert_eq!(stored(&store), "", "the helper erased the secret");
+    let file = std::fs::read_to_string(&config).unwrap();
+    assert!(!file.contains(&reg.address), "{file}");
+
+    let denied = d.ctl_env(&["pull", &image], &env, "").fails();
+    assert!(
+        denied.stderr.contains(&reg.address) && denied.stderr.contains("hullctl login"),
+        "{denied:?}"
+    );
+    let again = d.ctl_env(&["logout", &reg.address], &env, "").ok();
+    assert_eq!(again.stdout, format!("Not logged in to {}\n", reg.address));
+    let hub = d.ctl_env(&["logout"], &env, "").ok();
+    assert_eq!(hub.stdout, "Not logged in to docker.io\n");
+}
