@@ -26,6 +26,7 @@ HULL_DEB_PACKAGES=(
     python3         # hack/registry/token-server.py
     curl            # hack/registry/push.sh and serve.sh
     zstd            # zstd layers in the test images (hack/registry/mkimages.sh)
+    skopeo          # image archives from another tool (docker-archive, oci-archive) for the import/export tests and hack/bench-push
 )
 
 # Install whatever is missing; apt-get update runs at most once, and not at

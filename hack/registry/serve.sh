@@ -10,7 +10,8 @@
 #                  users, token.log, token.pid, token.port
 #   --auth none    no authentication (default)
 #   --auth basic   htpasswd (bcrypt) basic auth
-#   --auth token   bearer tokens from token-server.py (started here), realm
+#   --auth token   bearer tokens from token-server.py (started here; it also
+#                  knows reader:readerpass, granted pull only), realm
 #                  http://127.0.0.1:TPORT/token, service hull-test-registry,
 #                  issuer hull-test-issuer
 #   --user U:P     the one account for basic/token auth (default hull:hullpass)
@@ -96,12 +97,13 @@ token)
 	command -v openssl >/dev/null || die "openssl not found"
 	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=hull-test-token \
 		-keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-	printf '%s\n' "$creds" >"$dir/users"
+	# A second account that may pull but not push.
+	printf '%s\n%s\n' "$creds" "reader:readerpass" >"$dir/users"
 	rm -f "$dir/token.port"
 	# Daemons get their own stdio: a caller doing addr=$(serve.sh ...) would
 	# otherwise wait for them to close its pipe.
 	python3 "$here/token-server.py" --key "$dir/key.pem" --cert "$dir/cert.pem" \
-		--issuer hull-test-issuer --service hull-test-registry --users "$dir/users" \
+		--issuer hull-test-issuer --service hull-test-registry --users "$dir/users" --read-only reader \
 		--port-file "$dir/token.port" </dev/null >"$dir/token.log" 2>&1 &
 	echo $! >"$dir/token.pid"
 	for ((i = 0; i < 200; i++)); do

@@ -8,6 +8,7 @@ Listens on 127.0.0.1 (ephemeral port, written to --port-file once listening).
 GET /token?service=S&scope=repository:NAME:pull,push (scope may repeat):
   - with a valid "Authorization: Basic" (user:password from --users, one per
     line) the requested actions are granted;
+  - for a --read-only user only the pull actions are granted;
   - with bad credentials: 401;
   - without credentials: a valid token granting nothing (anonymous), so the
     registry answers 401 for protected repositories.
@@ -138,6 +139,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]},
                    [("WWW-Authenticate", 'Basic realm="hull-test-token"')])
 
+    def granted(self, user, scopes):
+        """What a token grants: nothing to anonymous callers, only pull to
+        --read-only users, else what was asked for."""
+        if not user:
+            return []
+        access = parse_scopes(scopes)
+        if user in self.cfg.read_only:
+            for a in access:
+                a["actions"] = [x for x in a["actions"] if x == "pull"]
+        return access
+
     def issue(self, user, service, scopes):
         cfg = self.cfg
         if service and service != cfg.service:
@@ -152,7 +164,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "iat": now,
             "jti": secrets.token_hex(16),
             # Anonymous callers get a valid token that grants nothing.
-            "access": parse_scopes(scopes) if user else [],
+            "access": self.granted(user, scopes),
         }
         header = {"typ": "JWT", "alg": "RS256", "kid": cfg.kid}
         signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode()) + "." +
@@ -173,6 +185,8 @@ def main():
     ap.add_argument("--issuer", required=True)
     ap.add_argument("--service", required=True)
     ap.add_argument("--users", required=True, help="file of user:password lines")
+    ap.add_argument("--read-only", action="append", default=[],
+                    help="a user (of --users) granted only pull, whatever is asked")
     ap.add_argument("--port-file", required=True)
     cfg = ap.parse_args()
     cfg.kid = libtrust_key_id(cfg.cert)

@@ -29,6 +29,10 @@ pub enum Fault {
     Throttle(usize),
     /// Answer the first N requests for each manifest or blob with 503.
     Unavailable(usize),
+    /// The `nth` (1-based) upload chunk (`PATCH`) gets only `forward` bytes
+    /// of its body to the registry, then both connections are closed; with
+    /// 0 it never reaches the registry.
+    CutUpload { nth: usize, forward: usize },
 }
 
 /// Misbehaviour selected by the repository name's first component.
@@ -108,6 +112,10 @@ struct State {
     max_active_blobs: AtomicUsize,
     /// A manifest (body, media type) served for every manifest request.
     manifest: Mutex<Option<(Vec<u8>, String)>>,
+    /// Upload chunks (`PATCH`) seen so far.
+    patches: AtomicUsize,
+    /// Request body bytes passed to the registry (blob uploads).
+    uploaded: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -172,6 +180,11 @@ impl HostileRegistry {
     /// "GET /v2/... range=bytes=N-" lines, in arrival order.
     pub fn requests(&self) -> Vec<String> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Blob bytes clients sent to the registry through this server.
+    pub fn uploaded_bytes(&self) -> usize {
+        self.state.uploaded.load(Ordering::Relaxed)
     }
 
     /// The most blob downloads that were in flight at once.
@@ -269,6 +282,13 @@ impl Request {
         }
     }
 
+    fn method(&self) -> &str {
+        self.head
+            .first()
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or("")
+    }
+
     /// The head to send upstream: the path without the behaviour prefix.
     fn upstream_head(&self) -> Vec<String> {
         let mut head = self.head.clone();
@@ -286,10 +306,14 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, state: &State) -> std:
     let mut reader = BufReader::new(client.try_clone()?);
     let head = read_head(&mut reader)?;
     let request_line = head.first().cloned().unwrap_or_default();
-    state.requests.lock().unwrap().push(format!(
+    let mut logged = format!(
         "{request_line} range={}",
         header(&head, "range").unwrap_or_default()
-    ));
+    );
+    if let Some(r) = header(&head, "content-range") {
+        logged.push_str(&format!(" content-range={r}"));
+    }
+    state.requests.lock().unwrap().push(logged);
     let mut client = client;
     if request_line.contains(&format!(" {ENDLESS_TOKEN_PATH}")) {
         return endless(
@@ -325,15 +349,37 @@ fn serve(client: TcpStream, upstream: &str, fault: Fault, state: &State) -> std:
             return respond(&mut client, "503 Service Unavailable", &[], b"");
         }
     }
-    let fault = if req.is_blob { fault } else { Fault::None };
     let trickle = req.behaviour == Some(Behaviour::SlowBlobs) && req.is_blob;
-    forward(&req, &mut client, upstream, fault, trickle, state)
+    let mut cut = None;
+    if req.method() == "PATCH" {
+        let nth = state.patches.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Fault::CutUpload { nth: n, forward } = fault {
+            cut = (n == nth).then_some(forward);
+        }
+    }
+    if cut == Some(0) {
+        // Lost before it reached the registry: only the client notices.
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
+    }
+    let body = Body {
+        reader: &mut reader,
+        cut,
+    };
+    forward(&req, body, &mut client, upstream, fault, trickle, state)
+}
+
+/// A request's body, and where to cut it ([`Fault::CutUpload`]).
+struct Body<'a, R> {
+    reader: &'a mut R,
+    cut: Option<usize>,
 }
 
 /// Pass the request upstream and the answer back, with `fault` (or a
 /// trickle) applied to the body.
 fn forward(
     req: &Request,
+    body: Body<'_, impl Read>,
     client: &mut TcpStream,
     upstream: &str,
     fault: Fault,
@@ -342,7 +388,13 @@ fn forward(
 ) -> std::io::Result<()> {
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(closing_head(&req.upstream_head()).as_bytes())?;
-    // Registry requests we proxy are GET/HEAD: no request body to forward.
+    if !forward_body(req, body, &mut up, state)? {
+        // Cut on purpose: the client and the registry both lose the line.
+        let _ = up.shutdown(Shutdown::Both);
+        let _ = client.shutdown(Shutdown::Both);
+        return Ok(());
+    }
+    let fault = if req.is_blob { fault } else { Fault::None };
     let mut upr = BufReader::new(up);
     let response = read_head(&mut upr)?;
     client.write_all(closing_head(&response).as_bytes())?;
@@ -362,6 +414,35 @@ fn forward(
     result
 }
 
+/// Pass the request body (Content-Length framed: what hull and the
+/// registry tools send) upstream; false if [`Fault::CutUpload`] cut it.
+fn forward_body(
+    req: &Request,
+    body: Body<'_, impl Read>,
+    up: &mut TcpStream,
+    state: &State,
+) -> std::io::Result<bool> {
+    let length: usize = header(&req.head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit = body.cut.map_or(length, |c| c.min(length));
+    let mut buf = vec![0; 64 * 1024];
+    let mut sent = 0;
+    while sent < limit {
+        let want = buf.len().min(limit - sent);
+        let n = body.reader.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        up.write_all(&buf[..n])?;
+        sent += n;
+        if req.path.contains("/blobs/uploads/") {
+            state.uploaded.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    Ok(limit == length)
+}
+
 fn copy_body(from: &mut impl Read, to: &mut TcpStream, fault: Fault) -> std::io::Result<()> {
     let mut buf = vec![0; 64 * 1024];
     let mut sent = 0usize;
@@ -370,7 +451,9 @@ fn copy_body(from: &mut impl Read, to: &mut TcpStream, fault: Fault) -> std::io:
         let want = match fault {
             Fault::Truncate(limit) if sent >= limit => return Ok(()),
             Fault::Truncate(limit) => buf.len().min(limit - sent),
-            Fault::Throttle(_) | Fault::None | Fault::Unavailable(_) => buf.len(),
+            Fault::Throttle(_) | Fault::None | Fault::Unavailable(_) | Fault::CutUpload { .. } => {
+                buf.len()
+            }
         };
         let n = from.read(&mut buf[..want])?;
         if n == 0 {

@@ -10,6 +10,7 @@
 use crate::host::{remove_scratch_dir, scratch_dir, wait_until};
 use crate::workspace_dir;
 use sha2::Digest as _;
+use std::ffi::OsStr;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -280,12 +281,25 @@ pub struct TlsRegistry {
     pub address: String,
     /// The CA certificate (PEM) that signed the server's certificate.
     pub ca: PathBuf,
+    /// From [`Registry::mtls_twin`]: a client certificate and its key
+    /// (PEM files), signed by the same CA.
+    pub client: Option<(PathBuf, PathBuf)>,
     child: Child,
 }
 
 impl Registry {
     pub fn tls_twin(&self) -> TlsRegistry {
-        let dir = self.dir.join("tls");
+        self.start_tls_twin(false)
+    }
+
+    /// As [`Registry::tls_twin`], but the registry requires a client
+    /// certificate signed by its CA (mutual TLS); one is in `client`.
+    pub fn mtls_twin(&self) -> TlsRegistry {
+        self.start_tls_twin(true)
+    }
+
+    fn start_tls_twin(&self, client_auth: bool) -> TlsRegistry {
+        let dir = self.dir.join(if client_auth { "mtls" } else { "tls" });
         std::fs::create_dir_all(&dir).unwrap();
         let openssl = |args: &[&str]| {
             let out = Command::new("openssl")
@@ -344,6 +358,43 @@ impl Registry {
             "-out",
             "server.pem",
         ]);
+        let client = client_auth.then(|| {
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=hull test client",
+                "-keyout",
+                "client.key",
+                "-out",
+                "client.csr",
+            ]);
+            std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+                "-out",
+                "client.pem",
+            ]);
+            (dir.join("client.pem"), dir.join("client.key"))
+        });
+        let client_cas = match client_auth {
+            true => format!("    clientcas:\n      - {}\n", dir.join("ca.pem").display()),
+            false => String::new(),
+        };
         let port = TcpListener::bind("127.0.0.2:0")
             .unwrap()
             .local_addr()
@@ -353,7 +404,7 @@ impl Registry {
             dir.join("config.yml"),
             format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.2:{port}\n  secret: hull-test-secret\n  tls:\n    certificate: {}\n    key: {}\n\
+                 http:\n  addr: 127.0.0.2:{port}\n  secret: hull-test-secret\n  tls:\n    certificate: {}\n    key: {}\n{client_cas}\
                  health:\n  storagedriver:\n    enabled: false\n",
                 self.dir.join("reg/storage").display(),
                 dir.join("server.pem").display(),
@@ -378,6 +429,7 @@ impl Registry {
         TlsRegistry {
             address,
             ca: dir.join("ca.pem"),
+            client,
             child,
         }
     }
@@ -538,6 +590,30 @@ impl Hulld {
             .unwrap()
             .write_all(stdin.as_bytes())
             .unwrap();
+        Out::from(child.wait_with_output().unwrap())
+    }
+
+    /// hullctl with `stdin` and extra environment variables (e.g. a PATH
+    /// with a test's credential helper), otherwise as [`Hulld::ctl`].
+    pub fn ctl_env(&self, args: &[&str], envs: &[(&str, &OsStr)], stdin: &str) -> Out {
+        let mut child = Command::new(manager_bin("hullctl"))
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args)
+            .env("HOME", self.dir.join("home"))
+            .env("DOCKER_CONFIG", self.dir.join("home/.docker"))
+            .env("HULLCTL_DATA_ROOT", self.dir.join("hullctl"))
+            .env("HULLCTL_CGROUP_PARENT", &self.cgroup_parent)
+            .env_remove("HULL_NAMESPACE")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running hullctl (build it first: cargo build -p hullctl)");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
         Out::from(child.wait_with_output().unwrap())
     }
 

@@ -122,6 +122,8 @@ async fn get(c: &Client, name: &str) -> Result<Image> {
 
 pub async fn images(c: &Client, cmd: ImagesCmd, format: Format) -> Result {
     match cmd {
+        ImagesCmd::Export(args) => return crate::archive::export(c, args).await,
+        ImagesCmd::Import(args) => return crate::archive::import(c, args, format).await,
         ImagesCmd::Ls { quiet } => {
             let list = c
                 .images()

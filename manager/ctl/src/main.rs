@@ -3,6 +3,7 @@
 //! containerd's API, so it also works against containerd for what both
 //! serve, plus hull's transfer (daemon-side pull) and GC services.
 
+mod archive;
 mod client;
 mod containers;
 mod content;
@@ -13,6 +14,7 @@ mod namespaces;
 mod output;
 mod progress;
 mod pull;
+mod push;
 mod snapshots;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +53,14 @@ struct Cli {
 enum Command {
     /// Pull an image from a registry
     Pull(PullArgs),
+    /// Push an image to a registry
+    Push(push::PushArgs),
+    /// Give an image another name (as `images tag`)
+    Tag { source: String, target: String },
+    /// Write images to an archive (as `images export`)
+    Save(archive::ExportArgs),
+    /// Read images from an archive (as `images import`)
+    Load(archive::ImportArgs),
     /// Manage images
     #[command(subcommand, alias = "image", alias = "i")]
     Images(ImagesCmd),
@@ -72,8 +82,10 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotsCmd,
     },
-    /// Log in to a registry (credentials go to ~/.docker/config.json)
+    /// Log in to a registry (credentials go to ~/.docker/config.json or its credential helper)
     Login(LoginArgs),
+    /// Log out of a registry (removes the stored credentials)
+    Logout(login::LogoutArgs),
     /// Client and server versions
     Version,
     #[command(flatten)]
@@ -119,6 +131,10 @@ enum ImagesCmd {
     },
     /// Give an image another name
     Tag { source: String, target: String },
+    /// Write images as an OCI layout tar (with Docker's manifest.json)
+    Export(archive::ExportArgs),
+    /// Read images from an OCI layout or docker save tar (maybe gzipped)
+    Import(archive::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -241,10 +257,20 @@ async fn version(c: &Client, format: Format) -> Result {
 }
 
 async fn run(cli: Cli) -> Result<i32> {
+    if let Command::Logout(args) = &cli.command {
+        // Only the user's docker config changes: no daemon needed.
+        return login::logout(args).map(|()| 0);
+    }
     let c = Client::connect(&cli.address, &cli.namespace).await?;
     let done = |r: Result| r.map(|()| 0);
     match cli.command {
         Command::Pull(args) => done(pull::pull(&c, args, true, cli.format).await),
+        Command::Push(args) => done(push::push(&c, args, cli.format).await),
+        Command::Tag { source, target } => {
+            done(images::images(&c, ImagesCmd::Tag { source, target }, cli.format).await)
+        }
+        Command::Save(args) => done(archive::export(&c, args).await),
+        Command::Load(args) => done(archive::import(&c, args, cli.format).await),
         Command::Images(cmd) => done(images::images(&c, cmd, cli.format).await),
         Command::Content(cmd) => done(content::content(&c, cmd, cli.format).await),
         Command::Namespaces(cmd) => done(namespaces::namespaces(&c, cmd, cli.format).await),
@@ -254,6 +280,7 @@ async fn run(cli: Cli) -> Result<i32> {
             command,
         } => done(snapshots::snapshots(&c, &snapshotter, command, cli.format).await),
         Command::Login(args) => done(login::login(&c, args).await),
+        Command::Logout(_) => unreachable!("logout runs before connecting"),
         Command::Version => done(version(&c, cli.format).await),
         Command::Containers(cmd) => {
             containers::dispatch(&c, cmd, cli.format, &cli.data_root, &cli.namespace).await

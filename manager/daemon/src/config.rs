@@ -18,6 +18,7 @@ pub struct Config {
     pub state: PathBuf,
     pub grpc: Grpc,
     pub pull: Pull,
+    pub push: Push,
     pub registry: Registry,
     pub snapshots: Snapshots,
     pub runtime: Runtime,
@@ -105,15 +106,37 @@ pub struct Pull {
     pub min_progress_seconds: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Registry {
     /// Registries reached over plain HTTP (localhost and 127.0.0.1 always are).
     pub insecure: Vec<String>,
+    /// PEM files of CAs trusted besides the system's (private registries),
+    /// for every registry host.
+    pub ca_files: Vec<PathBuf>,
+    /// containerd's registry host directory ("certs.d"), so that one
+    /// written for containerd or docker works as it is: for a registry host
+    /// H (`docker.io`, `10.0.0.5:5000`), `<config_path>/H/hosts.toml` names
+    /// mirrors, the upstream server, and per host the CA (`ca`), client
+    /// certificate (`client`), `skip_verify` and `capabilities`; without a
+    /// hosts.toml, `H/*.crt` are CAs and `H/NAME.cert` + `H/NAME.key` a
+    /// client certificate. `_default/` serves hosts without a directory.
+    /// Read at each pull (edits need no restart); a hosts.toml replaces
+    /// `mirrors` for its host. "" turns it off.
+    pub config_path: PathBuf,
     /// Registry domain → mirrors tried first, e.g. "docker.io" = ["mirror.lan:5000"].
     pub mirrors: BTreeMap<String, Vec<String>>,
-    /// PEM files of CAs trusted besides the system's (private registries).
-    pub ca_files: Vec<PathBuf>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            insecure: Vec::new(),
+            ca_files: Vec::new(),
+            config_path: "/etc/hull/certs.d".into(),
+            mirrors: BTreeMap::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -124,6 +147,7 @@ impl Default for Config {
             state: "/run/hull".into(),
             grpc: Grpc::default(),
             pull: Pull::default(),
+            push: Push::default(),
             registry: Registry::default(),
             snapshots: Snapshots::default(),
             runtime: Runtime::default(),
@@ -138,6 +162,25 @@ impl Default for Grpc {
         Grpc {
             address: hull_api::DEFAULT_ADDRESS.into(),
             gid: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Push {
+    pub max_concurrent_uploads: usize,
+    /// Blobs up to this size go in one request; bigger ones in chunks of
+    /// it, so an interrupted upload goes on from the last chunk the
+    /// registry holds.
+    pub chunk_size: u64,
+}
+
+impl Default for Push {
+    fn default() -> Self {
+        Push {
+            max_concurrent_uploads: 3,
+            chunk_size: hull_images::push::DEFAULT_CHUNK_SIZE,
         }
     }
 }
@@ -210,6 +253,8 @@ impl Config {
                 min_bytes: self.pull.min_progress_bytes,
                 window: std::time::Duration::from_secs(self.pull.min_progress_seconds.max(1)),
             },
+            config_path: (!self.registry.config_path.as_os_str().is_empty())
+                .then(|| self.registry.config_path.clone()),
         })
     }
 }

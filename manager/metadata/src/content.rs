@@ -138,10 +138,17 @@ impl Metadata {
     /// `lease`, in one commit without an fsync of its own. The image record
     /// written at the end of the pull makes it durable; if a crash loses it
     /// first, the blob stays in the store and the next pull records it again.
-    pub fn record_fetched(&self, ns: &str, lease: &str, digest: &str) -> Result<()> {
+    /// `labels` are merged into the record (a pull's distribution source).
+    pub fn record_fetched(
+        &self,
+        ns: &str,
+        lease: &str,
+        digest: &str,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> Result<()> {
         self.write_deferred(|tx| {
             self.require_namespace(tx, ns)?;
-            insert_content(tx, ns, digest, None)?;
+            insert_content(tx, ns, digest, labels)?;
             crate::leases::add_resource(tx, ns, lease, &crate::LeaseResource::content(digest))
         })
     }

@@ -135,7 +135,7 @@ fn gc_keeps_what_images_and_leases_reach() {
         },
     )
     .unwrap();
-    m.record_fetched("default", "pull-dead", "sha256:stale")
+    m.record_fetched("default", "pull-dead", "sha256:stale", None)
         .unwrap();
     m.flush().unwrap();
     assert!(m

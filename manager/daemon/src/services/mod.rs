@@ -1,6 +1,7 @@
 //! The gRPC services, one module each, over the shared [`Daemon`]:
 //! containerd's own (`containerd.services.*.v1`) and hull's transfer.
 
+pub mod archive;
 pub mod containers;
 pub mod content;
 pub mod diff;
@@ -11,6 +12,7 @@ pub mod images;
 pub mod introspection;
 pub mod leases;
 pub mod namespaces;
+pub mod push;
 pub mod snapshots;
 pub mod tasks;
 pub mod transfer;

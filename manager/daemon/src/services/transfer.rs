@@ -48,6 +48,27 @@ fn message(event: pull_progress::Event) -> Result<PullProgress, Status> {
 #[tonic::async_trait]
 impl Transfer for Service {
     type PullStream = Pin<Box<ReceiverStream<Result<PullProgress, Status>>>>;
+    type PushStream = super::push::PushStream;
+    type ImportStream = super::archive::ImportStream;
+    type ExportStream = super::archive::ExportStream;
+
+    async fn push(&self, req: Request<PushRequest>) -> Result<Response<Self::PushStream>, Status> {
+        super::push::push(&self.0, req).await
+    }
+
+    async fn import(
+        &self,
+        req: Request<tonic::Streaming<ImportChunk>>,
+    ) -> Result<Response<Self::ImportStream>, Status> {
+        super::archive::import(&self.0, req).await
+    }
+
+    async fn export(
+        &self,
+        req: Request<ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        super::archive::export(&self.0, req).await
+    }
 
     async fn pull(&self, req: Request<PullRequest>) -> Result<Response<Self::PullStream>, Status> {
         let ns = namespace(&req)?;
@@ -107,6 +128,12 @@ impl Transfer for Service {
         let (tx, rx) = mpsc::channel(1024);
         let d = self.0.clone();
         tokio::spawn(async move {
+            // Where each blob came from (containerd's label): a push to
+            // the same registry mounts it from there instead of sending it.
+            let source = std::collections::BTreeMap::from([(
+                hull_images::push::source_label(&reference.domain),
+                reference.path.clone(),
+            )]);
             let events: hull_images::pull::Events = Arc::new({
                 let (d, ns, lease_id, tx) = (d.clone(), ns.clone(), lease.id.clone(), tx.clone());
                 move |event: Event| {
@@ -128,7 +155,10 @@ impl Transfer for Service {
                         Event::Committed(c) => {
                             // Visible in the namespace and protected by the lease
                             // from the moment it is in the store.
-                            if let Err(e) = d.meta.record_fetched(&ns, &lease_id, &c.digest) {
+                            if let Err(e) =
+                                d.meta
+                                    .record_fetched(&ns, &lease_id, &c.digest, Some(&source))
+                            {
                                 tracing::error!("recording {} in namespace {ns}: {e}", c.digest);
                             }
                             return;
@@ -151,46 +181,15 @@ impl Transfer for Service {
             let outcome = match result {
                 Ok(pulled) => {
                     let name = reference.to_string();
-                    let previous = d.meta.image(&ns, &name).ok();
-                    let record = hull_metadata::Image {
-                        name: name.clone(),
-                        target: hull_metadata::Descriptor {
-                            media_type: pulled.target.media_type.clone(),
-                            digest: pulled.target.digest.clone(),
-                            size: pulled.target.size,
-                            annotations: Default::default(),
-                        },
-                        labels: Default::default(),
-                        created: previous.as_ref().map_or_else(now, |i| i.created),
-                        updated: now(),
-                    };
-                    // The snapshot belongs to the image through its config
-                    // (containerd's label), then the image record last: only
-                    // now is all of it committed.
                     let labelled = match (&snapshotter, &pulled.snapshot) {
                         (Some(sn), Some(chain)) => {
-                            let label = format!("{}{}", hull_metadata::GC_REF_SNAPSHOT, sn.name());
-                            d.meta
-                                .update_content(
-                                    &ns,
-                                    &pulled.config.digest,
-                                    &[(label.clone(), chain.clone())].into(),
-                                    &[format!("labels.{label}")],
-                                )
-                                .map(drop)
-                                .map_err(meta_status)
+                            label_snapshot(&d, &ns, &pulled.config.digest, sn.name(), chain)
                         }
                         _ => Ok(()),
                     };
                     let stored = match labelled {
                         Ok(()) if r.store_image => {
-                            let put = d.meta.put_image(&ns, &record).map_err(meta_status);
-                            if put.is_ok() {
-                                let (topic, event) =
-                                    crate::events::image_put(&record, previous.is_some());
-                                d.events.publish(&ns, topic, event);
-                            }
-                            put
+                            record_image(&d, &ns, &name, &pulled.target).map(drop)
                         }
                         other => other,
                     };
@@ -238,6 +237,54 @@ impl Transfer for Service {
         .map_err(pull_status)?;
         Ok(Response::new(LoginResponse {}))
     }
+}
+
+/// Record (create or update) image `name` pointing at `target`, and tell
+/// the event subscribers. Called only once all of its content is in.
+pub(super) fn record_image(
+    d: &crate::daemon::Daemon,
+    ns: &str,
+    name: &str,
+    target: &hull_images::pull::Descriptor,
+) -> Result<hull_metadata::Image, Status> {
+    let previous = d.meta.image(ns, name).ok();
+    let record = hull_metadata::Image {
+        name: name.to_string(),
+        target: hull_metadata::Descriptor {
+            media_type: target.media_type.clone(),
+            digest: target.digest.clone(),
+            size: target.size,
+            annotations: Default::default(),
+        },
+        labels: Default::default(),
+        created: previous.as_ref().map_or_else(now, |i| i.created),
+        updated: now(),
+    };
+    d.meta.put_image(ns, &record).map_err(meta_status)?;
+    let (topic, event) = crate::events::image_put(&record, previous.is_some());
+    d.events.publish(ns, topic, event);
+    Ok(record)
+}
+
+/// The unpacked snapshot belongs to the image through its config
+/// (containerd's `containerd.io/gc.ref.snapshot.<snapshotter>` label).
+pub(super) fn label_snapshot(
+    d: &crate::daemon::Daemon,
+    ns: &str,
+    config: &str,
+    snapshotter: &str,
+    chain: &str,
+) -> Result<(), Status> {
+    let label = format!("{}{snapshotter}", hull_metadata::GC_REF_SNAPSHOT);
+    d.meta
+        .update_content(
+            ns,
+            config,
+            &[(label.clone(), chain.to_string())].into(),
+            &[format!("labels.{label}")],
+        )
+        .map(drop)
+        .map_err(meta_status)
 }
 
 /// Hand the memory a pull freed (download and unpack buffers, on several

@@ -19,8 +19,9 @@ mod feed;
 mod remote;
 mod unpack;
 
-pub use unpack::{chain_ids, LayerUnpacker, UnpackProgress};
+pub use unpack::{chain_ids, unpack_stored, LayerUnpacker, UnpackProgress};
 
+use crate::hosts::{self, Capabilities, HostConfig, HostsError, TlsSettings};
 use crate::manifest::{self, Document};
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -31,6 +32,7 @@ use hull_content::{ContentStore, Digest};
 use remote::Remote;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +50,10 @@ pub struct RegistryConfig {
     pub extra_roots: Vec<Vec<u8>>,
     /// The minimum-progress rule for every response body.
     pub progress: Progress,
+    /// containerd's certs.d directory ([`crate::hosts`]): per registry
+    /// host, mirrors, capabilities and TLS settings (CA, client
+    /// certificate). Read at each pull; `None`: not used.
+    pub config_path: Option<PathBuf>,
 }
 
 impl Default for RegistryConfig {
@@ -59,6 +65,7 @@ impl Default for RegistryConfig {
             retries: 3,
             extra_roots: Vec::new(),
             progress: Progress::default(),
+            config_path: None,
         }
     }
 }
@@ -74,18 +81,103 @@ impl RegistryConfig {
             || self.insecure.iter().any(|i| i == host || i == name)
     }
 
-    /// A client speaking to `host` with `credentials`.
+    /// Where `domain`'s content may be fetched, in the order to try, and
+    /// how to connect to each. With a hosts.toml for `domain` under
+    /// `config_path`: its hosts, then its server. Without one: `mirrors`
+    /// (pull and resolve, TLS from each mirror's own certs.d directory),
+    /// then the registry (TLS from docker-style files in its directory).
+    /// Read now, so edits apply to the next pull without a restart.
+    pub fn endpoints(&self, domain: &str) -> Result<Vec<Endpoint>, HostsError> {
+        let config = self.hosts(domain)?;
+        if config.hosts_file.is_some() {
+            let endpoints = config.endpoints.into_iter();
+            return Ok(endpoints.map(|e| self.endpoint(domain, e)).collect());
+        }
+        let mut endpoints = Vec::new();
+        for mirror in self.mirrors.get(domain).into_iter().flatten() {
+            let own = self.hosts(mirror)?.server().clone();
+            let legacy = hosts::Endpoint {
+                host: mirror.clone(),
+                plain_http: None,
+                capabilities: Capabilities {
+                    push: false,
+                    ..Capabilities::ALL
+                },
+                ..own
+            };
+            endpoints.push(self.endpoint(domain, legacy));
+        }
+        endpoints.push(self.endpoint(domain, config.server().clone()));
+        Ok(endpoints)
+    }
+
+    /// Where a push to `domain` goes, in order: the endpoints with the
+    /// "push" capability (without a hosts.toml, the registry only: mirrors
+    /// are never pushed to).
+    pub fn push_endpoints(&self, domain: &str) -> Result<Vec<Endpoint>, HostsError> {
+        let endpoints = self.endpoints(domain)?.into_iter();
+        Ok(endpoints.filter(|e| e.capabilities.push).collect())
+    }
+
+    /// The server `host` stands for (itself unless its hosts.toml names
+    /// another `server`), with its certs.d settings.
+    pub fn server(&self, host: &str) -> Result<Endpoint, HostsError> {
+        let config = self.hosts(host)?;
+        Ok(self.endpoint(host, config.server().clone()))
+    }
+
+    /// The client settings of [`RegistryConfig::server`]`(host)`.
+    pub fn settings_for(&self, host: &str) -> Result<registry::Settings, HostsError> {
+        Ok(self.settings(&self.server(host)?))
+    }
+
+    /// The client settings for `endpoint`: its TLS settings, with
+    /// `registry.ca_files` trusted as well.
+    pub fn settings(&self, endpoint: &Endpoint) -> registry::Settings {
+        let mut extra_roots = self.extra_roots.clone();
+        extra_roots.extend(endpoint.tls.ca_pems.iter().cloned());
+        registry::Settings {
+            plain_http: endpoint.plain_http,
+            extra_roots,
+            client_identity: endpoint.tls.client_identity_pem.clone(),
+            skip_verify: endpoint.tls.skip_verify,
+            headers: endpoint.headers.clone(),
+            progress: self.progress,
+        }
+    }
+
+    /// A client speaking to `host`'s server (see
+    /// [`RegistryConfig::server`]) with `credentials` and its certs.d TLS
+    /// settings.
     pub fn client(
         &self,
         host: &str,
         credentials: Option<(String, String)>,
     ) -> Result<registry::Client, registry::Error> {
-        let settings = registry::Settings {
-            plain_http: self.is_insecure(host),
-            extra_roots: self.extra_roots.clone(),
-            progress: self.progress,
-        };
-        registry::Client::new(host, &settings, credentials)
+        let server = self.server(host).map_err(|e| registry::Error::Protocol {
+            detail: e.to_string(),
+        })?;
+        registry::Client::new(&server.host, &self.settings(&server), credentials)
+    }
+
+    fn hosts(&self, host: &str) -> Result<HostConfig, HostsError> {
+        match &self.config_path {
+            Some(path) => hosts::load(path, host),
+            None => Ok(HostConfig::registry_only(host)),
+        }
+    }
+
+    /// `e` as an endpoint of `domain`: HTTPS unless its URL says http://
+    /// or, not said, [`RegistryConfig::is_insecure`].
+    fn endpoint(&self, domain: &str, e: hosts::Endpoint) -> Endpoint {
+        Endpoint {
+            mirror: e.host != domain,
+            plain_http: e.plain_http.unwrap_or_else(|| self.is_insecure(&e.host)),
+            host: e.host,
+            capabilities: e.capabilities,
+            tls: e.tls,
+            headers: e.headers,
+        }
     }
 }
 
@@ -122,6 +214,10 @@ pub enum BlobState {
     Done,
     Exists,
     Skipped,
+    /// Push: being sent to the registry.
+    Uploading,
+    /// Push: the registry mounted it from another of its repositories.
+    Mounted,
 }
 
 impl BlobState {
@@ -133,6 +229,8 @@ impl BlobState {
             BlobState::Done => "done",
             BlobState::Exists => "exists",
             BlobState::Skipped => "skipped",
+            BlobState::Uploading => "uploading",
+            BlobState::Mounted => "mounted",
         }
     }
 }
@@ -146,7 +244,7 @@ pub struct BlobProgress {
     pub total: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Descriptor {
     pub media_type: String,
     pub digest: String,
@@ -196,7 +294,7 @@ pub enum PullError {
         "cannot reach registry {registry}: {detail}: is it running, and is the address right?"
     )]
     Unreachable { registry: String, detail: String },
-    #[error("TLS with registry {registry} failed ({detail}): if it uses a private CA, add the CA's PEM file to registry.ca_files in hulld's config; if it speaks plain HTTP, list it in registry.insecure")]
+    #[error("TLS with registry {registry} failed ({detail}): if it uses a private CA, put the CA's PEM file at <config_path>/{registry}/ca.crt or name it in a hosts.toml there (registry.config_path in hulld's config, default /etc/hull/certs.d), or add it to registry.ca_files; if it requires a client certificate, put client.cert and client.key there; if it speaks plain HTTP, list it in registry.insecure")]
     Tls { registry: String, detail: String },
     #[error("{reference}: {source}")]
     Manifest {
@@ -279,14 +377,24 @@ impl PullError {
     }
 }
 
-/// One endpoint to try: a mirror or the registry itself.
-struct Endpoint {
-    host: String,
-    mirror: bool,
+/// One endpoint to try: a mirror or the registry itself, and how to
+/// connect to it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// `host[:port]`.
+    pub host: String,
+    /// Not the registry itself: requests name the registry in `?ns=`.
+    pub mirror: bool,
+    pub plain_http: bool,
+    pub capabilities: Capabilities,
+    pub tls: TlsSettings,
+    /// Extra request headers (hosts.toml `[header]`).
+    pub headers: Vec<(String, String)>,
 }
 
-/// An endpoint host and the credentials used there.
-type ClientKey = (String, Option<(String, String)>);
+/// An endpoint (all its settings: an edited hosts.toml gets a new client)
+/// and the credentials used there.
+type ClientKey = (Endpoint, Option<(String, String)>);
 
 /// Pulls into one content store.
 pub struct Puller {
@@ -314,55 +422,134 @@ impl Puller {
         &self.config
     }
 
-    fn endpoints(&self, domain: &str) -> Vec<Endpoint> {
-        let mirrors = self.config.mirrors.get(domain).into_iter().flatten();
-        mirrors
-            .map(|m| Endpoint {
-                host: m.clone(),
-                mirror: true,
-            })
-            .chain(std::iter::once(Endpoint {
-                host: domain.to_string(),
-                mirror: false,
-            }))
-            .collect()
-    }
-
-    /// Pull `reference`: mirrors first (any failure there falls back to the
-    /// next endpoint), then the registry.
+    /// Pull `reference` from its endpoints ([`RegistryConfig::endpoints`]):
+    /// mirrors first (any failure there falls back to the next endpoint),
+    /// then the registry.
+    ///
+    /// Capabilities, as containerd: a tag is resolved to a digest only at
+    /// an endpoint with "resolve", content is fetched only from one with
+    /// "pull". When every pulling endpoint may also resolve (the usual
+    /// case), each is tried for the whole pull in turn; otherwise (a
+    /// pull-only mirror) the tag is resolved first at the resolving
+    /// endpoints, and the content then fetched by that digest.
     pub async fn pull(
         &self,
         reference: &Reference,
         opts: &PullOptions,
         events: &Events,
     ) -> Result<Pulled, PullError> {
-        let endpoints = self.endpoints(&reference.domain);
-        let last = endpoints.len() - 1;
-        for (i, endpoint) in endpoints.into_iter().enumerate() {
-            match self.pull_from(&endpoint, reference, opts, events).await {
-                Err(e) if endpoint.mirror && i < last => {
+        let domain = &reference.domain;
+        let endpoints = self
+            .config
+            .endpoints(domain)
+            .map_err(|e| PullError::Registry {
+                registry: domain.clone(),
+                detail: e.to_string(),
+            })?;
+        let with = |want: fn(&Capabilities) -> bool| -> Vec<Endpoint> {
+            let able = endpoints.iter().filter(|e| want(&e.capabilities));
+            able.cloned().collect()
+        };
+        let split = endpoints
+            .iter()
+            .any(|e| e.capabilities.pull != e.capabilities.resolve);
+        if reference.digest.is_some() {
+            return self
+                .pull_each(&with(|c| c.pull), reference, opts, events)
+                .await;
+        }
+        if !split {
+            let both = with(|c| c.pull && c.resolve);
+            return self.pull_each(&both, reference, opts, events).await;
+        }
+        let digest = self.resolve(&with(|c| c.resolve), reference, opts).await?;
+        let pinned = Reference {
+            digest: Some(digest),
+            ..reference.clone()
+        };
+        self.pull_each(&with(|c| c.pull), &pinned, opts, events)
+            .await
+    }
+
+    /// Pull from the first of `endpoints` that can.
+    async fn pull_each(
+        &self,
+        endpoints: &[Endpoint],
+        reference: &Reference,
+        opts: &PullOptions,
+        events: &Events,
+    ) -> Result<Pulled, PullError> {
+        let last = endpoints.len().saturating_sub(1);
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            match self.pull_from(endpoint, reference, opts, events).await {
+                Err(e) if i < last => {
                     tracing::warn!(
-                        "mirror {} failed for {reference}: {e}; trying the next endpoint",
+                        "{} failed for {reference}: {e}; trying the next endpoint",
                         endpoint.host
                     );
                 }
                 result => return result,
             }
         }
-        unreachable!("the registry itself is always the last endpoint")
+        Err(no_endpoint(reference, "pull"))
     }
 
-    /// The kept client for `host` and the credentials the pull has for it.
-    fn client(&self, host: &str, opts: &PullOptions) -> Result<Arc<registry::Client>, PullError> {
+    /// The digest `reference`'s tag names, from the first of `endpoints`
+    /// that answers.
+    async fn resolve(
+        &self,
+        endpoints: &[Endpoint],
+        reference: &Reference,
+        opts: &PullOptions,
+    ) -> Result<Digest, PullError> {
+        let last = endpoints.len().saturating_sub(1);
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            match self.resolve_at(endpoint, reference, opts).await {
+                Err(e) if i < last => {
+                    tracing::warn!(
+                        "{} failed to resolve {reference}: {e}; trying the next endpoint",
+                        endpoint.host
+                    );
+                }
+                result => return result,
+            }
+        }
+        Err(no_endpoint(reference, "resolve"))
+    }
+
+    async fn resolve_at(
+        &self,
+        endpoint: &Endpoint,
+        reference: &Reference,
+        opts: &PullOptions,
+    ) -> Result<Digest, PullError> {
+        let client = self.client(endpoint, opts)?;
+        let remote = Remote::new(client, endpoint, reference, self.config.retries);
+        remote.authenticate().await?;
+        let (_, digest) = remote.manifest(&reference.object()).await?;
+        digest.parse().map_err(|e| PullError::Registry {
+            registry: endpoint.host.clone(),
+            detail: format!("{reference} resolved to {digest:?}, not a digest: {e}"),
+        })
+    }
+
+    /// The kept client for `endpoint` and the credentials the pull has for
+    /// it.
+    fn client(
+        &self,
+        endpoint: &Endpoint,
+        opts: &PullOptions,
+    ) -> Result<Arc<registry::Client>, PullError> {
+        let host = endpoint.host.as_str();
         let creds = lookup_credentials(&opts.credentials, host).cloned();
         let mut clients = self.clients.lock().expect("client cache lock");
-        let key = (host.to_string(), creds.clone());
+        let key = (endpoint.clone(), creds.clone());
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
+        let settings = self.config.settings(endpoint);
         let client = Arc::new(
-            self.config
-                .client(host, creds)
+            registry::Client::new(host, &settings, creds)
                 .map_err(|e| PullError::from_registry(host, host, e))?,
         );
         clients.insert(key, client.clone());
@@ -380,7 +567,7 @@ impl Puller {
             0 => self.config.max_concurrent_downloads,
             n => n,
         };
-        let client = self.client(&endpoint.host, opts)?;
+        let client = self.client(endpoint, opts)?;
         let remote = Remote::new(client, endpoint, reference, self.config.retries);
         remote.authenticate().await?;
 
@@ -621,6 +808,20 @@ impl Puller {
     }
 }
 
+/// No endpoint of `reference`'s registry may do `what` ("pull",
+/// "resolve"): its hosts.toml leaves it to none.
+fn no_endpoint(reference: &Reference, what: &str) -> PullError {
+    let domain = &reference.domain;
+    PullError::Registry {
+        registry: domain.clone(),
+        detail: format!(
+            "{reference}: no host in the hosts.toml of {domain} (under registry.config_path) \
+             has the capability {what:?}: add it to the capabilities of the server or of a \
+             [host] table"
+        ),
+    }
+}
+
 /// Marks every feed of a pull failed when dropped (a no-op for the ones
 /// that completed).
 struct EndFeeds(Arc<Feeds>);
@@ -635,7 +836,7 @@ impl Drop for EndFeeds {
 const STORE_BYTES_WAIT: Duration = Duration::from_secs(30);
 
 /// Exponential: 400 ms, 800 ms, 1.6 s, ... capped at 6.4 s.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200 << attempt.min(5))
 }
 
@@ -643,7 +844,7 @@ fn ingest_ref(digest: &str) -> String {
     format!("pull-{digest}")
 }
 
-fn progress(d: &manifest::Descriptor, state: BlobState, offset: u64) -> BlobProgress {
+pub(crate) fn progress(d: &manifest::Descriptor, state: BlobState, offset: u64) -> BlobProgress {
     BlobProgress {
         digest: d.digest.clone(),
         media_type: d.media_type.clone(),
@@ -742,30 +943,86 @@ mod tests {
             .into(),
             ..RegistryConfig::default()
         };
-        let store = Arc::new(
-            hull_content::LocalStore::open(
-                std::env::temp_dir().join(format!("hull-pull-test-{}", std::process::id())),
-            )
-            .unwrap(),
-        );
-        let puller = Puller::new(store, config);
-        let hosts: Vec<(String, bool)> = puller
+        let hosts: Vec<(String, bool, bool)> = config
             .endpoints("docker.io")
+            .unwrap()
             .into_iter()
-            .map(|e| (e.host, e.mirror))
+            .map(|e| (e.host, e.mirror, e.plain_http))
             .collect();
         assert_eq!(
             hosts,
             [
-                ("127.0.0.1:5001".into(), true),
-                ("mirror.lan".into(), true),
-                ("docker.io".into(), false)
+                ("127.0.0.1:5001".into(), true, true),
+                ("mirror.lan".into(), true, false),
+                ("docker.io".into(), false, false)
             ]
         );
-        assert_eq!(puller.endpoints("quay.io").len(), 1);
-        let _ = std::fs::remove_dir_all(
-            std::env::temp_dir().join(format!("hull-pull-test-{}", std::process::id())),
+        assert_eq!(config.endpoints("quay.io").unwrap().len(), 1);
+        let push: Vec<String> = config
+            .push_endpoints("docker.io")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.host)
+            .collect();
+        assert_eq!(push, ["docker.io"], "mirrors are never pushed to");
+    }
+
+    #[test]
+    fn certs_d_replaces_mirrors_and_adds_tls() {
+        let dir = std::env::temp_dir().join(format!("hull-pull-certs-d-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ca = "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n";
+        let host_dir = dir.join("reg.lan:5000");
+        std::fs::create_dir_all(&host_dir).unwrap();
+        std::fs::write(host_dir.join("ca.pem"), ca).unwrap();
+        std::fs::write(
+            host_dir.join("hosts.toml"),
+            "ca = \"ca.pem\"\n[host.\"http://cache.lan\"]\ncapabilities = [\"pull\"]\n\
+             [host.\"https://push.lan\"]\ncapabilities = [\"push\"]\nskip_verify = true\n",
+        )
+        .unwrap();
+        let config = RegistryConfig {
+            mirrors: [("reg.lan:5000".to_string(), vec!["old.lan".to_string()])].into(),
+            extra_roots: vec![b"global".to_vec()],
+            config_path: Some(dir.clone()),
+            ..RegistryConfig::default()
+        };
+        let endpoints = config.endpoints("reg.lan:5000").unwrap();
+        let hosts: Vec<(&str, bool, bool)> = endpoints
+            .iter()
+            .map(|e| (e.host.as_str(), e.mirror, e.plain_http))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("cache.lan", true, true),
+                ("push.lan", true, false),
+                ("reg.lan:5000", false, false)
+            ],
+            "hosts.toml, not registry.mirrors"
         );
+        let push: Vec<String> = config
+            .push_endpoints("reg.lan:5000")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.host)
+            .collect();
+        assert_eq!(push, ["push.lan", "reg.lan:5000"]);
+        let settings = config.settings_for("reg.lan:5000").unwrap();
+        assert_eq!(
+            settings.extra_roots,
+            [b"global".to_vec(), ca.as_bytes().to_vec()]
+        );
+        assert!(!settings.plain_http && !settings.skip_verify);
+        assert!(config.settings(&endpoints[1]).skip_verify);
+        // Without a hosts.toml the mirrors config applies, TLS from certs.d.
+        std::fs::remove_file(host_dir.join("hosts.toml")).unwrap();
+        std::fs::rename(host_dir.join("ca.pem"), host_dir.join("ca.crt")).unwrap();
+        let endpoints = config.endpoints("reg.lan:5000").unwrap();
+        assert_eq!(endpoints.len(), 2);
+        assert_eq!(endpoints[0].host, "old.lan");
+        assert_eq!(endpoints[1].tls.ca_pems, [ca.as_bytes()]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

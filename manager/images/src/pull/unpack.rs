@@ -74,6 +74,33 @@ struct RootFs {
     diff_ids: Vec<String>,
 }
 
+/// Unpack an image whose blobs are all in the store already (an import,
+/// or a pull without unpack): the same job, with every blob's feed
+/// complete. Blocking; returns the top snapshot's chain ID.
+pub fn unpack_stored(
+    store: Arc<dyn ContentStore + Send + Sync>,
+    unpacker: Arc<dyn LayerUnpacker>,
+    config: manifest::Descriptor,
+    layers: Vec<manifest::Descriptor>,
+    events: Events,
+    reference: &str,
+) -> Result<String, PullError> {
+    let feeds = Arc::new(Feeds::default());
+    for b in std::iter::once(&config).chain(&layers) {
+        feeds.get(&b.digest).committed();
+    }
+    UnpackJob {
+        store,
+        feeds,
+        unpacker,
+        config,
+        layers,
+        events,
+        reference: reference.to_string(),
+    }
+    .run()
+}
+
 /// One image's unpack, run on a blocking thread beside the downloads.
 pub(super) struct UnpackJob {
     pub store: Arc<dyn ContentStore + Send + Sync>,

@@ -13,6 +13,9 @@
 
 pub mod body;
 mod challenge;
+mod upload;
+
+pub use upload::{push_scope, FileRange, UploadStart};
 
 use body::{size_text, Body, Progress};
 use challenge::Challenge;
@@ -76,6 +79,16 @@ pub struct Settings {
     pub plain_http: bool,
     /// PEM certificates trusted besides the system's roots.
     pub extra_roots: Vec<Vec<u8>>,
+    /// PEM: a client certificate (chain) and its private key, sent to
+    /// registries that require mutual TLS (certs.d `client`).
+    pub client_identity: Option<Vec<u8>>,
+    /// Accept any server certificate and name (certs.d `skip_verify`):
+    /// for tests only, as anyone on the path can then read and alter the
+    /// traffic.
+    pub skip_verify: bool,
+    /// Sent with every request, token requests included (hosts.toml
+    /// `[header]`); a name may repeat.
+    pub headers: Vec<(String, String)>,
     pub progress: Progress,
 }
 
@@ -116,21 +129,7 @@ impl Client {
         settings: &Settings,
         credentials: Option<(String, String)>,
     ) -> Result<Client, Error> {
-        ensure_crypto_provider();
-        let tls = |e: reqwest::Error| Error::Tls {
-            detail: error_chain(&e),
-        };
-        let mut roots = Vec::new();
-        for pem in &settings.extra_roots {
-            roots.extend(reqwest::Certificate::from_pem_bundle(pem).map_err(tls)?);
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .user_agent(concat!("hull/", env!("CARGO_PKG_VERSION")))
-            .tls_certs_merge(roots)
-            .build()
-            .map_err(tls)?;
+        let http = http_client(settings)?;
         let scheme = if settings.plain_http { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| Error::Protocol {
             detail: format!("registry address {host:?}: {e}"),
@@ -263,18 +262,40 @@ impl Client {
         scope: &str,
         headers: HeaderMap,
     ) -> Result<reqwest::Response, Error> {
-        let mut url = self.base.join(path).map_err(|e| Error::Protocol {
-            detail: format!("bad request path {path:?}: {e}"),
-        })?;
+        let mut url = self.url(path)?;
         if let Some(ns) = ns {
             url.query_pairs_mut().append_pair("ns", ns);
         }
+        self.send_url(method, url, scope, headers, None).await
+    }
+
+    /// `path` below the registry's base URL.
+    fn url(&self, path: &str) -> Result<Url, Error> {
+        self.base.join(path).map_err(|e| Error::Protocol {
+            detail: format!("bad request path {path:?}: {e}"),
+        })
+    }
+
+    /// [`Client::send`] to a whole URL (an upload session's Location), with
+    /// a body: held in memory, so it can be sent again after a challenge.
+    async fn send_url(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &str,
+        headers: HeaderMap,
+        body: Option<bytes::Bytes>,
+    ) -> Result<reqwest::Response, Error> {
+        let path = url.path().to_string();
         let mut challenged = false;
         loop {
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
             if let Some(auth) = self.authorization(scope) {
                 request = request.header(AUTHORIZATION, auth);
             }
@@ -283,7 +304,7 @@ impl Client {
                 Err(_) => {
                     return Err(Error::Unreachable {
                         detail: format!(
-                            "no answer to {method} /{path} within {}s",
+                            "no answer to {method} {path} within {}s",
                             HEAD_TIMEOUT.as_secs()
                         ),
                     })
@@ -370,8 +391,10 @@ impl Client {
             if let Some(s) = service {
                 q.append_pair("service", s);
             }
-            if !scope.is_empty() {
-                q.append_pair("scope", scope);
+            // One `scope` parameter per scope (a push that mounts from
+            // another repository needs two), as the token spec has it.
+            for one in scope.split(' ').filter(|s| !s.is_empty()) {
+                q.append_pair("scope", one);
             }
         }
         let mut request = self.http.get(url);
@@ -492,6 +515,43 @@ impl Client {
     }
 }
 
+/// The HTTP client for `settings`: the system's roots plus the extra
+/// ones, and the client certificate, verification and headers asked for.
+fn http_client(settings: &Settings) -> Result<reqwest::Client, Error> {
+    ensure_crypto_provider();
+    let tls = |what: &str, e: reqwest::Error| Error::Tls {
+        detail: format!("{what}: {}", error_chain(&e)),
+    };
+    let mut roots = Vec::new();
+    for pem in &settings.extra_roots {
+        roots.extend(
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| tls("a trusted CA", e))?,
+        );
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &settings.headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+            Error::Protocol {
+                detail: format!("header name {name:?}: {e}"),
+            }
+        })?;
+        headers.append(name, header_value(value)?);
+    }
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .user_agent(concat!("hull/", env!("CARGO_PKG_VERSION")))
+        .tls_certs_merge(roots)
+        .danger_accept_invalid_certs(settings.skip_verify)
+        .default_headers(headers);
+    if let Some(pem) = &settings.client_identity {
+        let identity = reqwest::Identity::from_pem(pem)
+            .map_err(|e| tls("the client certificate and key", e))?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|e| tls("setting up TLS", e))
+}
+
 fn pull_scope(repo: &str) -> String {
     format!("repository:{repo}:pull")
 }
@@ -516,11 +576,22 @@ fn request_error(e: &reqwest::Error) -> Error {
         Error::RedirectLoop {
             detail: format!("more than {MAX_REDIRECTS} redirects: {detail}"),
         }
-    } else if detail.contains("certificate") || detail.contains("InvalidContentType") {
+    } else if tls_failure(&detail) {
         Error::Tls { detail }
     } else {
         Error::Unreachable { detail }
     }
+}
+
+/// rustls's words for a failed handshake: our check of the server's
+/// certificate, a plain-HTTP answer to TLS ("InvalidContentType"), or the
+/// server's alert (e.g. "BadCertificate" when it requires a client
+/// certificate we did not send).
+fn tls_failure(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    ["certificate", "invalidcontenttype", "fatal alert"]
+        .iter()
+        .any(|w| lower.contains(w))
 }
 
 /// rustls needs one process-wide crypto provider; we build with ring only
