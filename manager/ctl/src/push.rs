@@ -9,9 +9,11 @@ use serde_json::json;
 
 #[derive(clap::Args)]
 pub struct PushArgs {
-    /// The image to push (tag it first with `hullctl tag` to push it under
-    /// another name)
+    /// Where to push (REGISTRY/REPO:TAG); also the local image unless LOCAL
+    /// is given
     reference: String,
+    /// The local image to push as REFERENCE (as `ctr images push`)
+    local: Option<String>,
     /// Push only this platform's manifest of a multi-platform image
     #[arg(long, conflicts_with = "all_platforms")]
     platform: Option<String>,
@@ -30,8 +32,8 @@ pub async fn push(c: &Client, args: PushArgs, format: Format) -> Result {
     let started = std::time::Instant::now();
     let request = PushRequest {
         credentials: crate::pull::credentials_for(&args.reference)?,
-        name: args.reference.clone(),
-        remote: String::new(),
+        name: args.local.unwrap_or_else(|| args.reference.clone()),
+        remote: args.reference.clone(),
         platform: args.platform.unwrap_or_default(),
         max_concurrent_uploads: args.max_concurrent_uploads.unwrap_or(0),
     };

@@ -21,6 +21,10 @@ pub struct Task {
     pub bundle: PathBuf,
     /// Set when the shim died under the task: what its cleanup reported.
     pub dead: OnceLock<api::DeleteResponse>,
+    /// Set while hulld deletes the task: the shim exits after the delete,
+    /// which is no death to clean up after (a restart may already be
+    /// making the next task of the container in the same bundle path).
+    pub deleting: std::sync::atomic::AtomicBool,
 }
 
 impl Task {
@@ -29,6 +33,7 @@ impl Task {
             shim,
             bundle,
             dead: OnceLock::new(),
+            deleting: Default::default(),
         }
     }
 
@@ -223,7 +228,8 @@ pub fn spawn_monitor(daemon: Arc<crate::daemon::Daemon>) {
 
 async fn shim_died(daemon: &crate::daemon::Daemon, d: DeadShim) {
     let (ns, id) = (d.namespace.as_str(), d.id.as_str());
-    if !daemon.tasks.is_current(ns, id, &d.task) {
+    let deleting = d.task.deleting.load(std::sync::atomic::Ordering::SeqCst);
+    if deleting || !daemon.tasks.is_current(ns, id, &d.task) {
         return;
     }
     tracing::warn!(

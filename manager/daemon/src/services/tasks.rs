@@ -243,6 +243,8 @@ pub async fn delete_task(d: &Daemon, ns: &str, id: &str) -> Result<api::DeleteRe
         d.tasks.remove(ns, id);
         return Ok(dead.clone());
     }
+    use std::sync::atomic::Ordering;
+    t.deleting.store(true, Ordering::SeqCst);
     let deleted = t
         .shim
         .task
@@ -254,7 +256,10 @@ pub async fn delete_task(d: &Daemon, ns: &str, id: &str) -> Result<api::DeleteRe
             },
         )
         .await
-        .map_err(|e| ttrpc_status(&format!("deleting task {id}"), e))?;
+        .map_err(|e| {
+            t.deleting.store(false, Ordering::SeqCst);
+            ttrpc_status(&format!("deleting task {id}"), e)
+        })?;
     // Unregistered first: the shim's exit below is expected.
     d.tasks.remove(ns, id);
     t.shim.shut_down(id).await;
