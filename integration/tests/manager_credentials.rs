@@ -95,6 +95,10 @@ fn login_pull_and_logout_through_a_credential_helper() {
         "pull asked the helper: {log}"
     );
     d.assert_content_intact("default");
+    // A push (token auth, push scope) with the helper's credentials too.
+    let copy = format!("{}/helper/copy:v1", reg.address);
+    let pushed = d.ctl_env(&["push", "-q", &copy, &image], &env, "").ok();
+    assert!(pushed.stdout.contains("pushed"), "{pushed:?}");
 
     let out = d.ctl_env(&["logout", &reg.address], &env, "").ok();
     assert_eq!(
