@@ -49,7 +49,11 @@ ctr_() { ctr --address "$work/containerd/containerd.sock" "$@"; }
 start_hulld() {
     log "hulld ($("$BENCH_HULLD" --version))"
     mkdir -p "$work/hull/root" "$work/hull/state"
-    "$BENCH_HULLD" config default >"$work/hull/hulld.toml"
+    # The CNI config dir in the work dir too: hulld writes its default
+    # network there (never into the host's /etc).
+    "$BENCH_HULLD" config default |
+        sed "s|^config_dir = \"/etc/hull/cni/net.d\"|config_dir = \"$work/hull/net.d\"|" >"$work/hull/hulld.toml"
+    grep -q "^config_dir = \"$work/hull/net.d\"" "$work/hull/hulld.toml" || die "hulld's default config has no network.config_dir to move"
     "$BENCH_HULLD" --config "$work/hull/hulld.toml" --root "$work/hull/root" --state "$work/hull/state" \
         --address "$work/hull/hulld.sock" </dev/null >"$work/hull/hulld.log" 2>&1 &
     hulld_pid=$!

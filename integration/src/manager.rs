@@ -501,20 +501,44 @@ pub struct Hulld {
     /// --cgroup-parent; for ctr, the namespace to use): one per daemon, so
     /// a test removes exactly what its containers made.
     pub cgroup_parent: String,
+    /// The network namespace (a /run/netns name) hulld runs in, for the
+    /// network tests; None: the test process's own, and hullctl runs
+    /// containers with `--network none` unless told otherwise, so that no
+    /// test but the network ones makes bridges or firewall rules.
+    netns: Option<String>,
     child: Option<Child>,
 }
 
 impl Hulld {
     /// Start with extra TOML appended to the config (root/state/address are
-    /// set already).
+    /// set already; the network config dir is the scratch dir's unless
+    /// `extra_config` has a `[network]` table).
     pub fn start(extra_config: &str) -> Hulld {
+        Hulld::start_in(None, extra_config)
+    }
+
+    /// Start in the network namespace `/run/netns/<netns>` (made by the
+    /// test), with containers on hulld's default network unless told.
+    pub fn start_in_netns(netns: &str, extra_config: &str) -> Hulld {
+        Hulld::start_in(Some(netns.to_string()), extra_config)
+    }
+
+    fn start_in(netns: Option<String>, extra_config: &str) -> Hulld {
         let dir = scratch_dir("hulld");
         let socket = dir.join("hulld.sock");
         let config = dir.join("hulld.toml");
+        let network = if extra_config.contains("[network]") {
+            String::new()
+        } else {
+            format!(
+                "[network]\nconfig_dir = \"{}\"\n",
+                dir.join("net.d").display()
+            )
+        };
         std::fs::write(
             &config,
             format!(
-                "root = \"{}\"\nstate = \"{}\"\n{extra_config}\n[grpc]\naddress = \"{}\"\n",
+                "root = \"{}\"\nstate = \"{}\"\n{extra_config}\n{network}[grpc]\naddress = \"{}\"\n",
                 dir.join("root").display(),
                 dir.join("state").display(),
                 socket.display()
@@ -528,6 +552,7 @@ impl Hulld {
             socket,
             config,
             cgroup_parent,
+            netns,
             child: None,
         };
         d.spawn();
@@ -547,7 +572,17 @@ impl Hulld {
             .append(true)
             .open(self.dir.join("hulld.log"))
             .unwrap();
-        let child = Command::new(manager_bin("hulld"))
+        let mut command = match &self.netns {
+            Some(name) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{name}"))
+                    .arg("--")
+                    .arg(manager_bin("hulld"));
+                c
+            }
+            None => Command::new(manager_bin("hulld")),
+        };
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -596,15 +631,8 @@ impl Hulld {
     /// hullctl with `stdin` and extra environment variables (e.g. a PATH
     /// with a test's credential helper), otherwise as [`Hulld::ctl`].
     pub fn ctl_env(&self, args: &[&str], envs: &[(&str, &OsStr)], stdin: &str) -> Out {
-        let mut child = Command::new(manager_bin("hullctl"))
-            .arg("--address")
-            .arg(&self.socket)
-            .args(args)
-            .env("HOME", self.dir.join("home"))
-            .env("DOCKER_CONFIG", self.dir.join("home/.docker"))
-            .env("HULLCTL_DATA_ROOT", self.dir.join("hullctl"))
-            .env("HULLCTL_CGROUP_PARENT", &self.cgroup_parent)
-            .env_remove("HULL_NAMESPACE")
+        let mut child = self
+            .ctl_command(args)
             .envs(envs.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -617,17 +645,27 @@ impl Hulld {
         Out::from(child.wait_with_output().unwrap())
     }
 
-    /// hullctl in the background (stdin, stdout and stderr piped).
-    pub fn spawn_ctl(&self, args: &[&str]) -> Child {
-        Command::new(manager_bin("hullctl"))
-            .arg("--address")
+    /// hullctl for this daemon, with HOME and its data in the scratch dir.
+    fn ctl_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(manager_bin("hullctl"));
+        c.arg("--address")
             .arg(&self.socket)
             .args(args)
             .env("HOME", self.dir.join("home"))
             .env("DOCKER_CONFIG", self.dir.join("home/.docker"))
             .env("HULLCTL_DATA_ROOT", self.dir.join("hullctl"))
             .env("HULLCTL_CGROUP_PARENT", &self.cgroup_parent)
-            .env_remove("HULL_NAMESPACE")
+            .env_remove("HULL_NAMESPACE");
+        match &self.netns {
+            None => c.env("HULLCTL_NETWORK", "none"),
+            Some(_) => c.env_remove("HULLCTL_NETWORK"),
+        };
+        c
+    }
+
+    /// hullctl in the background (stdin, stdout and stderr piped).
+    pub fn spawn_ctl(&self, args: &[&str]) -> Child {
+        self.ctl_command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

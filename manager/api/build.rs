@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut protos: Vec<PathBuf> = CONTAINERD_PROTOS.iter().map(|p| vendor.join(p)).collect();
     protos.push("proto/transfer.proto".into());
     protos.push("proto/gc.proto".into());
+    protos.push("proto/network.proto".into());
     let includes = [vendor.clone(), PathBuf::from("proto")];
     tonic_prost_build::configure().compile_protos(&protos, &includes)?;
     Ok(())

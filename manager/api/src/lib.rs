@@ -72,6 +72,11 @@ pub mod hull {
                 tonic::include_proto!("hull.services.gc.v1");
             }
         }
+        pub mod networks {
+            pub mod v1 {
+                tonic::include_proto!("hull.services.networks.v1");
+            }
+        }
     }
 }
 
@@ -88,4 +93,5 @@ pub use containerd::services::tasks::v1 as tasks;
 pub use containerd::services::version::v1 as version;
 pub use containerd::types;
 pub use hull::services::gc::v1 as gc;
+pub use hull::services::networks::v1 as networks;
 pub use hull::services::transfer::v1 as transfer;

@@ -7,6 +7,7 @@ use hull_api::gc::gc_client::GcClient;
 use hull_api::images::images_client::ImagesClient;
 use hull_api::leases::leases_client::LeasesClient;
 use hull_api::namespaces::namespaces_client::NamespacesClient;
+use hull_api::networks::networks_client::NetworksClient;
 use hull_api::snapshots::snapshots_client::SnapshotsClient;
 use hull_api::tasks::tasks_client::TasksClient;
 use hull_api::transfer::transfer_client::TransferClient;
@@ -156,5 +157,8 @@ impl Client {
     }
     pub fn gc(&self) -> GcClient<Svc> {
         GcClient::new(self.svc())
+    }
+    pub fn networks(&self) -> NetworksClient<Svc> {
+        NetworksClient::new(self.svc())
     }
 }

@@ -11,6 +11,7 @@ mod images;
 mod leases;
 mod login;
 mod namespaces;
+mod network;
 mod output;
 mod progress;
 mod pull;
@@ -70,6 +71,9 @@ enum Command {
     /// Manage namespaces
     #[command(subcommand, alias = "namespace", alias = "ns")]
     Namespaces(NamespacesCmd),
+    /// Manage networks (CNI bridge networks)
+    #[command(subcommand, alias = "net")]
+    Network(network::NetworkCmd),
     /// Leases that keep content from garbage collection
     #[command(subcommand, alias = "lease")]
     Leases(LeasesCmd),
@@ -274,6 +278,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Images(cmd) => done(images::images(&c, cmd, cli.format).await),
         Command::Content(cmd) => done(content::content(&c, cmd, cli.format).await),
         Command::Namespaces(cmd) => done(namespaces::namespaces(&c, cmd, cli.format).await),
+        Command::Network(cmd) => done(network::network(&c, cmd, cli.format).await),
         Command::Leases(cmd) => done(leases::leases(&c, cmd, cli.format).await),
         Command::Snapshots {
             snapshotter,

@@ -20,6 +20,7 @@ pub struct Config {
     pub pull: Pull,
     pub push: Push,
     pub registry: Registry,
+    pub network: Network,
     pub snapshots: Snapshots,
     pub runtime: Runtime,
     pub metrics: Metrics,
@@ -148,6 +149,7 @@ impl Default for Config {
             grpc: Grpc::default(),
             pull: Pull::default(),
             push: Push::default(),
+            network: Network::default(),
             registry: Registry::default(),
             snapshots: Snapshots::default(),
             runtime: Runtime::default(),
@@ -162,6 +164,34 @@ impl Default for Grpc {
         Grpc {
             address: hull_api::DEFAULT_ADDRESS.into(),
             gid: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// CNI network lists (`*.conflist`, `*.conf`); the default network is
+    /// written here on start when the directory has none.
+    pub config_dir: PathBuf,
+    /// Where the CNI plugin binaries are (Debian's containernetworking-
+    /// plugins installs them in /usr/lib/cni).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The network of containers that name none (`hullctl run` without
+    /// `--network`), and its bridge and subnet when hulld writes it.
+    pub default_network: String,
+    pub bridge: String,
+    pub subnet: String,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            config_dir: "/etc/hull/cni/net.d".into(),
+            plugin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],
+            default_network: "bridge".into(),
+            bridge: "hull0".into(),
+            subnet: "10.4.0.0/24".into(),
         }
     }
 }

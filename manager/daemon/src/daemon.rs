@@ -29,6 +29,7 @@ pub struct Daemon {
     pub events: crate::events::EventBus,
     pub shims: crate::shim::ShimRuntime,
     pub tasks: crate::tasks::Tasks,
+    pub network: crate::network::Networking,
     /// This daemon's identity (introspection's Server), kept in the root.
     pub uuid: String,
 }
@@ -95,7 +96,14 @@ impl Daemon {
             tasks_dir: config.state.join("tasks"),
             runtime_root: config.state.join("runtime"),
         };
+        let network = crate::network::Networking::new(&config);
+        if let Err(e) = network.ensure_default(&config) {
+            tracing::warn!(
+                "the default network: {e}; containers can still use --network none or host"
+            );
+        }
         Ok(Daemon {
+            network,
             config,
             store,
             meta,

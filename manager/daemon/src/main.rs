@@ -7,6 +7,7 @@ mod events;
 mod events_ttrpc;
 mod lock;
 mod metrics;
+mod network;
 mod restart;
 mod server;
 mod services;

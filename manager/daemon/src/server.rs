@@ -12,6 +12,7 @@ use hull_api::images::images_server::ImagesServer;
 use hull_api::introspection::introspection_server::IntrospectionServer;
 use hull_api::leases::leases_server::LeasesServer;
 use hull_api::namespaces::namespaces_server::NamespacesServer;
+use hull_api::networks::networks_server::NetworksServer;
 use hull_api::snapshots::snapshots_server::SnapshotsServer;
 use hull_api::tasks::tasks_server::TasksServer;
 use hull_api::transfer::transfer_server::TransferServer;
@@ -106,6 +107,12 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
     .await?;
     // Shims that outlived the last daemon: reconnect (or clean up).
     daemon.tasks.recover(&daemon.shims).await;
+    // Networks of containers whose tasks ended while hulld was away.
+    tokio::task::block_in_place(|| {
+        daemon
+            .network
+            .clean_stale(&|ns, id| daemon.tasks.has_task(ns, id))
+    });
     crate::tasks::spawn_monitor(daemon.clone());
     crate::restart::spawn(daemon.clone());
     let mut events = crate::events_ttrpc::serve(daemon.clone(), &daemon.shims.ttrpc_address)?;
@@ -159,7 +166,8 @@ fn routes(daemon: &Arc<Daemon>, requests: Arc<crate::metrics::RequestMetrics>) -
         )))
         .add_service(VersionServer::new(services::version::Service))
         .add_service(TransferServer::new(services::transfer::Service(d())))
-        .add_service(GcServer::new(services::gc::Service(d())));
+        .add_service(GcServer::new(services::gc::Service(d())))
+        .add_service(NetworksServer::new(services::networks::Service(d())));
     let router = std::mem::take(routes.axum_router_mut());
     Routes::from(
         router

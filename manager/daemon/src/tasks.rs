@@ -243,6 +243,7 @@ async fn shim_died(daemon: &crate::daemon::Daemon, d: DeadShim) {
             api::DeleteResponse::default()
         }
     };
+    tokio::task::block_in_place(|| daemon.network.detach(ns, id));
     // Killed with its shim unless the cleanup found a real status.
     let mut exit = deleted.clone();
     if exit.exited_at.is_none() {

@@ -51,6 +51,8 @@ pub enum ContainerCmd {
     Exec(ExecArgs),
     /// Attach to a running container's output (and input with -i at run)
     Attach { container: String },
+    /// A container's published ports
+    Port { container: String },
 }
 
 #[derive(Args, Clone, Default)]
@@ -106,6 +108,21 @@ pub struct RunArgs {
     pub privileged: bool,
     #[arg(long)]
     pub hostname: Option<String>,
+    /// Network: bridge (hulld's default network), a network's name, host or none
+    #[arg(long, alias = "net", env = "HULLCTL_NETWORK", default_value = "bridge")]
+    pub network: String,
+    /// Publish a port: [hostIP:]hostPort:containerPort[/tcp|udp]
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// The container's IPv4 address on its network
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// A DNS server for the container's resolv.conf (instead of the host's)
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// An extra /etc/hosts entry, HOST:IP
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// Bind mount HOST:CONTAINER[:ro]
     #[arg(short = 'v', long = "volume")]
     pub volumes: Vec<String>,

@@ -12,6 +12,7 @@ pub mod args;
 mod exec;
 mod lifecycle;
 mod logs;
+mod network;
 mod run;
 mod show;
 mod stdio;
@@ -126,6 +127,7 @@ pub async fn dispatch(
         ContainerCmd::Stats(a) => show::stats(&ctx, a).await,
         ContainerCmd::Exec(a) => exec::exec(&ctx, a).await,
         ContainerCmd::Attach { container } => exec::attach(&ctx, &container).await,
+        ContainerCmd::Port { container } => network::port(&ctx, &container).await,
     }
 }
 

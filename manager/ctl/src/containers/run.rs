@@ -107,36 +107,6 @@ fn snapshot_dirs(mounts: &[hull_api::types::Mount]) -> Vec<PathBuf> {
     dirs
 }
 
-/// The files docker writes for a container: hostname, hosts, resolv.conf.
-fn write_etc_files(dir: &Path, hostname: &str) -> Result<hull_spec::EtcFiles, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let write = |name: &str, text: &str| -> Result<PathBuf, String> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| format!("writing {}: {e}", p.display()))?;
-        Ok(p)
-    };
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-    );
-    // The host's resolvers, without loopback ones (they would be the
-    // container's own loopback), as docker filters them.
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv: String = host_resolv
-        .lines()
-        .filter(|l| {
-            let l = l.trim();
-            !(l.starts_with("nameserver")
-                && (l.contains(" 127.") || l.contains(" ::1") || l.ends_with("::1")))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    Ok(hull_spec::EtcFiles {
-        hostname: Some(write("hostname", &format!("{hostname}\n"))?),
-        hosts: Some(write("hosts", &hosts)?),
-        resolv_conf: Some(write("resolv.conf", &resolv)?),
-    })
-}
-
 fn env_with_files(a: &RunArgs) -> Result<Vec<String>, String> {
     let mut env = Vec::new();
     for file in &a.env_file {
@@ -243,7 +213,12 @@ async fn create_under_lease(
     let files = SnapshotFiles {
         dirs: snapshot_dirs(&mounts),
     };
-    let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let network = super::network::choose(a)?;
+    let hostname = match (&a.hostname, network.host) {
+        (Some(h), _) => h.clone(),
+        (None, true) => super::network::host_name().unwrap_or_else(|| id[..12].to_string()),
+        (None, false) => id[..12].to_string(),
+    };
     let dir = container_dir(ctx.data_root, ctx.namespace, id);
     let options = hull_spec::RunOptions {
         id: id.to_string(),
@@ -290,7 +265,8 @@ async fn create_under_lease(
             .map(|v| v.parse().map_err(|e: hull_spec::SpecError| e.to_string()))
             .collect::<Result<_, _>>()?,
         cgroup_parent: a.cgroup_parent.clone(),
-        etc_files: write_etc_files(&dir, &hostname)?,
+        etc_files: super::network::write_etc_files(&dir, &hostname, a, network.host)?,
+        network: network.spec.clone(),
         // What "all capabilities" and "all devices" mean here: the ones
         // this host (and so hulld, run by the same root) has.
         host_capabilities: Some(hull_spec::current_capabilities().map_err(|e| e.to_string())?),
@@ -310,7 +286,7 @@ async fn create_under_lease(
     }
     let spec = hull_spec::generate(config, &options, &files).map_err(|e| e.to_string())?;
     let spec_json = serde_json::to_vec(&spec).map_err(|e| format!("encoding the spec: {e}"))?;
-    let labels: HashMap<String, String> = [
+    let mut labels: HashMap<String, String> = [
         (NAME_LABEL.to_string(), name.to_string()),
         (RESTART_LABEL.to_string(), a.restart.clone()),
         (
@@ -319,6 +295,7 @@ async fn create_under_lease(
         ),
     ]
     .into();
+    labels.extend(network.labels);
     c.containers()
         .create(CreateContainerRequest {
             container: Some(Container {
@@ -401,8 +378,10 @@ pub async fn start_detached(ctx: &Ctx<'_>, id: &str, tty: bool) -> Result<(), St
     Ok(())
 }
 
-/// Start the container's init process (its task was created).
+/// Start the container's init process (its task was created, and with it
+/// its network: its address goes into its /etc/hosts first).
 async fn start_task(ctx: &Ctx<'_>, id: &str) -> Result<(), String> {
+    super::network::record_address(ctx, id).await?;
     let request = StartRequest {
         container_id: id.to_string(),
         exec_id: String::new(),

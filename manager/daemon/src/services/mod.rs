@@ -12,6 +12,7 @@ pub mod images;
 pub mod introspection;
 pub mod leases;
 pub mod namespaces;
+pub mod networks;
 pub mod push;
 pub mod snapshots;
 pub mod tasks;

@@ -125,6 +125,7 @@ fn write_bundle(
     d: &Daemon,
     ns: &str,
     container: &hull_metadata::Container,
+    netns: Option<&std::path::Path>,
 ) -> Result<std::path::PathBuf, Status> {
     let spec = container.spec.as_ref().ok_or_else(|| {
         Status::failed_precondition(format!(
@@ -138,7 +139,12 @@ fn write_bundle(
     };
     std::fs::create_dir_all(bundle.join("rootfs")).map_err(|e| io("creating", e))?;
     let tmp = bundle.join(".config.json.tmp");
-    std::fs::write(&tmp, &spec.value).map_err(|e| io("writing the spec into", e))?;
+    let value = match netns {
+        Some(path) => crate::network::join_netns(&spec.value, path)
+            .map_err(|e| Status::invalid_argument(format!("container {}: {e}", container.id)))?,
+        None => spec.value.clone(),
+    };
+    std::fs::write(&tmp, &value).map_err(|e| io("writing the spec into", e))?;
     std::fs::rename(&tmp, bundle.join("config.json"))
         .map_err(|e| io("writing the spec into", e))?;
     Ok(bundle)
@@ -200,7 +206,57 @@ pub async fn create_task(
             container.id
         )));
     }
-    let bundle = write_bundle(d, ns, container)?;
+    let attached = tokio::task::block_in_place(|| {
+        d.network
+            .attach(ns, container, &|owner| owner_name(d, owner))
+    })?;
+    let netns = attached.as_ref().map(|(path, _)| path.as_path());
+    let created = start_shim_and_create(d, ns, container, new, netns).await;
+    match (&created, &attached) {
+        (Err(_), Some(_)) => tokio::task::block_in_place(|| d.network.detach(ns, &container.id)),
+        (Ok(_), Some((_, att))) => record_ips(d, ns, container, &att.ips()),
+        _ => {}
+    }
+    created
+}
+
+/// "name (id…)" of the container `namespace/id`, for messages.
+fn owner_name(d: &Daemon, owner: &str) -> String {
+    let Some((ns, id)) = owner.split_once('/') else {
+        return owner.to_string();
+    };
+    let short = &id[..id.len().min(12)];
+    match d
+        .meta
+        .container(ns, id)
+        .ok()
+        .and_then(|c| c.labels.get("hull/name").cloned())
+    {
+        Some(name) => format!("{name} ({short})"),
+        None => short.to_string(),
+    }
+}
+
+/// The addresses the network gave the container, as a label of its record
+/// (for `hullctl inspect`, `ps` and its /etc/hosts).
+fn record_ips(d: &Daemon, ns: &str, container: &hull_metadata::Container, ips: &[String]) {
+    let mut c = container.clone();
+    c.labels
+        .insert(crate::network::IPS_LABEL.to_string(), ips.join(","));
+    let path = format!("labels.{}", crate::network::IPS_LABEL);
+    if let Err(e) = d.meta.update_container(ns, &c, &[path]) {
+        tracing::warn!("recording the addresses of {ns}/{}: {e}", container.id);
+    }
+}
+
+async fn start_shim_and_create(
+    d: &Daemon,
+    ns: &str,
+    container: &hull_metadata::Container,
+    new: NewTask,
+    netns: Option<&std::path::Path>,
+) -> Result<u32, Status> {
+    let bundle = write_bundle(d, ns, container, netns)?;
     let shim = d.shims.start(ns, &container.id, &bundle).await?;
     let options = new
         .options
@@ -264,6 +320,7 @@ pub async fn delete_task(d: &Daemon, ns: &str, id: &str) -> Result<api::DeleteRe
     d.tasks.remove(ns, id);
     t.shim.shut_down(id).await;
     shim::remove_bundle(&t.bundle);
+    tokio::task::block_in_place(|| d.network.detach(ns, id));
     Ok(deleted)
 }
 

@@ -1,0 +1,468 @@
+//! Container networking with the real CNI plugins (Debian's
+//! containernetworking-plugins): every test makes its own network
+//! namespace and runs hulld inside it, so the bridge, the veths, the
+//! firewall rules and the containers all live there; nothing touches the
+//! machine's own interfaces. The image comes from an archive (hulld in the
+//! test's namespace cannot reach the host's loopback registry).
+
+use hull_integration::host::wait_until;
+use hull_integration::manager::{images_dir, Hulld, Out};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+const IMAGE: &str = "example.com/net/small:v1";
+
+/// A network namespace of the test's (`/run/netns/<name>`), loopback up;
+/// deleted on drop.
+struct TestNetns {
+    name: String,
+}
+
+impl TestNetns {
+    fn new() -> TestNetns {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "hull-it-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        sh(&format!(
+            "ip netns add {name} && ip -n {name} link set lo up"
+        ))
+        .ok();
+        TestNetns { name }
+    }
+
+    /// A shell command run in the namespace (network only).
+    fn sh(&self, script: &str) -> Out {
+        Out::wait(
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", self.name))
+                .args(["sh", "-c", script])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// The firewall rules of the namespace, without counters.
+    fn rules(&self) -> String {
+        let out = self.sh("iptables-save").ok().stdout;
+        out.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| match l.split_once(" [") {
+                Some((chain, _)) if l.starts_with(':') => chain.to_string(),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Network interfaces in the namespace.
+    fn links(&self) -> Vec<String> {
+        let out = self.sh("ip -o link show").ok().stdout;
+        out.lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect()
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+fn sh(script: &str) -> Out {
+    Out::wait(
+        Command::new("sh")
+            .args(["-c", script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn have_plugins() -> bool {
+    let ok =
+        std::path::Path::new("/usr/lib/cni/bridge").exists() && sh("command -v iptables").code == 0;
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "containernetworking-plugins or iptables missing in CI: add them to hack/deps.sh"
+        );
+        eprintln!("SKIP: apt-get install containernetworking-plugins iptables");
+    }
+    ok
+}
+
+/// hulld in a new network namespace, with the small test image imported.
+fn setup() -> Option<(TestNetns, Hulld)> {
+    if !hull_integration::require_root() || !have_plugins() {
+        return None;
+    }
+    let netns = TestNetns::new();
+    let d = Hulld::start_in_netns(&netns.name, "");
+    let tar = d.dir.join("small.tar");
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        images_dir().join("small").display(),
+        tar.display()
+    ))
+    .ok();
+    d.ctl(&[
+        "images",
+        "import",
+        "--name",
+        IMAGE,
+        &tar.display().to_string(),
+    ])
+    .ok();
+    Some((netns, d))
+}
+
+fn ip_of(d: &Hulld, name: &str) -> String {
+    let out = d.ctl(&["inspect", name]).ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v[0]["Labels"]["hull/network.ips"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address: {}", out.stdout))
+        .to_string()
+}
+
+/// The addresses host-local holds for the default network.
+fn leased_ips(d: &Hulld) -> Vec<String> {
+    let dir = d.root().join("cni/networks/bridge");
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    out.sort();
+    out
+}
+
+fn netns_files(d: &Hulld) -> usize {
+    sh(&format!(
+        "find {} -type f 2>/dev/null | wc -l",
+        d.dir.join("state/netns").display()
+    ))
+    .ok()
+    .stdout
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+const HTTPD: &str = "mkdir -p /www && echo hello-from-hull > /www/index.html && exec busybox httpd -f -p 80 -h /www";
+
+#[test]
+fn containers_on_the_default_bridge_talk_and_publish_ports() {
+    let Some((netns, d)) = setup() else {
+        return;
+    };
+    d.ctl(&[
+        "run", "-d", "--name", "web", "-p", "18080:80", IMAGE, "sh", "-c", HTTPD,
+    ])
+    .ok();
+    let web_ip = ip_of(&d, "web");
+    assert!(web_ip.starts_with("10.4.0."), "{web_ip}");
+    // From the test's namespace: the published port on loopback and on
+    // the bridge's address.
+    let fetch = |url: &str| netns.sh(&format!("curl -s --max-time 5 {url}"));
+    let up = wait_until(Duration::from_secs(10), || {
+        fetch("http://127.0.0.1:18080/")
+            .stdout
+            .contains("hello-from-hull")
+    });
+    assert!(up, "{:?}\n{}", fetch("http://127.0.0.1:18080/"), d.log());
+    assert!(fetch("http://10.4.0.1:18080/")
+        .stdout
+        .contains("hello-from-hull"));
+    // Container to container, by address.
+    let out = d
+        .ctl(&[
+            "run",
+            "--rm",
+            IMAGE,
+            "busybox",
+            "wget",
+            "-qO-",
+            &format!("http://{web_ip}/"),
+        ])
+        .ok();
+    assert!(out.stdout.contains("hello-from-hull"), "{out:?}");
+    assert_eq!(
+        d.ctl(&["port", "web"]).ok().stdout.trim(),
+        "80/tcp -> 0.0.0.0:18080"
+    );
+    // Its own name resolves to its address.
+    let hosts = d.ctl(&["exec", "web", "cat", "/etc/hosts"]).ok().stdout;
+    assert!(hosts.contains(&format!("{web_ip}\t")), "{hosts}");
+
+    // UDP: a server in the container (the host's python3 through a
+    // read-only bind of /), a client in the test's namespace.
+    let server = "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 53)); d, a = s.recvfrom(100); s.sendto(b'pong:' + d, a)";
+    d.ctl(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        "15353:53/udp",
+        "-v",
+        "/:/host:ro",
+        IMAGE,
+        "busybox",
+        "chroot",
+        "/host",
+        "python3",
+        "-c",
+        server,
+    ])
+    .ok();
+    let client = "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(1)\nfor _ in range(20):\n    s.sendto(b'ping', ('127.0.0.1', 15353))\n    try:\n        print(s.recvfrom(100)[0].decode()); break\n    except OSError:\n        time.sleep(0.3)\n";
+    let reply = netns.sh(&format!("python3 -c \"{client}\""));
+    assert!(reply.stdout.contains("pong:ping"), "{reply:?}");
+    d.ctl(&["rm", "-f", "web", "udp"]).ok();
+}
+
+#[test]
+fn none_has_only_loopback_and_host_sees_the_namespaces_interfaces() {
+    let Some((netns, d)) = setup() else {
+        return;
+    };
+    netns
+        .sh("ip link add hulltest0 type veth peer name hulltest1")
+        .ok();
+    let none = d
+        .ctl(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            IMAGE,
+            "cat",
+            "/proc/net/dev",
+        ])
+        .ok()
+        .stdout;
+    let names: Vec<&str> = none
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(names, ["lo"], "{none}");
+    let host = d
+        .ctl(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            IMAGE,
+            "cat",
+            "/proc/net/dev",
+        ])
+        .ok()
+        .stdout;
+    assert!(host.contains("hulltest0"), "{host}");
+    assert!(leased_ips(&d).is_empty(), "no address for none or host");
+}
+
+#[test]
+fn removal_releases_addresses_rules_and_namespaces_also_in_a_loop() {
+    let Some((netns, d)) = setup() else {
+        return;
+    };
+    // The bridge and portmap's shared chains stay after the first
+    // container that published a port (as with containerd).
+    d.ctl(&["run", "--rm", "-p", "29999:80", IMAGE, "true"])
+        .ok();
+    let rules = netns.rules();
+    let links = netns.links();
+    assert!(links.contains(&"hull0".to_string()), "{links:?}");
+    for i in 0..50 {
+        let name = format!("c{i}");
+        let port = (20000 + i).to_string();
+        d.ctl(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            &format!("{port}:80"),
+            IMAGE,
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .ok();
+        if i == 0 {
+            assert_eq!(leased_ips(&d).len(), 1);
+            assert_ne!(netns.rules(), rules, "the port's rules are in place");
+        }
+        d.ctl(&["rm", "-f", &name]).ok();
+    }
+    assert!(leased_ips(&d).is_empty(), "{:?}", leased_ips(&d));
+    assert_eq!(netns.rules(), rules, "every portmap rule went");
+    // The veths go with their namespaces, in the kernel's background work.
+    let gone = wait_until(Duration::from_secs(20), || netns.links() == links);
+    assert!(gone, "no veth left: {:?} vs {links:?}", netns.links());
+    assert_eq!(netns_files(&d), 0);
+}
+
+#[test]
+fn a_killed_hulld_leaks_nothing_once_its_containers_are_removed() {
+    let Some((netns, mut d)) = setup() else {
+        return;
+    };
+    d.ctl(&["run", "--rm", "-p", "29999:80", IMAGE, "true"])
+        .ok();
+    let (rules, links) = (netns.rules(), netns.links());
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        d.ctl(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            &format!("{}:80", 21000 + i),
+            IMAGE,
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .ok();
+    }
+    assert_eq!(leased_ips(&d).len(), 3);
+    d.stop_with(libc::SIGKILL);
+    d.spawn();
+    d.ctl(&["rm", "-f", "a", "b", "c"]).ok();
+    assert!(leased_ips(&d).is_empty(), "{:?}", leased_ips(&d));
+    assert_eq!(netns.rules(), rules);
+    assert!(
+        wait_until(Duration::from_secs(20), || netns.links() == links),
+        "{:?}",
+        netns.links()
+    );
+    assert_eq!(netns_files(&d), 0);
+
+    // A task whose shim died while hulld was away (its container killed
+    // with it by the cleanup on restart): the restart detaches it.
+    d.ctl(&[
+        "run", "-d", "--name", "orphan", "-p", "21100:80", IMAGE, "busybox", "sleep", "60",
+    ])
+    .ok();
+    let id = serde_json::from_str::<serde_json::Value>(&d.ctl(&["inspect", "orphan"]).ok().stdout)
+        .unwrap()[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shim = d.shim_pid(&id).expect("the shim of the container");
+    d.stop_with(libc::SIGKILL);
+    // SAFETY: killing the shim this test's daemon started, by its PID.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    d.spawn();
+    let cleaned = wait_until(Duration::from_secs(10), || leased_ips(&d).is_empty());
+    assert!(cleaned, "{:?}\n{}", leased_ips(&d), d.log());
+    assert_eq!(netns.rules(), rules);
+    assert_eq!(netns_files(&d), 0);
+    d.ctl(&["rm", "-f", "orphan"]).ok();
+}
+
+#[test]
+fn bad_input_is_refused_with_what_to_fix() {
+    let Some((_netns, d)) = setup() else {
+        return;
+    };
+    let err = d
+        .ctl(&["run", "--rm", "--network", "nosuch", IMAGE, "true"])
+        .fails();
+    assert!(
+        err.stderr.contains("network \"nosuch\" not found"),
+        "{err:?}"
+    );
+
+    d.ctl(&[
+        "run", "-d", "--name", "first", "-p", "18081:80", IMAGE, "busybox", "sleep", "60",
+    ])
+    .ok();
+    let err = d
+        .ctl(&["run", "--rm", "-p", "18081:81", IMAGE, "true"])
+        .fails();
+    assert!(
+        err.stderr.contains("already published by container first"),
+        "{err:?}"
+    );
+    d.ctl(&["rm", "-f", "first"]).ok();
+
+    d.ctl(&["network", "create", "web", "--subnet", "10.5.0.0/24"])
+        .ok();
+    let err = d
+        .ctl(&["network", "create", "clash", "--subnet", "10.5.0.128/25"])
+        .fails();
+    assert!(
+        err.stderr
+            .contains("overlaps 10.5.0.0/24 of network \"web\""),
+        "{err:?}"
+    );
+    let out = d
+        .ctl(&[
+            "run",
+            "-d",
+            "--name",
+            "onweb",
+            "--network",
+            "web",
+            "--ip",
+            "10.5.0.77",
+            IMAGE,
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .ok();
+    assert!(out.code == 0);
+    assert_eq!(ip_of(&d, "onweb"), "10.5.0.77");
+    let err = d.ctl(&["network", "rm", "web"]).fails();
+    assert!(err.stderr.contains("in use"), "{err:?}");
+    d.ctl(&["rm", "-f", "onweb"]).ok();
+    d.ctl(&["network", "rm", "web"]).ok();
+    let ls = d.ctl(&["network", "ls", "-q"]).ok().stdout;
+    assert_eq!(ls.trim(), "bridge");
+
+    let config_dir = d.dir.join("net.d");
+    std::fs::write(
+        config_dir.join("50-missing.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"missing","plugins":[{"type":"nosuchplugin"}]}"#,
+    )
+    .unwrap();
+    let err = d
+        .ctl(&["run", "--rm", "--network", "missing", IMAGE, "true"])
+        .fails();
+    assert!(
+        err.stderr.contains("\"nosuchplugin\"")
+            && err.stderr.contains("containernetworking-plugins"),
+        "{err:?}"
+    );
+    assert_eq!(netns_files(&d), 0, "no namespace left by the failed attach");
+    std::fs::write(
+        config_dir.join("60-bad.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"bad"}"#,
+    )
+    .unwrap();
+    let err = d.ctl(&["network", "ls"]).fails();
+    assert!(
+        err.stderr.contains("60-bad.conflist") && err.stderr.contains("\"plugins\""),
+        "{err:?}"
+    );
+}

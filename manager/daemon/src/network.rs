@@ -1,0 +1,260 @@
+//! Container networking in hulld: a task of a container whose record names
+//! a CNI network (label [`NETWORK_LABEL`], set by `hullctl run`) gets its own
+//! network namespace, pinned under `<state>/netns/<namespace>/<id>`,
+//! attached by the network's CNI plugins before the runtime runs, and
+//! handed to the runtime as `linux.namespaces[network].path`. When the task
+//! goes (deleted, or its shim died) the plugins' DEL runs and the
+//! namespace is removed. On start, hulld runs DEL for every cached
+//! attachment whose task is gone, so a SIGKILL never leaks an address, a
+//! port rule or a namespace.
+
+use hull_metadata::Container;
+use hull_network::cni::RuntimeConfig;
+use hull_network::{config, netns, Attachment, Cni, CniError, PortMapping};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tonic::Status;
+
+pub use hull_network::labels::{
+    IP as IP_LABEL, IPS as IPS_LABEL, NETWORK as NETWORK_LABEL, PORTS as PORTS_LABEL,
+};
+
+pub struct Networking {
+    pub cni: Cni,
+    netns_dir: PathBuf,
+    /// ADDs one at a time: the published-port check and the ADD that
+    /// takes the port must not interleave with another's.
+    attach_lock: Mutex<()>,
+}
+
+fn cni_status(e: CniError) -> Status {
+    match e {
+        CniError::UnknownNetwork(_) => Status::not_found(e.to_string()),
+        CniError::MissingPlugin { .. } | CniError::Config(_) => {
+            Status::failed_precondition(e.to_string())
+        }
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+impl Networking {
+    pub fn new(config: &crate::config::Config) -> Networking {
+        let n = &config.network;
+        Networking {
+            cni: Cni {
+                config_dir: n.config_dir.clone(),
+                plugin_dirs: n.plugin_dirs.clone(),
+                cache_dir: config.root.join("cni/results"),
+            },
+            netns_dir: config.state.join("netns"),
+            attach_lock: Mutex::new(()),
+        }
+    }
+
+    /// Write the default bridge network if the config dir has no network
+    /// at all (as nerdctl does on first use).
+    pub fn ensure_default(&self, config: &crate::config::Config) -> Result<(), String> {
+        let n = &config.network;
+        let networks = self.cni.networks().map_err(|e| e.to_string())?;
+        if !networks.is_empty() {
+            return Ok(());
+        }
+        let doc = config::bridge_network(
+            &n.default_network,
+            &n.bridge,
+            &n.subnet,
+            &config.root.join("cni/networks"),
+        );
+        let file = config::write(&n.config_dir, &doc).map_err(|e| e.to_string())?;
+        tracing::info!(
+            "wrote the default network {:?} to {}",
+            n.default_network,
+            file.display()
+        );
+        Ok(())
+    }
+
+    fn netns_path(&self, ns: &str, id: &str) -> PathBuf {
+        self.netns_dir.join(ns).join(id)
+    }
+
+    /// The CNI network `c` asks for, if any.
+    fn wanted(c: &Container) -> Option<&str> {
+        c.labels
+            .get(NETWORK_LABEL)
+            .map(String::as_str)
+            .filter(|n| !matches!(*n, "none" | "host" | ""))
+    }
+
+    /// Attach the container's new network namespace to its network; returns
+    /// the namespace's path and the attachment (None: no CNI network).
+    /// Blocking (runs the plugins).
+    pub fn attach(
+        &self,
+        ns: &str,
+        c: &Container,
+        owner_name: &dyn Fn(&str) -> String,
+    ) -> Result<Option<(PathBuf, Attachment)>, Status> {
+        let Some(name) = Self::wanted(c) else {
+            return Ok(None);
+        };
+        let network = self.cni.network(name).map_err(cni_status)?;
+        let runtime = runtime_config(c)?;
+        let _serial = self.attach_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let owner = format!("{ns}/{}", c.id);
+        self.check_ports(&owner, &runtime.port_mappings, owner_name)?;
+        // A namespace left by a crash (its task is gone): clean up first.
+        self.detach(ns, &c.id);
+        let path = self.netns_path(ns, &c.id);
+        netns::create(&path).map_err(|e| {
+            Status::internal(format!(
+                "creating the network namespace {}: {e}",
+                path.display()
+            ))
+        })?;
+        let container_id = format!("{ns}-{}", c.id);
+        match self
+            .cni
+            .add(&network, &owner, &container_id, &path, "eth0", runtime)
+        {
+            Ok(att) => Ok(Some((path, att))),
+            Err(e) => {
+                let _ = netns::remove(&path);
+                Err(cni_status(e))
+            }
+        }
+    }
+
+    /// Refuse a host port another container publishes already.
+    fn check_ports(
+        &self,
+        owner: &str,
+        ports: &[PortMapping],
+        owner_name: &dyn Fn(&str) -> String,
+    ) -> Result<(), Status> {
+        for att in self.cni.cached().iter().filter(|a| a.owner != owner) {
+            for taken in &att.runtime.port_mappings {
+                if let Some(p) = ports.iter().find(|p| p.clashes(taken)) {
+                    let ip = if taken.host_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &taken.host_ip
+                    };
+                    return Err(Status::already_exists(format!(
+                        "port {}/{} (host {ip}:{}) is already published by container {}",
+                        p.host_port,
+                        p.protocol,
+                        taken.host_port,
+                        owner_name(&att.owner)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Detach a container: DEL of each of its attachments, then its
+    /// namespace goes. Errors are logged: the cache keeps a failed DEL for
+    /// the next start. Blocking.
+    pub fn detach(&self, ns: &str, id: &str) {
+        let owner = format!("{ns}/{id}");
+        // DEL while the namespace still exists: the bridge plugin (1.1)
+        // finds the masquerade rules to remove from the container's
+        // interface, which it deletes (~50 ms of the kernel's veth
+        // teardown). A DEL without the namespace would be faster and leave
+        // those rules behind, as `ctr run --cni --rm` does.
+        for att in self.cni.cached().into_iter().filter(|a| a.owner == owner) {
+            if let Err(e) = self.cni.del(&att) {
+                tracing::warn!("detaching {owner} from network {}: {e}", att.network);
+            }
+        }
+        let path = self.netns_path(ns, id);
+        if let Err(e) = netns::remove(&path) {
+            tracing::warn!("removing the network namespace {}: {e}", path.display());
+        }
+    }
+
+    /// After a restart: detach every container whose task is gone, and
+    /// remove namespaces nothing is attached to. Blocking.
+    pub fn clean_stale(&self, has_task: &dyn Fn(&str, &str) -> bool) {
+        for att in self.cni.cached() {
+            let Some((ns, id)) = att.owner.split_once('/') else {
+                continue;
+            };
+            if !has_task(ns, id) {
+                tracing::info!(
+                    "container {} has no task any more: detaching it from {}",
+                    att.owner,
+                    att.network
+                );
+                self.detach(ns, id);
+            }
+        }
+        let Ok(namespaces) = std::fs::read_dir(&self.netns_dir) else {
+            return;
+        };
+        for dir in namespaces.flatten() {
+            let ns = dir.file_name().to_string_lossy().into_owned();
+            for entry in std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let id = entry.file_name().to_string_lossy().into_owned();
+                if !has_task(&ns, &id) {
+                    let _ = netns::remove(&entry.path());
+                }
+            }
+        }
+    }
+
+    /// The networks hulld knows, for `hullctl network ls`.
+    pub fn networks(&self) -> Result<Vec<config::NetworkList>, Status> {
+        self.cni.networks().map_err(cni_status)
+    }
+
+    /// Containers attached to `network`, as `namespace/id`.
+    pub fn users(&self, network: &str) -> Vec<String> {
+        self.cni
+            .cached()
+            .into_iter()
+            .filter(|a| a.network == network)
+            .map(|a| a.owner)
+            .collect()
+    }
+
+    pub fn config_dir(&self) -> &Path {
+        &self.cni.config_dir
+    }
+}
+
+/// What the container's labels ask of the plugins.
+fn runtime_config(c: &Container) -> Result<RuntimeConfig, Status> {
+    let ports = match c.labels.get(PORTS_LABEL) {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<Vec<PortMapping>>(text).map_err(|e| {
+            Status::invalid_argument(format!("container {}: label {PORTS_LABEL}: {e}", c.id))
+        })?,
+    };
+    let ips = c.labels.get(IP_LABEL).cloned().into_iter().collect();
+    Ok(RuntimeConfig {
+        port_mappings: ports,
+        ips,
+        ..Default::default()
+    })
+}
+
+/// The spec with its network namespace set to `path`.
+pub fn join_netns(spec: &[u8], path: &Path) -> Result<Vec<u8>, String> {
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(spec).map_err(|e| format!("the OCI spec is not JSON: {e}"))?;
+    let namespaces = doc["linux"]["namespaces"]
+        .as_array_mut()
+        .ok_or("the OCI spec has no linux.namespaces")?;
+    let entry = serde_json::json!({"type": "network", "path": path});
+    match namespaces.iter_mut().find(|n| n["type"] == "network") {
+        Some(n) => *n = entry,
+        None => namespaces.push(entry),
+    }
+    Ok(serde_json::to_vec(&doc).expect("JSON values serialise"))
+}

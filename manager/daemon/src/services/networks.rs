@@ -1,0 +1,154 @@
+//! hull.services.networks.v1: the CNI networks of hulld's config dir, for
+//! `hullctl network ls|inspect|create|rm`.
+
+use super::{blocking, Shared};
+use hull_api::networks::networks_server::Networks;
+use hull_api::networks::*;
+use hull_network::config::{self, NetworkList};
+use tonic::{Request, Response, Status};
+
+pub struct Service(pub Shared);
+
+fn network_out(d: &crate::daemon::Daemon, n: &NetworkList) -> Network {
+    Network {
+        name: n.name.clone(),
+        file: n.file.display().to_string(),
+        subnets: n.subnets(),
+        plugins: n
+            .plugins
+            .iter()
+            .filter_map(|p| p["type"].as_str().map(str::to_string))
+            .collect(),
+        config: n.to_json().to_string(),
+        containers: d.network.users(&n.name),
+        default: n.name == d.config.network.default_network,
+    }
+}
+
+/// A bridge device name (at most 15 bytes, as Linux allows) for a network.
+fn bridge_for(name: &str) -> String {
+    let full = format!("hull-{name}");
+    if full.len() <= 15 {
+        return full;
+    }
+    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    format!("br-{:012x}", hash & 0xffff_ffff_ffff)
+}
+
+fn create(d: &crate::daemon::Daemon, r: CreateNetworkRequest) -> Result<Network, Status> {
+    if !config::valid_name(&r.name) || matches!(r.name.as_str(), "none" | "host") {
+        return Err(Status::invalid_argument(format!(
+            "network name {:?}: use letters, digits and ._- (not none or host)",
+            r.name
+        )));
+    }
+    config::check_subnet(&r.subnet).map_err(Status::invalid_argument)?;
+    let networks = d.network.networks()?;
+    if networks.iter().any(|n| n.name == r.name) {
+        return Err(Status::already_exists(format!(
+            "network {:?} exists already",
+            r.name
+        )));
+    }
+    for n in &networks {
+        if let Some(s) = n.subnets().iter().find(|s| config::overlap(s, &r.subnet)) {
+            return Err(Status::failed_precondition(format!(
+                "subnet {} overlaps {s} of network {:?}: choose another --subnet",
+                r.subnet, n.name
+            )));
+        }
+    }
+    let bridge = if r.bridge.is_empty() {
+        bridge_for(&r.name)
+    } else {
+        r.bridge
+    };
+    let doc = config::bridge_network(
+        &r.name,
+        &bridge,
+        &r.subnet,
+        &d.config.root.join("cni/networks"),
+    );
+    let file =
+        config::write(d.network.config_dir(), &doc).map_err(|e| Status::internal(e.to_string()))?;
+    let list = NetworkList::parse(&file, doc.to_string().as_bytes())
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok(network_out(d, &list))
+}
+
+fn remove(d: &crate::daemon::Daemon, name: &str) -> Result<(), Status> {
+    let list = d
+        .network
+        .networks()?
+        .into_iter()
+        .find(|n| n.name == name)
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "network {name:?} not found: see `hullctl network ls`"
+            ))
+        })?;
+    if name == d.config.network.default_network {
+        return Err(Status::failed_precondition(format!(
+            "network {name:?} is hulld's default network: it is not removed"
+        )));
+    }
+    let users = d.network.users(name);
+    if !users.is_empty() {
+        return Err(Status::failed_precondition(format!(
+            "network {name:?} is in use by {}: remove those containers first",
+            users.join(", ")
+        )));
+    }
+    std::fs::remove_file(&list.file)
+        .map_err(|e| Status::internal(format!("removing {}: {e}", list.file.display())))
+}
+
+#[tonic::async_trait]
+impl Networks for Service {
+    async fn list(
+        &self,
+        _req: Request<ListNetworksRequest>,
+    ) -> Result<Response<ListNetworksResponse>, Status> {
+        let d = self.0.clone();
+        let networks = blocking(move || {
+            Ok(d.network
+                .networks()?
+                .iter()
+                .map(|n| network_out(&d, n))
+                .collect())
+        })
+        .await?;
+        Ok(Response::new(ListNetworksResponse { networks }))
+    }
+
+    async fn create(
+        &self,
+        req: Request<CreateNetworkRequest>,
+    ) -> Result<Response<Network>, Status> {
+        let d = self.0.clone();
+        let r = req.into_inner();
+        Ok(Response::new(blocking(move || create(&d, r)).await?))
+    }
+
+    async fn remove(
+        &self,
+        req: Request<RemoveNetworkRequest>,
+    ) -> Result<Response<RemoveNetworkResponse>, Status> {
+        let d = self.0.clone();
+        let name = req.into_inner().name;
+        blocking(move || remove(&d, &name)).await?;
+        Ok(Response::new(RemoveNetworkResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bridge_names_fit_linux() {
+        assert_eq!(super::bridge_for("web"), "hull-web");
+        let long = super::bridge_for("a-rather-long-network-name");
+        assert!(long.len() <= 15 && long.starts_with("br-"), "{long}");
+    }
+}
