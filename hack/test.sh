@@ -33,6 +33,13 @@ cargo build --workspace
 # stale target/release/hull.
 export HULL=${HULL:-$repo/target/debug/hull}
 
+# What the host's own network looks like before the tests: they must leave
+# it as it was (the network tests make namespaces of their own).
+net_state() {
+    { ip -o link show | awk -F': ' '{print $2}'; iptables-save 2>/dev/null | grep -c CNI; } | sort
+}
+net_before=$(net_state)
+
 step "cargo test --workspace $*"
 log=$(mktemp /tmp/hull-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
@@ -40,6 +47,13 @@ set +e
 cargo test --workspace "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
+
+net_after=$(net_state)
+if [[ $net_after != "$net_before" ]]; then
+    echo "hack/test.sh: the tests changed the host's network (links or CNI firewall rules):" >&2
+    diff <(echo "$net_before") <(echo "$net_after") >&2 || true
+    rc=1
+fi
 
 # The cgroup v2 VM suite, after a passing cargo test.
 vmlog=$(mktemp /tmp/hull-test-vm.XXXXXX)

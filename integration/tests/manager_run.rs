@@ -428,6 +428,7 @@ fn a_terminal_behaves_like_dockers() {
         .args(["-qec", &cmd, "/dev/null"])
         .env("HULLCTL_DATA_ROOT", d.dir.join("hullctl"))
         .env("HULLCTL_CGROUP_PARENT", &d.cgroup_parent)
+        .env("HULLCTL_NETWORK", "none")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -462,6 +463,7 @@ fn an_interactive_shell_follows_the_users_terminal() {
         .args(["run", "-it", "--rm", &image, "sh"])
         .env("HULLCTL_DATA_ROOT", d.dir.join("hullctl"))
         .env("HULLCTL_CGROUP_PARENT", &d.cgroup_parent)
+        .env("HULLCTL_NETWORK", "none")
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave);

@@ -97,11 +97,6 @@ impl Daemon {
             runtime_root: config.state.join("runtime"),
         };
         let network = crate::network::Networking::new(&config);
-        if let Err(e) = network.ensure_default(&config) {
-            tracing::warn!(
-                "the default network: {e}; containers can still use --network none or host"
-            );
-        }
         Ok(Daemon {
             network,
             config,

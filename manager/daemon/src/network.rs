@@ -22,6 +22,11 @@ pub use hull_network::labels::{
 pub struct Networking {
     pub cni: Cni,
     netns_dir: PathBuf,
+    /// The default network, written into the config dir the first time a
+    /// container or `network ls` needs it (not at start: a hulld that
+    /// never runs a networked container writes nothing into /etc).
+    default: serde_json::Value,
+    default_name: String,
     /// ADDs one at a time: the published-port check and the ADD that
     /// takes the port must not interleave with another's.
     attach_lock: Mutex<()>,
@@ -47,28 +52,28 @@ impl Networking {
                 cache_dir: config.root.join("cni/results"),
             },
             netns_dir: config.state.join("netns"),
+            default: config::bridge_network(
+                &n.default_network,
+                &n.bridge,
+                &n.subnet,
+                &config.root.join("cni/networks"),
+            ),
+            default_name: n.default_network.clone(),
             attach_lock: Mutex::new(()),
         }
     }
 
     /// Write the default bridge network if the config dir has no network
     /// at all (as nerdctl does on first use).
-    pub fn ensure_default(&self, config: &crate::config::Config) -> Result<(), String> {
-        let n = &config.network;
-        let networks = self.cni.networks().map_err(|e| e.to_string())?;
-        if !networks.is_empty() {
+    fn ensure_default(&self) -> Result<(), Status> {
+        if !self.cni.networks().map_err(cni_status)?.is_empty() {
             return Ok(());
         }
-        let doc = config::bridge_network(
-            &n.default_network,
-            &n.bridge,
-            &n.subnet,
-            &config.root.join("cni/networks"),
-        );
-        let file = config::write(&n.config_dir, &doc).map_err(|e| e.to_string())?;
+        let file = config::write(&self.cni.config_dir, &self.default)
+            .map_err(|e| Status::internal(e.to_string()))?;
         tracing::info!(
             "wrote the default network {:?} to {}",
-            n.default_network,
+            self.default_name,
             file.display()
         );
         Ok(())
@@ -98,6 +103,9 @@ impl Networking {
         let Some(name) = Self::wanted(c) else {
             return Ok(None);
         };
+        if name == self.default_name {
+            self.ensure_default()?;
+        }
         let network = self.cni.network(name).map_err(cni_status)?;
         let runtime = runtime_config(c)?;
         let _serial = self.attach_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -210,7 +218,28 @@ impl Networking {
 
     /// The networks hulld knows, for `hullctl network ls`.
     pub fn networks(&self) -> Result<Vec<config::NetworkList>, Status> {
+        self.ensure_default()?;
         self.cni.networks().map_err(cni_status)
+    }
+
+    /// After a restart: CHECK the attachments of the tasks that are still
+    /// there (a plugin finding its interface, address or rules gone says
+    /// so in the log). Blocking.
+    pub fn check_live(&self, has_task: &dyn Fn(&str, &str) -> bool) {
+        for att in self.cni.cached() {
+            let Some((ns, id)) = att.owner.split_once('/') else {
+                continue;
+            };
+            if has_task(ns, id) && !att.result.is_null() {
+                if let Err(e) = self.cni.check(&att) {
+                    tracing::warn!(
+                        "container {}: its network {} fails CHECK: {e}",
+                        att.owner,
+                        att.network
+                    );
+                }
+            }
+        }
     }
 
     /// Containers attached to `network`, as `namespace/id`.
