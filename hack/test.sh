@@ -36,7 +36,7 @@ export HULL=${HULL:-$repo/target/debug/hull}
 # What the host's own network looks like before the tests: they must leave
 # it as it was (the network tests make namespaces of their own).
 net_state() {
-    { ip -o link show | awk -F': ' '{print $2}'; iptables-save 2>/dev/null | grep -c CNI; } | sort
+    { ip -o link show | awk -F': ' '{print $2}'; iptables-save 2>/dev/null | grep -c CNI || true; } | sort
 }
 net_before=$(net_state)
 

@@ -328,55 +328,26 @@ impl Registry {
             "-out",
             "ca.pem",
         ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.2",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ]);
-        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.2\n").unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ]);
-        let client = client_auth.then(|| {
+        // A key and a certificate signed by the CA: NAME.key, NAME.pem,
+        // with the extensions in NAME.ext.
+        let issue = |name: &str, subject: &str, extensions: &str| {
+            let (key, csr, ext, pem) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.ext"),
+                format!("{name}.pem"),
+            );
+            let subj = format!("/CN={subject}");
             openssl(&[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=hull test client",
-                "-keyout",
-                "client.key",
-                "-out",
-                "client.csr",
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subj, "-keyout", &key, "-out",
+                &csr,
             ]);
-            std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+            std::fs::write(dir.join(&ext), extensions).unwrap();
             openssl(&[
                 "x509",
                 "-req",
                 "-in",
-                "client.csr",
+                &csr,
                 "-CA",
                 "ca.pem",
                 "-CAkey",
@@ -385,10 +356,18 @@ impl Registry {
                 "-days",
                 "2",
                 "-extfile",
-                "client.ext",
+                &ext,
                 "-out",
-                "client.pem",
+                &pem,
             ]);
+        };
+        issue("server", "127.0.0.2", "subjectAltName=IP:127.0.0.2\n");
+        let client = client_auth.then(|| {
+            issue(
+                "client",
+                "hull test client",
+                "extendedKeyUsage=clientAuth\n",
+            );
             (dir.join("client.pem"), dir.join("client.key"))
         });
         let client_cas = match client_auth {

@@ -93,14 +93,7 @@ pub async fn import(
         true => None,
         false => Some(d.snapshotters.get(&options.snapshotter)?),
     };
-    let platform = match options.platform.as_str() {
-        "" => Platform::host(),
-        p => p
-            .parse()
-            .map_err(|e: hull_images::platform::InvalidPlatform| {
-                Status::invalid_argument(e.to_string())
-            })?,
-    };
+    let platform = super::platform_or_host(&options.platform)?;
     let lease = hull_metadata::Lease {
         id: super::leases::new_lease_id("import"),
         resources: Default::default(),
@@ -270,12 +263,9 @@ pub async fn export(
             "name at least one image to export",
         ));
     }
-    let platforms = match (r.all_platforms, r.platform.as_str()) {
-        (true, _) => Platforms::All,
-        (false, "") => Platforms::One(Platform::host()),
-        (false, p) => Platforms::One(p.parse().map_err(
-            |e: hull_images::platform::InvalidPlatform| Status::invalid_argument(e.to_string()),
-        )?),
+    let platforms = match r.all_platforms {
+        true => Platforms::All,
+        false => Platforms::One(super::platform_or_host(&r.platform)?),
     };
     let images = {
         let (d, ns) = (d.clone(), ns.clone());

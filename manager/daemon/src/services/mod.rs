@@ -68,6 +68,17 @@ pub fn status(code: Code, mut message: String) -> Status {
     Status::new(code, message)
 }
 
+/// A request's `os/arch[/variant]`; empty: the daemon's platform.
+pub fn platform_or_host(text: &str) -> Result<hull_images::Platform, Status> {
+    if text.is_empty() {
+        return Ok(hull_images::Platform::host());
+    }
+    text.parse()
+        .map_err(|e: hull_images::platform::InvalidPlatform| {
+            Status::invalid_argument(e.to_string())
+        })
+}
+
 pub fn meta_status(e: hull_metadata::Error) -> Status {
     use hull_metadata::Error as E;
     let code = match e {

@@ -3,7 +3,7 @@ use hull_api::transfer::transfer_server::Transfer;
 use hull_api::transfer::*;
 use hull_api::types::Descriptor;
 use hull_images::pull::{Event, PullError, PullOptions};
-use hull_images::{Platform, Reference};
+use hull_images::Reference;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -77,14 +77,7 @@ impl Transfer for Service {
             .reference
             .parse()
             .map_err(|e: hull_images::InvalidReference| Status::invalid_argument(e.to_string()))?;
-        let platform = match r.platform.as_str() {
-            "" => Platform::host(),
-            p => p
-                .parse()
-                .map_err(|e: hull_images::platform::InvalidPlatform| {
-                    Status::invalid_argument(e.to_string())
-                })?,
-        };
+        let platform = super::platform_or_host(&r.platform)?;
         let opts = PullOptions {
             platform,
             credentials: r
