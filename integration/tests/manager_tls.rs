@@ -83,6 +83,10 @@ fn mutual_tls_from_hosts_toml_applies_without_a_restart() {
     assert!(out.stdout.contains(&image_digest("small")), "{out:?}");
     d.assert_content_intact("default");
     assert_eq!(d.content("default").len(), image_blobs("small").len());
+    // A push goes through the same client certificate.
+    let pushed = format!("{}/mtls/pushed:v1", tls.address);
+    let out = d.ctl(&["push", "--format", "json", &pushed, &r]).ok();
+    assert!(out.stdout.contains(&image_digest("small")), "{out:?}");
 
     // A mistake in hosts.toml is named, with the file.
     std::fs::write(

@@ -298,8 +298,7 @@ impl Pusher {
         let host = remote.domain.clone();
         let repo = remote.path.clone();
         let err = |e| registry_error(&host, &repo, e);
-        let creds = crate::pull::lookup_credentials(&opts.credentials, &host).cloned();
-        let client = self.config.client(&host, creds).map_err(err)?;
+        let client = self.client(&host, opts).map_err(err)?;
         let sources: BTreeSet<&str> = opts
             .mount_from
             .values()
@@ -320,6 +319,30 @@ impl Pusher {
         self.push_manifests(&target, &plan, remote, events).await?;
         pushed.target = plan.target;
         Ok(pushed)
+    }
+
+    /// A client for the first host that takes pushes for `domain`: the
+    /// registry itself, or the first of its hosts.toml hosts with the
+    /// "push" capability.
+    fn client(
+        &self,
+        domain: &str,
+        opts: &PushOptions,
+    ) -> Result<registry::Client, registry::Error> {
+        let protocol = |detail: String| registry::Error::Protocol { detail };
+        let endpoints = self
+            .config
+            .push_endpoints(domain)
+            .map_err(|e| protocol(e.to_string()))?;
+        let endpoint = endpoints.first().ok_or_else(|| {
+            protocol(format!(
+                "no host of {domain} has the push capability in its hosts.toml"
+            ))
+        })?;
+        let creds = crate::pull::lookup_credentials(&opts.credentials, &endpoint.host)
+            .or_else(|| crate::pull::lookup_credentials(&opts.credentials, domain))
+            .cloned();
+        registry::Client::new(&endpoint.host, &self.config.settings(endpoint), creds)
     }
 
     async fn push_blobs(
