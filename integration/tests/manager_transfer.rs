@@ -344,6 +344,29 @@ fn export_then_import_into_a_fresh_daemon_runs_and_tampering_is_refused() {
     assert!(piped.status.success(), "{piped:?}");
     assert_eq!(images(&c)[0]["name"], "docker.io/library/renamed:v1");
 
+    // Two imports of the same archive at once: both land.
+    let both = Hulld::start("");
+    let first = both.spawn_ctl(&[
+        "images",
+        "import",
+        "--no-unpack",
+        "--name",
+        "one:v1",
+        &archive,
+    ]);
+    let second = both.spawn_ctl(&[
+        "images",
+        "import",
+        "--no-unpack",
+        "--name",
+        "two:v1",
+        &archive,
+    ]);
+    Out::wait(first).ok();
+    Out::wait(second).ok();
+    assert_eq!(images(&both).as_array().unwrap().len(), 2);
+    both.assert_content_intact("default");
+
     // One changed byte in a layer: refused, nothing recorded.
     let tampered = files.path("tampered.tar");
     let layer = image_blobs("small").last().unwrap().0.clone();

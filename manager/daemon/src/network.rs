@@ -30,6 +30,46 @@ pub struct Networking {
     /// ADDs one at a time: the published-port check and the ADD that
     /// takes the port must not interleave with another's.
     attach_lock: Mutex<()>,
+    /// Containers whose task is being created (`namespace/id`): a second
+    /// create of the same container must not detach the first's network.
+    creating: Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// Whether `namespace/id` has a task (the daemon's task table).
+pub type Live<'a> = &'a dyn Fn(&str) -> bool;
+
+/// Held while a task is created: on drop the container is no longer being
+/// created and, unless [`Creating::keep`] was called, what was attached is
+/// detached again (a failed create, or one whose client went away).
+pub struct Creating<'a> {
+    network: &'a Networking,
+    ns: String,
+    id: String,
+    keep: bool,
+}
+
+impl Creating<'_> {
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        let owner = format!("{}/{}", self.ns, self.id);
+        if !self.keep {
+            let detach = || self.network.detach(&self.ns, &self.id);
+            match tokio::runtime::Handle::try_current() {
+                Ok(_) => tokio::task::block_in_place(detach),
+                Err(_) => detach(),
+            }
+        }
+        self.network
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&owner);
+    }
 }
 
 fn cni_status(e: CniError) -> Status {
@@ -60,13 +100,15 @@ impl Networking {
             ),
             default_name: n.default_network.clone(),
             attach_lock: Mutex::new(()),
+            creating: Default::default(),
         }
     }
 
-    /// Write the default bridge network if the config dir has no network
-    /// at all (as nerdctl does on first use).
+    /// Write the default bridge network if no network of the config dir
+    /// has its name (as nerdctl does on first use).
     fn ensure_default(&self) -> Result<(), Status> {
-        if !self.cni.networks().map_err(cni_status)?.is_empty() {
+        let networks = self.cni.networks().map_err(cni_status)?;
+        if networks.iter().any(|n| n.name == self.default_name) {
             return Ok(());
         }
         let file = config::write(&self.cni.config_dir, &self.default)
@@ -91,14 +133,33 @@ impl Networking {
             .filter(|n| !matches!(*n, "none" | "host" | ""))
     }
 
+    /// Mark `ns/id` as having its task created; refused while another
+    /// create of it runs.
+    pub fn begin(&self, ns: &str, id: &str) -> Result<Creating<'_>, Status> {
+        let owner = format!("{ns}/{id}");
+        let mut creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        if !creating.insert(owner) {
+            return Err(Status::already_exists(format!(
+                "a task for container {id} is being created"
+            )));
+        }
+        Ok(Creating {
+            network: self,
+            ns: ns.to_string(),
+            id: id.to_string(),
+            keep: false,
+        })
+    }
+
     /// Attach the container's new network namespace to its network; returns
     /// the namespace's path and the attachment (None: no CNI network).
-    /// Blocking (runs the plugins).
+    /// Called under [`Networking::begin`]. Blocking (runs the plugins).
     pub fn attach(
         &self,
         ns: &str,
         c: &Container,
         owner_name: &dyn Fn(&str) -> String,
+        live: Live,
     ) -> Result<Option<(PathBuf, Attachment)>, Status> {
         let Some(name) = Self::wanted(c) else {
             return Ok(None);
@@ -110,8 +171,9 @@ impl Networking {
         let runtime = runtime_config(c)?;
         let _serial = self.attach_lock.lock().unwrap_or_else(|e| e.into_inner());
         let owner = format!("{ns}/{}", c.id);
-        self.check_ports(&owner, &runtime.port_mappings, owner_name)?;
-        // A namespace left by a crash (its task is gone): clean up first.
+        self.check_ports(&owner, &runtime.port_mappings, owner_name, live)?;
+        // What a crash left of this container's last task: its task is gone
+        // (the caller checked) and no other create of it runs (begin).
         self.detach(ns, &c.id);
         let path = self.netns_path(ns, &c.id);
         netns::create(&path).map_err(|e| {
@@ -120,11 +182,14 @@ impl Networking {
                 path.display()
             ))
         })?;
-        let container_id = format!("{ns}-{}", c.id);
-        match self
-            .cni
-            .add(&network, &owner, &container_id, &path, "eth0", runtime)
-        {
+        match self.cni.add(
+            &network,
+            &owner,
+            &cni_container_id(&owner),
+            &path,
+            "eth0",
+            runtime,
+        ) {
             Ok(att) => Ok(Some((path, att))),
             Err(e) => {
                 let _ = netns::remove(&path);
@@ -134,13 +199,21 @@ impl Networking {
     }
 
     /// Refuse a host port another container publishes already.
+    /// Only containers with a task count: an attachment whose DEL keeps
+    /// failing (kept for a later try) does not hold its port.
     fn check_ports(
         &self,
         owner: &str,
         ports: &[PortMapping],
         owner_name: &dyn Fn(&str) -> String,
+        live: Live,
     ) -> Result<(), Status> {
-        for att in self.cni.cached().iter().filter(|a| a.owner != owner) {
+        let others = self
+            .cni
+            .cached()
+            .into_iter()
+            .filter(|a| a.owner != owner && live(&a.owner));
+        for att in others {
             for taken in &att.runtime.port_mappings {
                 if let Some(p) = ports.iter().find(|p| p.clashes(taken)) {
                     let ip = if taken.host_ip.is_empty() {
@@ -230,7 +303,7 @@ impl Networking {
             let Some((ns, id)) = att.owner.split_once('/') else {
                 continue;
             };
-            if has_task(ns, id) && !att.result.is_null() {
+            if has_task(ns, id) && !att.result.is_null() && supports_check(&att) {
                 if let Err(e) = self.cni.check(&att) {
                     tracing::warn!(
                         "container {}: its network {} fails CHECK: {e}",
@@ -242,12 +315,12 @@ impl Networking {
         }
     }
 
-    /// Containers attached to `network`, as `namespace/id`.
-    pub fn users(&self, network: &str) -> Vec<String> {
+    /// Containers with a task attached to `network`, as `namespace/id`.
+    pub fn users(&self, network: &str, live: Live) -> Vec<String> {
         self.cni
             .cached()
             .into_iter()
-            .filter(|a| a.network == network)
+            .filter(|a| a.network == network && live(&a.owner))
             .map(|a| a.owner)
             .collect()
     }
@@ -255,6 +328,23 @@ impl Networking {
     pub fn config_dir(&self) -> &Path {
         &self.cni.config_dir
     }
+}
+
+/// CHECK exists from CNI 0.4.0 on; older plugins must refuse it.
+fn supports_check(att: &Attachment) -> bool {
+    let version = att.config["cniVersion"].as_str().unwrap_or("");
+    let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+    parts.as_slice() >= [0, 4, 0].as_slice()
+}
+
+/// `CNI_CONTAINERID` of `namespace/id`: a digest of it, since `-` and `.`
+/// may appear in both names (`a/b-c` and `a-b/c` must not share host-local
+/// leases or a cache entry).
+fn cni_container_id(owner: &str) -> String {
+    format!(
+        "hull-{}",
+        &hull_content::Digest::of(owner.as_bytes()).hex()[..40]
+    )
 }
 
 /// What the container's labels ask of the plugins.

@@ -109,9 +109,16 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
     daemon.tasks.recover(&daemon.shims).await;
     // Networks of containers whose tasks ended while hulld was away.
     tokio::task::block_in_place(|| {
-        let has_task = |ns: &str, id: &str| daemon.tasks.has_task(ns, id);
-        daemon.network.clean_stale(&has_task);
-        daemon.network.check_live(&has_task);
+        daemon
+            .network
+            .clean_stale(&|ns, id| daemon.tasks.has_task(ns, id))
+    });
+    // CHECK may wait on plugins: in the background, while hulld serves.
+    let checking = daemon.clone();
+    tokio::task::spawn_blocking(move || {
+        checking
+            .network
+            .check_live(&|ns, id| checking.tasks.has_task(ns, id))
     });
     crate::tasks::spawn_monitor(daemon.clone());
     crate::restart::spawn(daemon.clone());

@@ -102,22 +102,40 @@ fn hosts_text(hostname: &str, address: Option<&str>, extra: &[(String, String)])
 
 /// resolv.conf: `--dns` servers, else the host's without loopback resolvers
 /// (they would be the container's own loopback), as docker filters them.
+/// With systemd-resolved the host's only server is 127.0.0.53: then the
+/// upstream servers of /run/systemd/resolve/resolv.conf, else docker's
+/// fallback (Google's public resolvers).
 fn resolv_text(dns: &[String], host: bool) -> String {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     if host && dns.is_empty() {
         return host_resolv;
     }
-    let kept = host_resolv.lines().filter(|l| {
-        let l = l.trim();
-        let server = l.starts_with("nameserver");
-        let loopback = l.contains(" 127.") || l.contains(" ::1") || l.ends_with("::1");
-        !(server && (loopback || !dns.is_empty()))
-    });
-    let mut text: String = kept.map(|l| format!("{l}\n")).collect();
+    let mut text = without_loopback_servers(&host_resolv, !dns.is_empty());
+    if dns.is_empty() && !text.contains("nameserver") {
+        let upstream =
+            std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
+        text = without_loopback_servers(&upstream, false);
+        if !text.contains("nameserver") {
+            text.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        }
+    }
     for server in dns {
         text.push_str(&format!("nameserver {server}\n"));
     }
     text
+}
+
+/// resolv.conf lines without loopback servers (or without any server).
+fn without_loopback_servers(text: &str, drop_all: bool) -> String {
+    text.lines()
+        .filter(|l| {
+            let l = l.trim();
+            let server = l.starts_with("nameserver");
+            let loopback = l.contains(" 127.") || l.contains(" ::1") || l.ends_with("::1");
+            !(server && (loopback || drop_all))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The files docker writes for a container: hostname, hosts, resolv.conf.

@@ -221,6 +221,8 @@ impl Containers for Service {
                 )));
             }
             d.meta.delete_container(&ns, &id).map_err(meta_status)?;
+            // An attachment whose DEL failed earlier gets its last try.
+            d.network.detach(&ns, &id);
             d.events.publish(
                 &ns,
                 "/containers/delete",

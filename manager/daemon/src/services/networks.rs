@@ -20,9 +20,15 @@ fn network_out(d: &crate::daemon::Daemon, n: &NetworkList) -> Network {
             .filter_map(|p| p["type"].as_str().map(str::to_string))
             .collect(),
         config: n.to_json().to_string(),
-        containers: d.network.users(&n.name),
+        containers: d.network.users(&n.name, &|owner| live(d, owner)),
         default: n.name == d.config.network.default_network,
     }
+}
+
+fn live(d: &crate::daemon::Daemon, owner: &str) -> bool {
+    owner
+        .split_once('/')
+        .is_some_and(|(ns, id)| d.tasks.has_task(ns, id))
 }
 
 /// A bridge device name (at most 15 bytes, as Linux allows) for a network.
@@ -94,7 +100,7 @@ fn remove(d: &crate::daemon::Daemon, name: &str) -> Result<(), Status> {
             "network {name:?} is hulld's default network: it is not removed"
         )));
     }
-    let users = d.network.users(name);
+    let users = d.network.users(name, &|owner| live(d, owner));
     if !users.is_empty() {
         return Err(Status::failed_precondition(format!(
             "network {name:?} is in use by {}: remove those containers first",

@@ -206,16 +206,25 @@ pub async fn create_task(
             container.id
         )));
     }
+    // Detaches again unless kept: also when the client goes away and
+    // this future is dropped halfway.
+    let creating = d.network.begin(ns, &container.id)?;
+    let live = |owner: &str| {
+        owner
+            .split_once('/')
+            .is_some_and(|(ns, id)| d.tasks.has_task(ns, id))
+    };
     let attached = tokio::task::block_in_place(|| {
         d.network
-            .attach(ns, container, &|owner| owner_name(d, owner))
+            .attach(ns, container, &|owner| owner_name(d, owner), &live)
     })?;
     let netns = attached.as_ref().map(|(path, _)| path.as_path());
     let created = start_shim_and_create(d, ns, container, new, netns).await;
-    match (&created, &attached) {
-        (Err(_), Some(_)) => tokio::task::block_in_place(|| d.network.detach(ns, &container.id)),
-        (Ok(_), Some((_, att))) => record_ips(d, ns, container, &att.ips()),
-        _ => {}
+    if created.is_ok() {
+        creating.keep();
+        if let Some((_, att)) = &attached {
+            record_ips(d, ns, container, &att.ips());
+        }
     }
     created
 }
@@ -316,11 +325,13 @@ pub async fn delete_task(d: &Daemon, ns: &str, id: &str) -> Result<api::DeleteRe
             t.deleting.store(false, Ordering::SeqCst);
             ttrpc_status(&format!("deleting task {id}"), e)
         })?;
+    // Detached while the task is still registered, so that a new task of
+    // the container cannot be created (and attached) in between.
+    tokio::task::block_in_place(|| d.network.detach(ns, id));
     // Unregistered first: the shim's exit below is expected.
     d.tasks.remove(ns, id);
     t.shim.shut_down(id).await;
     shim::remove_bundle(&t.bundle);
-    tokio::task::block_in_place(|| d.network.detach(ns, id));
     Ok(deleted)
 }
 

@@ -52,12 +52,11 @@ pub fn import(
         files: HashMap::new(),
         links: HashMap::new(),
         out: Imported::default(),
-        ingest: 0,
     };
     if gzip {
-        reader.entries(flate2::read::MultiGzDecoder::new(input))?;
+        reader.entries(HeaderGuard::new(flate2::read::MultiGzDecoder::new(input)))?;
     } else {
-        reader.entries(input)?;
+        reader.entries(HeaderGuard::new(input))?;
     }
     let images = if reader.docs.contains_key("index.json") {
         reader.oci_images(opts)?
@@ -121,7 +120,92 @@ struct Reader<'a> {
     /// Links: path → the path it stands for.
     links: HashMap<String, String>,
     out: Imported,
-    ingest: u64,
+}
+
+/// The tar crate reads GNU long names (`L`, `K`) and PAX headers (`x`,
+/// `g`) into memory whole, without a bound: this reader, in front of it,
+/// follows the tar framing and refuses such an entry over [`MAX_META`]
+/// before the crate reads it.
+struct HeaderGuard<R> {
+    inner: R,
+    /// Bytes of the current 512-byte header block seen so far.
+    header: Vec<u8>,
+    /// Data (with padding) still to pass before the next header.
+    data_left: u64,
+}
+
+/// Long names and PAX records are a few KiB.
+const MAX_META: u64 = 1 << 20;
+
+impl<R: Read> HeaderGuard<R> {
+    fn new(inner: R) -> HeaderGuard<R> {
+        HeaderGuard {
+            inner,
+            header: Vec::with_capacity(512),
+            data_left: 0,
+        }
+    }
+
+    /// A complete header block: where its entry's data ends.
+    fn header_done(&mut self) -> std::io::Result<()> {
+        let h = std::mem::take(&mut self.header);
+        if h.iter().all(|b| *b == 0) {
+            return Ok(()); // end-of-archive blocks
+        }
+        let size = tar_size(&h[124..136]).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a tar header with a bad size",
+            )
+        })?;
+        if matches!(h[156], b'L' | b'K' | b'x' | b'g') && size > MAX_META {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a tar long-name or PAX entry of {size} bytes (at most {MAX_META})"),
+            ));
+        }
+        self.data_left = size.div_ceil(512) * 512;
+        Ok(())
+    }
+}
+
+/// A tar size field: octal, or GNU base-256 (high bit set).
+fn tar_size(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut n: u64 = 0;
+        for (i, b) in field.iter().enumerate() {
+            let b = if i == 0 { b & 0x7f } else { *b };
+            n = n.checked_mul(256)?.checked_add(b as u64)?;
+        }
+        return Some(n);
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+impl<R: Read> Read for HeaderGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = if self.data_left > 0 {
+            buf.len()
+                .min(self.data_left.min(usize::MAX as u64) as usize)
+        } else {
+            buf.len().min(512 - self.header.len())
+        };
+        let n = self.inner.read(&mut buf[..want])?;
+        if self.data_left > 0 {
+            self.data_left -= n as u64;
+        } else {
+            self.header.extend_from_slice(&buf[..n]);
+            if self.header.len() == 512 {
+                self.header_done()?;
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// `./a/b` → `a/b`; paths leaving the archive are refused.
@@ -241,8 +325,10 @@ impl Reader<'_> {
                 return Ok((d.clone(), info.size));
             }
         }
-        self.ingest += 1;
-        let reference = format!("import-{}-{}", std::process::id(), self.ingest);
+        // Unique in the process: imports run at once share the store.
+        static INGESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = INGESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let reference = format!("import-{}-{n}", std::process::id());
         let written = self.write(&reference, entry, expected.as_ref());
         match written {
             Ok(info) => {
@@ -250,7 +336,9 @@ impl Reader<'_> {
                 Ok((info.digest, info.size))
             }
             Err(e) => {
-                let _ = self.store.abort(&reference);
+                if !matches!(e, ArchiveError::Store(hull_content::Error::Locked(_))) {
+                    let _ = self.store.abort(&reference);
+                }
                 Err(match e {
                     ArchiveError::Store(hull_content::Error::DigestMismatch { actual, .. }) => {
                         ArchiveError::Tampered {
@@ -369,56 +457,81 @@ impl Reader<'_> {
 
 /// Every blob of `target` needed for at least one platform is here; a
 /// manifest of the index may be missing (a one-platform export), but not
-/// all of them, and not part of one.
+/// all of them, and not part of one. An index may hold manifests only (as
+/// a pull and a push accept), each checked once however often it is listed.
 fn check_complete(
     store: &dyn ContentStore,
     image: &str,
     target: &Descriptor,
 ) -> Result<(), ArchiveError> {
-    let incomplete = |what: &str, digest: &str| ArchiveError::Incomplete {
+    let bytes = read_blob(store, &target.digest, manifest::MAX_SIZE)?
+        .ok_or_else(|| incomplete(image, "manifest", &target.digest))?;
+    let children = match Document::parse(&bytes, &target.media_type) {
+        Ok(Document::Index { manifests, .. }) => manifests,
+        Ok(Document::Manifest { config, layers, .. }) => {
+            return check_blobs(store, image, &config, &layers)
+        }
+        Err(e) => return Err(ArchiveError::Format(format!("{image}: {e}"))),
+    };
+    let mut checked = std::collections::BTreeSet::new();
+    for child in &children {
+        if !checked.insert(child.digest.clone()) {
+            continue;
+        }
+        let Some(bytes) = read_blob(store, &child.digest, manifest::MAX_SIZE)? else {
+            continue;
+        };
+        match Document::parse(&bytes, &child.media_type) {
+            Ok(Document::Manifest { config, layers, .. }) => {
+                check_blobs(store, image, &config, &layers)?
+            }
+            Ok(Document::Index { .. }) => {
+                return Err(ArchiveError::Format(format!(
+                    "{image}: {} is an index inside an index, which hull does not import",
+                    child.digest
+                )))
+            }
+            Err(e) => return Err(ArchiveError::Format(format!("{image}: {e}"))),
+        }
+    }
+    let present = checked
+        .iter()
+        .filter(|d| d.parse::<Digest>().is_ok_and(|d| store.info(&d).is_ok()))
+        .count();
+    if present == 0 {
+        return Err(incomplete(
+            image,
+            "index without any of its manifests",
+            &target.digest,
+        ));
+    }
+    Ok(())
+}
+
+fn incomplete(image: &str, what: &str, digest: &str) -> ArchiveError {
+    ArchiveError::Incomplete {
         image: image.into(),
         what: what.into(),
         digest: digest.into(),
         why: "missing from the archive and the content store".into(),
-    };
-    let bytes = read_blob(store, &target.digest, manifest::MAX_SIZE)?
-        .ok_or_else(|| incomplete("manifest", &target.digest))?;
-    let children = match Document::parse(&bytes, &target.media_type) {
-        Ok(Document::Index { manifests, .. }) => manifests,
-        Ok(Document::Manifest { config, layers, .. }) => {
-            for b in std::iter::once(&config).chain(&layers) {
-                let present = b
-                    .digest
-                    .parse::<Digest>()
-                    .is_ok_and(|d| store.info(&d).is_ok());
-                if !present && !manifest::is_foreign_layer(&b.media_type) {
-                    return Err(incomplete("layer or config", &b.digest));
-                }
-            }
-            return Ok(());
-        }
-        Err(e) => return Err(ArchiveError::Format(format!("{image}: {e}"))),
-    };
-    let mut usable = 0;
-    for child in &children {
-        let desc = Descriptor {
-            media_type: child.media_type.clone(),
-            digest: child.digest.clone(),
-            size: child.size,
-        };
-        match read_blob(store, &desc.digest, manifest::MAX_SIZE)? {
-            None => continue,
-            Some(_) => {
-                check_complete(store, image, &desc)?;
-                usable += 1;
-            }
-        }
     }
-    if usable == 0 {
-        return Err(incomplete(
-            "index without any of its manifests",
-            &target.digest,
-        ));
+}
+
+/// A manifest's config and layers are all in the store.
+fn check_blobs(
+    store: &dyn ContentStore,
+    image: &str,
+    config: &manifest::Descriptor,
+    layers: &[manifest::Descriptor],
+) -> Result<(), ArchiveError> {
+    for b in std::iter::once(config).chain(layers) {
+        let present = b
+            .digest
+            .parse::<Digest>()
+            .is_ok_and(|d| store.info(&d).is_ok());
+        if !present && !manifest::is_foreign_layer(&b.media_type) {
+            return Err(incomplete(image, "layer or config", &b.digest));
+        }
     }
     Ok(())
 }
@@ -551,5 +664,34 @@ impl Reader<'_> {
             [0x28, 0xb5, 0x2f, 0xfd] => DOCKER_LAYER_ZSTD,
             _ => DOCKER_LAYER,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_long_name_entry_is_refused_before_it_is_read() {
+        let dir = std::env::temp_dir().join(format!("hull-import-guard-{}", std::process::id()));
+        let store = hull_content::LocalStore::open(&dir).unwrap();
+        let mut header = [0u8; 512];
+        header[..13].copy_from_slice(b"././@LongLink");
+        // 8 GiB, in octal.
+        header[124..136].copy_from_slice(b"100000000000");
+        header[156] = b'L';
+        let err = import(&store, &header[..], &ImportOptions::default(), &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("long-name or PAX entry of 8589934592 bytes"),
+            "{err}"
+        );
+        assert_eq!(tar_size(b"00000001000\0"), Some(512));
+        assert_eq!(
+            tar_size(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            Some(256)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -236,6 +236,10 @@ impl Client {
         headers: HeaderMap,
         range: &FileRange,
     ) -> Result<reqwest::Response, Error> {
+        // A bearer token expires (60 s by default): a long chunked upload
+        // gets a fresh one before a chunk rather than a 401 it cannot
+        // answer (a streamed body is not sent twice).
+        self.refresh_token(scope).await?;
         let mut request = self.http.request(method, url).headers(headers);
         request = request.body(range.body());
         if let Some(auth) = self.authorization(scope) {
@@ -247,6 +251,20 @@ impl Client {
             let detail = super::error_chain(&e);
             Error::Interrupted { detail }
         })
+    }
+
+    /// Get a new bearer token for `scope` if the registry wants tokens and
+    /// the one held has run out.
+    async fn refresh_token(&self, scope: &str) -> Result<(), Error> {
+        let challenge = self.challenge.lock().expect("challenge lock").clone();
+        match challenge {
+            Some(c @ super::challenge::Challenge::Bearer { .. })
+                if self.authorization(scope).is_none() =>
+            {
+                self.answer(&c, scope).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The `Location` of an upload answer, resolved against the registry.
