@@ -204,6 +204,14 @@ fn containers_on_the_default_bridge_talk_and_publish_ports() {
         d.ctl(&["port", "web"]).ok().stdout.trim(),
         "80/tcp -> 0.0.0.0:18080"
     );
+    let ps = d.ctl(&["ps"]).ok().stdout;
+    assert!(
+        ps.contains("PORTS") && ps.contains("0.0.0.0:18080->80/tcp"),
+        "{ps}"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ctl(&["inspect", "web"]).ok().stdout).unwrap();
+    assert_eq!(inspect[0]["NetworkSettings"]["IPAddress"], web_ip.as_str());
     // Its own name resolves to its address.
     let hosts = d.ctl(&["exec", "web", "cat", "/etc/hosts"]).ok().stdout;
     assert!(hosts.contains(&format!("{web_ip}\t")), "{hosts}");

@@ -12,7 +12,7 @@ pub mod args;
 mod exec;
 mod lifecycle;
 mod logs;
-mod network;
+pub mod network;
 mod run;
 mod show;
 mod stdio;

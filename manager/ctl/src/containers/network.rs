@@ -203,6 +203,45 @@ pub async fn record_address(ctx: &Ctx<'_>, id: &str) -> Result<(), String> {
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
+fn published(c: &hull_api::containers::Container) -> Vec<PortMapping> {
+    c.labels
+        .get(labels::PORTS)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
+}
+
+/// `ps`'s PORTS column, as docker writes it: `0.0.0.0:8080->80/tcp`.
+pub fn ports_column(c: &hull_api::containers::Container) -> String {
+    published(c)
+        .iter()
+        .map(|p| {
+            let ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &p.host_ip
+            };
+            format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `inspect`'s NetworkSettings (docker's names): the network, the
+/// container's address and its published ports.
+pub fn settings(c: &hull_api::containers::Container) -> serde_json::Value {
+    let ips: Vec<&str> = c
+        .labels
+        .get(labels::IPS)
+        .map(|ips| ips.split(',').filter(|i| !i.is_empty()).collect())
+        .unwrap_or_default();
+    serde_json::json!({
+        "Network": c.labels.get(labels::NETWORK),
+        "IPAddress": ips.first().copied().unwrap_or(""),
+        "IPAddresses": ips,
+        "Ports": published(c),
+    })
+}
+
 /// `hullctl port CONTAINER`: its published ports, as docker prints them.
 pub async fn port(ctx: &Ctx<'_>, name: &str) -> super::Exit {
     let c = super::find(ctx.c, name).await?;

@@ -68,6 +68,7 @@ pub async fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Exit {
         json.push(serde_json::json!({
             "ID": c.id, "Image": c.image, "Command": command_of(c),
             "CreatedAt": created, "Status": state, "Names": name_of(c),
+            "Ports": super::network::ports_column(c),
         }));
         rows.push(vec![
             c.id[..c.id.len().min(12)].to_string(),
@@ -75,6 +76,7 @@ pub async fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Exit {
             command_of(c),
             age(created),
             state,
+            super::network::ports_column(c),
             name_of(c),
         ]);
     }
@@ -92,6 +94,7 @@ pub async fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Exit {
                     "COMMAND",
                     "CREATED",
                     "STATUS",
+                    "PORTS",
                     "NAMES"
                 ],
                 &rows
@@ -124,6 +127,7 @@ pub async fn inspect(ctx: &Ctx<'_>, names: &[String]) -> Exit {
                 Some((s, pid, code)) => serde_json::json!({"Status": s, "Pid": pid, "ExitCode": code}),
                 None => serde_json::json!({"Status": "stopped", "ExitCode": c.labels.get(EXIT_CODE_LABEL)}),
             },
+            "NetworkSettings": super::network::settings(&c),
             "Spec": spec,
         }));
     }

@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What `POST /v2/<repo>/blobs/uploads/` gave us.
 #[derive(Debug)]
@@ -26,6 +27,10 @@ pub struct FileRange {
     pub offset: u64,
     pub len: u64,
 }
+
+/// The slowest upload a push waits for (bytes per second), before it
+/// counts the registry as gone.
+const MIN_UPLOAD_RATE: u64 = 100 << 10;
 
 /// How much one read of a [`FileRange`] body takes.
 const READ_SIZE: u64 = 256 << 10;
@@ -245,12 +250,23 @@ impl Client {
         if let Some(auth) = self.authorization(scope) {
             request = request.header(reqwest::header::AUTHORIZATION, auth);
         }
-        // No head timeout: the body may take long; the body's own reads
-        // and the connection's keep the request from hanging forever.
-        request.send().await.map_err(|e| {
-            let detail = super::error_chain(&e);
-            Error::Interrupted { detail }
-        })
+        // The body may take long, so the bound grows with it: the head
+        // timeout plus the body at the slowest rate we wait for. A registry
+        // that takes the body and never answers is then an interruption
+        // (the caller resumes or starts over), not a push that hangs.
+        let limit = super::HEAD_TIMEOUT + Duration::from_secs(range.len / MIN_UPLOAD_RATE);
+        match tokio::time::timeout(limit, request.send()).await {
+            Ok(sent) => sent.map_err(|e| Error::Interrupted {
+                detail: super::error_chain(&e),
+            }),
+            Err(_) => Err(Error::Interrupted {
+                detail: format!(
+                    "no answer to an upload of {} bytes within {}s",
+                    range.len,
+                    limit.as_secs()
+                ),
+            }),
+        }
     }
 
     /// Get a new bearer token for `scope` if the registry wants tokens and
