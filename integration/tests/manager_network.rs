@@ -441,6 +441,20 @@ fn bad_input_is_refused_with_what_to_fix() {
         .ok();
     assert!(out.code == 0);
     assert_eq!(ip_of(&d, "onweb"), "10.5.0.77");
+    let mac = d
+        .ctl(&[
+            "run",
+            "--rm",
+            "--network",
+            "web",
+            "--mac-address",
+            "02:42:ac:11:00:99",
+            IMAGE,
+            "cat",
+            "/sys/class/net/eth0/address",
+        ])
+        .ok();
+    assert_eq!(mac.stdout.trim(), "02:42:ac:11:00:99");
     let err = d.ctl(&["network", "rm", "web"]).fails();
     assert!(err.stderr.contains("in use"), "{err:?}");
     d.ctl(&["rm", "-f", "onweb"]).ok();

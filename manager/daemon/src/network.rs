@@ -359,6 +359,7 @@ fn runtime_config(c: &Container) -> Result<RuntimeConfig, Status> {
     Ok(RuntimeConfig {
         port_mappings: ports,
         ips,
+        mac: c.labels.get(hull_network::labels::MAC).cloned(),
         ..Default::default()
     })
 }

@@ -184,7 +184,8 @@ pub fn bridge_network(name: &str, bridge: &str, subnet: &str, ipam_dir: &Path) -
             },
             {"type": "portmap", "capabilities": {"portMappings": true}},
             {"type": "firewall"},
-            {"type": "tuning"}
+            // tuning sets the MAC address asked for (`--mac-address`).
+            {"type": "tuning", "capabilities": {"mac": true}}
         ]
     })
 }

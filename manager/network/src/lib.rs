@@ -28,6 +28,8 @@ pub mod labels {
     pub const PORTS: &str = "hull/ports";
     /// The address asked for (`--ip`).
     pub const IP: &str = "hull/ip";
+    /// The MAC address asked for (`--mac-address`).
+    pub const MAC: &str = "hull/mac";
     /// Set by hulld once attached: the container's addresses, comma-separated.
     pub const IPS: &str = "hull/network.ips";
 }

@@ -117,6 +117,9 @@ pub struct RunArgs {
     /// The container's IPv4 address on its network
     #[arg(long)]
     pub ip: Option<String>,
+    /// The container's MAC address on its network, e.g. 02:42:ac:11:00:02
+    #[arg(long)]
+    pub mac_address: Option<String>,
     /// A DNS server for the container's resolv.conf (instead of the host's)
     #[arg(long)]
     pub dns: Vec<String>,

@@ -28,12 +28,26 @@ pub fn choose(a: &RunArgs) -> Result<Choice, String> {
         ip.parse::<std::net::Ipv4Addr>()
             .map_err(|_| format!("--ip {ip:?} is not an IPv4 address"))?;
     }
+    if let Some(mac) = &a.mac_address {
+        let octets: Vec<&str> = mac.split(':').collect();
+        let valid = octets.len() == 6
+            && octets
+                .iter()
+                .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !valid {
+            return Err(format!(
+                "--mac-address {mac:?}: use six hex pairs, e.g. 02:42:ac:11:00:02"
+            ));
+        }
+    }
     let mut labels = HashMap::from([(labels::NETWORK.to_string(), a.network.clone())]);
     match a.network.as_str() {
-        "host" | "none" if !ports.is_empty() || a.ip.is_some() => Err(format!(
-            "-p and --ip need a network: --network {} has none to publish on",
-            a.network
-        )),
+        "host" | "none" if !ports.is_empty() || a.ip.is_some() || a.mac_address.is_some() => {
+            Err(format!(
+                "-p, --ip and --mac-address need a network: --network {} has none",
+                a.network
+            ))
+        }
         "host" => Ok(Choice {
             spec: hull_spec::Network::Host,
             labels,
@@ -54,6 +68,9 @@ pub fn choose(a: &RunArgs) -> Result<Choice, String> {
             }
             if let Some(ip) = &a.ip {
                 labels.insert(labels::IP.to_string(), ip.clone());
+            }
+            if let Some(mac) = &a.mac_address {
+                labels.insert(labels::MAC.to_string(), mac.to_ascii_lowercase());
             }
             // A new namespace; hulld joins it to the network and gives the
             // runtime its path.
