@@ -130,7 +130,7 @@ impl Networking {
         c.labels
             .get(NETWORK_LABEL)
             .map(String::as_str)
-            .filter(|n| !matches!(*n, "none" | "host" | ""))
+            .filter(|n| hull_network::labels::on_cni(n))
     }
 
     /// Mark `ns/id` as having its task created; refused while another
@@ -244,14 +244,17 @@ impl Networking {
         // interface, which it deletes (~50 ms of the kernel's veth
         // teardown). A DEL without the namespace would be faster and leave
         // those rules behind, as `ctr run --cni --rm` does.
-        for att in self.cni.cached().into_iter().filter(|a| a.owner == owner) {
+        let attachments = self.cni.cached_for(&cni_container_id(&owner));
+        for att in attachments.into_iter().filter(|a| a.owner == owner) {
             if let Err(e) = self.cni.del(&att) {
                 tracing::warn!("detaching {owner} from network {}: {e}", att.network);
             }
         }
         let path = self.netns_path(ns, id);
-        if let Err(e) = netns::remove(&path) {
-            tracing::warn!("removing the network namespace {}: {e}", path.display());
+        if path.symlink_metadata().is_ok() {
+            if let Err(e) = netns::remove(&path) {
+                tracing::warn!("removing the network namespace {}: {e}", path.display());
+            }
         }
     }
 

@@ -336,7 +336,7 @@ impl Pusher {
             .map_err(|e| protocol(e.to_string()))?;
         let endpoint = endpoints.first().ok_or_else(|| {
             protocol(format!(
-                "no host of {domain} has the push capability in its hosts.toml"
+                "no host of {domain} has the push capability in its hosts.toml: add \"push\" to the capabilities of the host to push to"
             ))
         })?;
         let creds = crate::pull::lookup_credentials(&opts.credentials, &endpoint.host)

@@ -232,13 +232,26 @@ impl Cni {
 
     /// Every cached attachment (unreadable entries are skipped, logged).
     pub fn cached(&self) -> Vec<Attachment> {
+        self.cached_where(|_| true)
+    }
+
+    /// The cached attachments of one `CNI_CONTAINERID`, found by their file
+    /// names (no other entry is read: a task delete asks this of every
+    /// container, networked or not).
+    pub fn cached_for(&self, container_id: &str) -> Vec<Attachment> {
+        let infix = format!("-{container_id}-");
+        self.cached_where(|name| name.contains(&infix))
+    }
+
+    fn cached_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<Attachment> {
         let Ok(entries) = std::fs::read_dir(&self.cache_dir) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for e in entries.flatten() {
             let path = e.path();
-            if path.extension().is_none_or(|x| x != "json") {
+            let name = e.file_name();
+            if path.extension().is_none_or(|x| x != "json") || !wanted(&name.to_string_lossy()) {
                 continue;
             }
             match std::fs::read(&path).map(|b| serde_json::from_slice::<Attachment>(&b)) {

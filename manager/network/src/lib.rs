@@ -22,6 +22,8 @@ pub mod cni;
 
 /// Container labels between `hullctl run` and hulld.
 pub mod labels {
+    /// The container's name (`--name`), for messages.
+    pub const NAME: &str = "hull/name";
     /// The network a container joins: a CNI network's name, `none` or `host`.
     pub const NETWORK: &str = "hull/network";
     /// Published ports, a JSON list of CNI `portMappings` entries.
@@ -32,6 +34,12 @@ pub mod labels {
     pub const MAC: &str = "hull/mac";
     /// Set by hulld once attached: the container's addresses, comma-separated.
     pub const IPS: &str = "hull/network.ips";
+
+    /// Whether a [`NETWORK`] value names a CNI network (`none` and `host`
+    /// are no CNI networks).
+    pub fn on_cni(network: &str) -> bool {
+        !matches!(network, "none" | "host" | "")
+    }
 }
 pub mod config;
 pub mod netns;

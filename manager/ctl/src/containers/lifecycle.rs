@@ -126,10 +126,11 @@ pub async fn start(ctx: &Ctx<'_>, a: StartArgs) -> Exit {
             None => {}
         }
         set_label(ctx.c, &container.id, STOPPED_LABEL, None).await?;
+        let networked = super::network::labels_on_cni(&container.labels);
         if a.attach {
-            code = super::run::run_attached(ctx, &container.id, false, false).await;
+            code = super::run::run_attached(ctx, &container.id, false, false, networked).await;
         } else {
-            super::run::start_detached(ctx, &container.id, false).await?;
+            super::run::start_detached(ctx, &container.id, false, networked).await?;
             println!("{name}");
         }
     }

@@ -26,7 +26,7 @@ use hull_api::containers::{Container, GetContainerRequest, ListContainersRequest
 use std::path::{Path, PathBuf};
 
 /// Label with a container's name (names are unique per namespace).
-pub const NAME_LABEL: &str = "hull/name";
+pub const NAME_LABEL: &str = hull_network::labels::NAME;
 /// Label with the restart policy ("no", "always", "on-failure").
 pub const RESTART_LABEL: &str = "hull/restart";
 /// The Any type URL containerd gives an OCI runtime spec.

@@ -10,6 +10,13 @@ use hull_network::PortMapping;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use labels::on_cni;
+
+/// Whether a container's labels put it on a CNI network.
+pub fn labels_on_cni(l: &HashMap<String, String>) -> bool {
+    l.get(labels::NETWORK).is_some_and(|n| on_cni(n))
+}
+
 /// What `--network`, `-p` and `--ip` ask for.
 pub struct Choice {
     pub spec: hull_spec::Network,

@@ -2,6 +2,7 @@
 //! record → task, as nerdctl does it against containerd.
 
 use super::args::RunArgs;
+use super::network::on_cni;
 use super::stdio::{Fifos, RawTerminal};
 use super::{container_dir, Ctx, Exit, NAME_LABEL, RESTART_LABEL, RUNTIME, SPEC_TYPE_URL};
 use crate::client::Client;
@@ -335,7 +336,7 @@ pub async fn run(ctx: &Ctx<'_>, a: RunArgs) -> Exit {
         }
     };
     if a.detach {
-        return match start_detached(ctx, &id, a.tty).await {
+        return match start_detached(ctx, &id, a.tty, on_cni(&a.network)).await {
             Ok(()) => {
                 println!("{id}");
                 Ok(0)
@@ -346,7 +347,7 @@ pub async fn run(ctx: &Ctx<'_>, a: RunArgs) -> Exit {
             }
         };
     }
-    let code = run_attached(ctx, &id, a.interactive, a.tty).await;
+    let code = run_attached(ctx, &id, a.interactive, a.tty, on_cni(&a.network)).await;
     if a.rm {
         if let Err(e) = super::lifecycle::remove(ctx, &id, true).await {
             eprintln!("hullctl: removing {id}: {}", crate::output::safe(&e));
@@ -360,7 +361,14 @@ pub fn log_path(ctx: &Ctx<'_>, id: &str) -> PathBuf {
     container_dir(ctx.data_root, ctx.namespace, id).join("container.log")
 }
 
-pub async fn start_detached(ctx: &Ctx<'_>, id: &str, tty: bool) -> Result<(), String> {
+/// `networked`: the container is on a CNI network (its address goes into
+/// its /etc/hosts before it starts).
+pub async fn start_detached(
+    ctx: &Ctx<'_>,
+    id: &str,
+    tty: bool,
+    networked: bool,
+) -> Result<(), String> {
     // Records per line (stream and time) for `logs`, not raw bytes.
     let log = format!("file://{}?format=json", log_path(ctx, id).display());
     ctx.c
@@ -374,14 +382,17 @@ pub async fn start_detached(ctx: &Ctx<'_>, id: &str, tty: bool) -> Result<(), St
         })
         .await
         .map_err(status)?;
-    start_task(ctx, id).await?;
+    start_task(ctx, id, networked).await?;
     Ok(())
 }
 
 /// Start the container's init process (its task was created, and with it
-/// its network: its address goes into its /etc/hosts first).
-async fn start_task(ctx: &Ctx<'_>, id: &str) -> Result<(), String> {
-    super::network::record_address(ctx, id).await?;
+/// its network: its address goes into its /etc/hosts first; asked of hulld
+/// only for a container on a CNI network).
+async fn start_task(ctx: &Ctx<'_>, id: &str, networked: bool) -> Result<(), String> {
+    if networked {
+        super::network::record_address(ctx, id).await?;
+    }
     let request = StartRequest {
         container_id: id.to_string(),
         exec_id: String::new(),
@@ -390,8 +401,8 @@ async fn start_task(ctx: &Ctx<'_>, id: &str) -> Result<(), String> {
 }
 
 /// Start with the terminal attached; the container's exit status.
-pub async fn run_attached(ctx: &Ctx<'_>, id: &str, stdin: bool, tty: bool) -> i32 {
-    match attached(ctx, id, stdin, tty).await {
+pub async fn run_attached(ctx: &Ctx<'_>, id: &str, stdin: bool, tty: bool, networked: bool) -> i32 {
+    match attached(ctx, id, stdin, tty, networked).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("hullctl: {}", crate::output::safe(&e));
@@ -400,7 +411,13 @@ pub async fn run_attached(ctx: &Ctx<'_>, id: &str, stdin: bool, tty: bool) -> i3
     }
 }
 
-async fn attached(ctx: &Ctx<'_>, id: &str, stdin: bool, tty: bool) -> Result<i32, String> {
+async fn attached(
+    ctx: &Ctx<'_>,
+    id: &str,
+    stdin: bool,
+    tty: bool,
+    networked: bool,
+) -> Result<i32, String> {
     let base = container_dir(ctx.data_root, ctx.namespace, id);
     std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
     let fifos = Fifos::new(&base, "init", stdin, tty)?;
@@ -418,7 +435,7 @@ async fn attached(ctx: &Ctx<'_>, id: &str, stdin: bool, tty: bool) -> Result<i32
         .await
         .map_err(status)?;
     let _raw = (tty && stdin).then(RawTerminal::enter);
-    start_task(ctx, id).await?;
+    start_task(ctx, id, networked).await?;
     let code = super::exec::relay_until_exit(ctx.c, id, "", tty).await?;
     drop(_raw);
     for t in outputs {

@@ -239,7 +239,7 @@ fn owner_name(d: &Daemon, owner: &str) -> String {
         .meta
         .container(ns, id)
         .ok()
-        .and_then(|c| c.labels.get("hull/name").cloned())
+        .and_then(|c| c.labels.get(hull_network::labels::NAME).cloned())
     {
         Some(name) => format!("{name} ({short})"),
         None => short.to_string(),
