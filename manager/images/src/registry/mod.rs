@@ -13,6 +13,7 @@
 
 pub mod body;
 mod challenge;
+mod tls;
 mod upload;
 
 pub use upload::{push_scope, FileRange, UploadStart};
@@ -113,6 +114,8 @@ pub struct BlobBody {
 /// and connections are reused across requests and pulls.
 pub struct Client {
     http: reqwest::Client,
+    /// The TLS configuration `http` uses, kept to diagnose failures.
+    tls: std::sync::Arc<rustls::ClientConfig>,
     base: Url,
     host: String,
     credentials: Option<(String, String)>,
@@ -129,13 +132,19 @@ impl Client {
         settings: &Settings,
         credentials: Option<(String, String)>,
     ) -> Result<Client, Error> {
-        let http = http_client(settings)?;
+        let tls = tls::client_config(&tls::Options {
+            extra_roots: &settings.extra_roots,
+            client_identity: settings.client_identity.as_deref(),
+            skip_verify: settings.skip_verify,
+        })?;
+        let http = http_client(settings, tls.clone())?;
         let scheme = if settings.plain_http { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| Error::Protocol {
             detail: format!("registry address {host:?}: {e}"),
         })?;
         Ok(Client {
             http,
+            tls,
             base,
             host: host.to_string(),
             credentials,
@@ -300,7 +309,8 @@ impl Client {
                 request = request.header(AUTHORIZATION, auth);
             }
             let response = match tokio::time::timeout(HEAD_TIMEOUT, request.send()).await {
-                Ok(r) => r.map_err(|e| request_error(&e))?,
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Err(self.request_error(&e, &url).await),
                 Err(_) => {
                     return Err(Error::Unreachable {
                         detail: format!(
@@ -397,12 +407,13 @@ impl Client {
                 q.append_pair("scope", one);
             }
         }
-        let mut request = self.http.get(url);
+        let mut request = self.http.get(url.clone());
         if let Some(auth) = self.basic() {
             request = request.header(AUTHORIZATION, auth);
         }
         let response = match tokio::time::timeout(HEAD_TIMEOUT, request.send()).await {
-            Ok(r) => r.map_err(|e| request_error(&e))?,
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(self.request_error(&e, &url).await),
             Err(_) => {
                 return Err(Error::Unreachable {
                     detail: format!("the token server {realm} did not answer"),
@@ -515,19 +526,12 @@ impl Client {
     }
 }
 
-/// The HTTP client for `settings`: the system's roots plus the extra
-/// ones, and the client certificate, verification and headers asked for.
-fn http_client(settings: &Settings) -> Result<reqwest::Client, Error> {
-    ensure_crypto_provider();
-    let tls = |what: &str, e: reqwest::Error| Error::Tls {
-        detail: format!("{what}: {}", error_chain(&e)),
-    };
-    let mut roots = Vec::new();
-    for pem in &settings.extra_roots {
-        roots.extend(
-            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| tls("a trusted CA", e))?,
-        );
-    }
+/// The HTTP client for `settings`, speaking TLS as `tls` says, with the
+/// headers asked for.
+fn http_client(
+    settings: &Settings,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<reqwest::Client, Error> {
     let mut headers = HeaderMap::new();
     for (name, value) in &settings.headers {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
@@ -537,19 +541,16 @@ fn http_client(settings: &Settings) -> Result<reqwest::Client, Error> {
         })?;
         headers.append(name, header_value(value)?);
     }
-    let mut builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .user_agent(concat!("hull/", env!("CARGO_PKG_VERSION")))
-        .tls_certs_merge(roots)
-        .danger_accept_invalid_certs(settings.skip_verify)
-        .default_headers(headers);
-    if let Some(pem) = &settings.client_identity {
-        let identity = reqwest::Identity::from_pem(pem)
-            .map_err(|e| tls("the client certificate and key", e))?;
-        builder = builder.identity(identity);
-    }
-    builder.build().map_err(|e| tls("setting up TLS", e))
+        .use_preconfigured_tls((*tls).clone())
+        .default_headers(headers)
+        .build()
+        .map_err(|e| Error::Tls {
+            detail: format!("setting up TLS: {}", error_chain(&e)),
+        })
 }
 
 fn pull_scope(repo: &str) -> String {
@@ -568,17 +569,29 @@ fn content_range_start(v: &str) -> Option<u64> {
     range.split('-').next()?.trim().parse().ok()
 }
 
-/// A request that got no usable answer; TLS failures and redirect loops
-/// are told apart, since their fixes differ.
-fn request_error(e: &reqwest::Error) -> Error {
-    let detail = error_chain(e);
-    if e.is_redirect() {
-        Error::RedirectLoop {
-            detail: format!("more than {MAX_REDIRECTS} redirects: {detail}"),
+impl Client {
+    /// A request to `url` that got no usable answer; TLS failures and
+    /// redirect loops are told apart, since their fixes differ. A
+    /// connection that closed after its handshake (not one that never
+    /// connected, nor a timeout) is asked why
+    /// ([`tls::diagnose`]): it may be a TLS 1.3 alert hyper did not pass on.
+    async fn request_error(&self, e: &reqwest::Error, url: &Url) -> Error {
+        let detail = error_chain(e);
+        if e.is_redirect() {
+            return Error::RedirectLoop {
+                detail: format!("more than {MAX_REDIRECTS} redirects: {detail}"),
+            };
         }
-    } else if tls_failure(&detail) {
-        Error::Tls { detail }
-    } else {
+        if tls_failure(&detail) {
+            return Error::Tls { detail };
+        }
+        if url.scheme() == "https" && !e.is_timeout() && !e.is_connect() {
+            if let Some(why) = tls::diagnose(self.tls.clone(), url).await {
+                return Error::Tls {
+                    detail: format!("{detail}; a new connection says: {why}"),
+                };
+            }
+        }
         Error::Unreachable { detail }
     }
 }
@@ -592,15 +605,6 @@ fn tls_failure(detail: &str) -> bool {
     ["certificate", "invalidcontenttype", "fatal alert"]
         .iter()
         .any(|w| lower.contains(w))
-}
-
-/// rustls needs one process-wide crypto provider; we build with ring only
-/// (aws-lc-rs would add a C/cmake build), so install it before any client.
-fn ensure_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 /// reqwest's Display stops at "error sending request"; the cause (e.g.

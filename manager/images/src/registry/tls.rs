@@ -1,0 +1,161 @@
+//! The TLS client configuration of one registry host, and the diagnosis
+//! of a connection that closed without saying why.
+//!
+//! We build the rustls configuration here and hand it to reqwest (rather
+//! than let reqwest build it from its options) so that the same
+//! configuration can run a second, plain handshake when a request fails
+//! in a way hyper cannot name. The case that needs it: in TLS 1.3 the
+//! client's side of the handshake is finished before the server has read
+//! its certificate, so a registry that requires a client certificate we
+//! did not send (or rejects the one we sent) answers with an alert only
+//! after the handshake. hyper's connection task reads that alert and
+//! closes; a request queued on the connection then fails with just
+//! "connection was not ready", and the alert is lost. Whether the request
+//! or the alert wins is a race, so the same mistake would read as either
+//! "TLS failed" or "cannot reach registry". [`diagnose`] settles it: it
+//! writes a request on its own connection and reads, and rustls reports
+//! the alert on that read.
+
+use super::Error;
+use reqwest::Url;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the diagnosis may take to connect, and then to hear back.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a registry host's TLS needs: extra trusted CAs (PEM), a client
+/// certificate and key (PEM), or no verification at all.
+pub struct Options<'a> {
+    pub extra_roots: &'a [Vec<u8>],
+    pub client_identity: Option<&'a [u8]>,
+    pub skip_verify: bool,
+}
+
+/// The rustls configuration for `options`: the system's roots plus the
+/// extra ones (as reqwest's own default, the platform verifier), HTTP/1.1
+/// by ALPN, and the client certificate if there is one.
+pub fn client_config(options: &Options) -> Result<Arc<ClientConfig>, Error> {
+    let tls = |what: &str, e: &dyn std::fmt::Display| Error::Tls {
+        detail: format!("{what}: {e}"),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls("setting up TLS", &e))?
+        .dangerous();
+    let builder = if options.skip_verify {
+        builder.with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+    } else {
+        let mut roots = Vec::new();
+        for pem in options.extra_roots {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                roots.push(cert.map_err(|e| tls("a trusted CA", &e))?);
+            }
+        }
+        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider)
+            .map_err(|e| tls("the system's trusted CAs", &e))?;
+        builder.with_custom_certificate_verifier(Arc::new(verifier))
+    };
+    let mut config = match options.client_identity {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let what = "the client certificate and key";
+            let chain = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| tls(what, &e))?;
+            if chain.is_empty() {
+                return Err(tls(what, &"no CERTIFICATE block"));
+            }
+            let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| tls(what, &e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| tls(what, &e))?
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Why TLS with `url`'s host fails, if it does: one connection with
+/// `config`, a request written, an answer read. `None` when the server
+/// answers (the earlier failure was something else) or cannot be reached.
+pub async fn diagnose(config: Arc<ClientConfig>, url: &Url) -> Option<String> {
+    let host = url.host_str()?.trim_matches(['[', ']']).to_string();
+    let port = url.port_or_known_default()?;
+    tokio::task::spawn_blocking(move || probe(config, &host, port))
+        .await
+        .ok()
+        .flatten()
+}
+
+fn probe(config: Arc<ClientConfig>, host: &str, port: u16) -> Option<String> {
+    let address = (host, port).to_socket_addrs().ok()?.next()?;
+    let tcp = TcpStream::connect_timeout(&address, PROBE_TIMEOUT).ok()?;
+    tcp.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
+    tcp.set_write_timeout(Some(PROBE_TIMEOUT)).ok()?;
+    let name = ServerName::try_from(host.to_string()).ok()?;
+    let connection = rustls::ClientConnection::new(config, name).ok()?;
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    let request = format!("GET /v2/ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut first = [0u8; 1];
+    let failure = match stream.write_all(request.as_bytes()) {
+        Err(e) => e,
+        Ok(()) => match stream.read(&mut first) {
+            Ok(_) => return None,
+            Err(e) => e,
+        },
+    };
+    // Only rustls's own errors (an alert, a certificate we refused) are a
+    // diagnosis; a reset or a timeout says nothing new.
+    let tls = failure.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(tls.to_string())
+}
+
+/// certs.d `skip_verify`: any certificate for any name. Signatures are
+/// still checked, so the handshake itself stays sound.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer,
+        _intermediates: &[CertificateDer],
+        _server_name: &ServerName,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
