@@ -81,7 +81,11 @@ mod tests {
 
     #[test]
     fn a_second_daemon_on_the_same_root_is_refused() {
-        let dir = std::env::temp_dir().join(format!("hulld-lock-test-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("hulld-lock-test-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let (root, state) = (dir.join("root"), dir.join("state"));
         let first = RootLock::acquire(&root, &state).unwrap();
         assert_eq!(
@@ -102,6 +106,5 @@ mod tests {
         drop(first);
         assert!(!state.join("hulld.pid").exists());
         RootLock::acquire(&root, &state).unwrap();
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

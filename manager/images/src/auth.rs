@@ -330,7 +330,11 @@ mod tests {
 
     #[test]
     fn reads_docker_style_entries_and_stores_without_losing_others() {
-        let dir = std::env::temp_dir().join(format!("hull-auth-test-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("hull-auth-test-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join("docker");
         let path = dir.join("config.json");
         assert!(
             read(&path).unwrap().is_empty(),
@@ -368,7 +372,6 @@ mod tests {
         fs::write(&path, "{oops").unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("not valid JSON"), "{err}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A credential store kept in files next to the script, one JSON record
@@ -393,11 +396,13 @@ esac
 
     /// A scratch dir for one test, with `config.json` holding `config` and
     /// the helper scripts `docker-credential-<name>` for `helpers`.
-    fn scratch(test: &str, config: &str, helpers: &[(&str, &str)]) -> (PathBuf, PathBuf) {
+    fn scratch(test: &str, config: &str, helpers: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("hull-auth-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("hull-auth-{test}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         for (name, script) in helpers {
             let file = dir.join(format!("docker-credential-{name}"));
             fs::write(&file, script).unwrap();
@@ -405,7 +410,7 @@ esac
         }
         let path = dir.join("config.json");
         fs::write(&path, config).unwrap();
-        (dir, path)
+        (tmp, path)
     }
 
     fn pair(u: &str, s: &str) -> Option<(String, String)> {
@@ -431,7 +436,7 @@ esac
             r#"{"credsStore":"hulltest","auths":{"reg.lan:5000":{"auth":"b2xkOnB3"}}}"#,
             &[("hulltest", STORE_SCRIPT)],
         );
-        let env = Some(dir.as_os_str());
+        let env = Some(dir.path().as_os_str());
         let lookup = |host| lookup_with(&path, host, env).unwrap();
         assert_eq!(lookup("reg.lan:5000"), None, "the helper's not found");
 
@@ -440,7 +445,7 @@ esac
         assert_eq!(lookup("reg.lan:5000"), pair("hull", "s3cret"));
         assert_eq!(lookup("docker.io"), pair("<token>", "id-token"));
         assert_eq!(lookup("index.docker.io"), pair("<token>", "id-token"));
-        let kept = helper_store(&dir, "hulltest");
+        let kept = helper_store(dir.path(), "hulltest");
         assert!(
             kept.contains("s3cret") && kept.contains(DOCKER_HUB_SERVER),
             "{kept}"
@@ -470,7 +475,6 @@ esac
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -481,13 +485,13 @@ esac
                 "credHelpers":{"https://reg.lan:5000":"hullother","plain.lan":""}}"#,
             &[("hulltest", STORE_SCRIPT), ("hullother", STORE_SCRIPT)],
         );
-        let env = Some(dir.as_os_str());
+        let env = Some(dir.path().as_os_str());
         store_with(&path, "reg.lan:5000", "a", "secret-a", env).unwrap();
         store_with(&path, "other.lan", "b", "secret-b", env).unwrap();
         store_with(&path, "plain.lan", "c", "secret-c", env).unwrap();
         let (test, other) = (
-            helper_store(&dir, "hulltest"),
-            helper_store(&dir, "hullother"),
+            helper_store(dir.path(), "hulltest"),
+            helper_store(dir.path(), "hullother"),
         );
         assert!(
             other.contains("secret-a") && !other.contains("secret-b"),
@@ -525,7 +529,6 @@ esac
             Some("docker-credential-hulltest")
         );
         assert_eq!(helper_of("plain.lan"), None);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -536,7 +539,7 @@ esac
             r#"{"credsStore":"nothere","credHelpers":{"reg.lan":"hullbroken","bad.lan":"../x"}}"#,
             &[("hullbroken", broken)],
         );
-        let env = Some(dir.as_os_str());
+        let env = Some(dir.path().as_os_str());
         let err = lookup_with(&path, "docker.io", env)
             .unwrap_err()
             .to_string();
@@ -563,6 +566,5 @@ esac
             err.contains("\"../x\"") && err.contains("not a program name"),
             "{err}"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -637,8 +637,11 @@ mod tests {
 
     #[test]
     fn plans_children_first_and_names_what_is_missing() {
-        let dir = std::env::temp_dir().join(format!("hull-push-plan-{}", std::process::id()));
-        let store = hull_content::LocalStore::open(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("hull-push-plan-")
+            .tempdir()
+            .unwrap();
+        let store = hull_content::LocalStore::open(tmp.path().join("content")).unwrap();
         let config = br#"{"architecture":"amd64","os":"linux"}"#;
         let layer = b"layer bytes";
         let absent = b"the arm64 layer";
@@ -696,6 +699,5 @@ mod tests {
             "the index goes last"
         );
         assert_eq!(all.blobs.len(), 3, "the shared config is pushed once");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

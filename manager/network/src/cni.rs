@@ -472,10 +472,14 @@ mod tests {
 
     #[test]
     fn a_missing_plugin_names_itself_and_the_package() {
+        let cache = tempfile::Builder::new()
+            .prefix("hull-cni-cache-")
+            .tempdir()
+            .unwrap();
         let cni = Cni {
             config_dir: "/nonexistent".into(),
             plugin_dirs: vec!["/nonexistent/cni".into()],
-            cache_dir: std::env::temp_dir().join(format!("hull-cni-cache-{}", std::process::id())),
+            cache_dir: cache.path().to_path_buf(),
         };
         let list = NetworkList::parse(
             Path::new("x.conflist"),
@@ -498,6 +502,5 @@ mod tests {
             "{err}"
         );
         assert!(cni.cached().is_empty(), "nothing ran, nothing stays cached");
-        let _ = std::fs::remove_dir_all(&cni.cache_dir);
     }
 }

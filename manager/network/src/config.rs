@@ -241,7 +241,11 @@ mod tests {
 
     #[test]
     fn loads_lists_and_single_confs_first_name_wins_and_names_bad_fields() {
-        let dir = std::env::temp_dir().join(format!("hull-cni-config-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("hull-cni-config-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join("net.d");
         std::fs::create_dir_all(&dir).unwrap();
         let net = bridge_network("bridge", "hull0", "10.4.0.0/24", Path::new("/tmp/ipam"));
         write(&dir, &net).unwrap();

@@ -276,8 +276,11 @@ mod tests {
 
     #[test]
     fn rotates_and_keeps_n_files() {
-        let dir = std::env::temp_dir().join(format!("hull-shim-logtest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::Builder::new()
+            .prefix("hull-shim-logtest-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join("logs");
         let path = dir.join("c.log");
         let uri = FileUri {
             path: path.clone(),
@@ -294,13 +297,15 @@ mod tests {
         assert_eq!(read(numbered(&path, 1)), "cccccccc\n");
         assert_eq!(read(numbered(&path, 2)), "bbbbbbbb\n");
         assert!(!numbered(&path, 3).exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn json_lines_per_stream_with_times() {
-        let dir = std::env::temp_dir().join(format!("hull-shim-jsonlog-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::Builder::new()
+            .prefix("hull-shim-jsonlog-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join("logs");
         let path = dir.join("c.log");
         let uri = parse_uri(&format!("file://{}?format=json", path.display())).unwrap();
         let mut log = RotatingLog::open(&uri).unwrap();
@@ -344,6 +349,5 @@ mod tests {
         );
         let time = records[0]["time"].as_str().unwrap();
         assert!(hull_timefmt::parse_rfc3339(time).is_some(), "{time}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

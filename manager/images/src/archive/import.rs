@@ -673,8 +673,11 @@ mod tests {
 
     #[test]
     fn an_endless_long_name_entry_is_refused_before_it_is_read() {
-        let dir = std::env::temp_dir().join(format!("hull-import-guard-{}", std::process::id()));
-        let store = hull_content::LocalStore::open(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("hull-import-guard-")
+            .tempdir()
+            .unwrap();
+        let store = hull_content::LocalStore::open(tmp.path().join("content")).unwrap();
         let mut header = [0u8; 512];
         header[..13].copy_from_slice(b"././@LongLink");
         // 8 GiB, in octal.
@@ -692,6 +695,5 @@ mod tests {
             tar_size(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
             Some(256)
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

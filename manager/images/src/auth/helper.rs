@@ -296,10 +296,12 @@ fn wait_bounded(
 mod tests {
     use super::*;
 
-    fn script(name: &str, body: &str) -> (PathBuf, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("hull-helper-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("helper");
+    fn script(name: &str, body: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("hull-helper-{name}-"))
+            .tempdir()
+            .unwrap();
+        let file = dir.path().join("helper");
         std::fs::write(&file, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
         (dir, file)
@@ -314,7 +316,7 @@ mod tests {
             .expect("times out");
         assert!(err.contains("did not finish within 0.3 s"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 
     #[test]
@@ -324,13 +326,13 @@ mod tests {
             .err()
             .expect("too much output");
         assert!(err.contains("more than 1048576 bytes"), "{err}");
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
 
         let (dir, file) = script("echo", "echo \"$1 $(cat)\"; echo warn >&2");
         let out = run(&file, "get", b"reg.lan", Duration::from_secs(10)).unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout, b"get reg.lan\n");
         assert_eq!(out.stderr, b"warn\n");
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 }

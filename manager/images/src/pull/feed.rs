@@ -250,10 +250,13 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn store(name: &str) -> (Arc<hull_content::LocalStore>, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("hull-feed-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        (Arc::new(hull_content::LocalStore::open(&dir).unwrap()), dir)
+    fn store(name: &str) -> (Arc<hull_content::LocalStore>, tempfile::TempDir) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("hull-feed-{name}-"))
+            .tempdir()
+            .unwrap();
+        let store = hull_content::LocalStore::open(dir.path().join("content")).unwrap();
+        (Arc::new(store), dir)
     }
 
     #[test]
@@ -284,7 +287,7 @@ mod tests {
         reader.read_to_end(&mut got).unwrap();
         writer_side.join().unwrap();
         assert_eq!(got, data);
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 
     #[test]
@@ -307,6 +310,6 @@ mod tests {
         let mut reader = FeedReader::new(feed, store, digest);
         let err = reader.read(&mut buf).unwrap_err();
         assert!(err.to_string().contains("registry went away"));
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 }

@@ -969,8 +969,11 @@ mod tests {
 
     #[test]
     fn certs_d_replaces_mirrors_and_adds_tls() {
-        let dir = std::env::temp_dir().join(format!("hull-pull-certs-d-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::Builder::new()
+            .prefix("hull-pull-certs-d-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         let ca = "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n";
         let host_dir = dir.join("reg.lan:5000");
         std::fs::create_dir_all(&host_dir).unwrap();
@@ -1022,7 +1025,6 @@ mod tests {
         assert_eq!(endpoints.len(), 2);
         assert_eq!(endpoints[0].host, "old.lan");
         assert_eq!(endpoints[1].tls.ca_pems, [ca.as_bytes()]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
