@@ -388,6 +388,62 @@ fn a_killed_hulld_leaks_nothing_once_its_containers_are_removed() {
 }
 
 #[test]
+fn an_exited_container_frees_its_port_and_address_until_started_again() {
+    let Some((netns, d)) = setup() else {
+        return;
+    };
+    // portmap's shared chains stay after the first published port.
+    d.ctl(&["run", "--rm", "-p", "29999:80", IMAGE, "true"])
+        .ok();
+    let rules = netns.rules();
+    d.ctl(&[
+        "run", "-d", "--name", "brief", "-p", "18090:80", IMAGE, "busybox", "sleep", "5",
+    ])
+    .ok();
+    assert_eq!(leased_ips(&d).len(), 1, "running, it holds an address");
+    let err = d
+        .ctl(&["run", "--rm", "-p", "18090:80", IMAGE, "true"])
+        .fails();
+    assert!(
+        err.stderr.contains("already published by container brief"),
+        "{err:?}"
+    );
+
+    // Exited (not removed): as with docker, its port, address and rules
+    // are free at once, and it shows no address. Its namespace goes last,
+    // after every plugin's DEL.
+    let freed = wait_until(Duration::from_secs(20), || netns_files(&d) == 0);
+    assert!(
+        freed,
+        "the exited container still has its network namespace"
+    );
+    assert!(leased_ips(&d).is_empty(), "{:?}", leased_ips(&d));
+    assert_eq!(netns.rules(), rules, "its portmap rules went at its exit");
+    let address = || {
+        let out = d.ctl(&["inspect", "brief"]).ok().stdout;
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0]["NetworkSettings"]["IPAddress"].clone()
+    };
+    // The record is updated right after the namespace went.
+    assert!(
+        wait_until(Duration::from_secs(5), || address() == ""),
+        "{}",
+        address()
+    );
+    d.ctl(&["run", "--rm", "-p", "18090:80", IMAGE, "true"])
+        .ok();
+
+    // Started again, it gets a network again; removed, it leaves nothing.
+    d.ctl(&["start", "brief"]).ok();
+    assert!(!ip_of(&d, "brief").is_empty());
+    assert_eq!(leased_ips(&d).len(), 1);
+    d.ctl(&["rm", "-f", "brief"]).ok();
+    assert!(leased_ips(&d).is_empty(), "{:?}", leased_ips(&d));
+    assert_eq!(netns.rules(), rules);
+    assert_eq!(netns_files(&d), 0);
+}
+
+#[test]
 fn bad_input_is_refused_with_what_to_fix() {
     let Some((_netns, d)) = setup() else {
         return;

@@ -50,6 +50,42 @@ impl EventBus {
     pub fn subscribe(&self) -> broadcast::Receiver<Envelope> {
         self.tx.subscribe()
     }
+
+    /// Run `handle(namespace, exit)`, each on a task of its own, for every
+    /// exit of a container's own process (exec'd processes exit too: those
+    /// are left out), for the daemon's life. A subscriber that falls
+    /// behind misses some: fine for what reacts to exits early, as a task's
+    /// delete still does all that is needed.
+    pub fn each_init_exit<F, Fut>(&self, handle: F)
+    where
+        F: Fn(String, ev::TaskExit) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut events = self.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let envelope = match events.recv().await {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                if envelope.topic != "/tasks/exit" {
+                    continue;
+                }
+                let Some(exit) = envelope
+                    .event
+                    .as_ref()
+                    .and_then(|e| ev::TaskExit::decode(e.value.as_slice()).ok())
+                else {
+                    continue;
+                };
+                if exit.id != exit.container_id && !exit.id.is_empty() {
+                    continue;
+                }
+                tokio::spawn(handle(envelope.namespace, exit));
+            }
+        });
+    }
 }
 
 /// An event message as `Any`, under containerd's type name.

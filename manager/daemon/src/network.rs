@@ -2,17 +2,20 @@
 //! a CNI network (label [`NETWORK_LABEL`], set by `hullctl run`) gets its own
 //! network namespace, pinned under `<state>/netns/<namespace>/<id>`,
 //! attached by the network's CNI plugins before the runtime runs, and
-//! handed to the runtime as `linux.namespaces[network].path`. When the task
-//! goes (deleted, or its shim died) the plugins' DEL runs and the
-//! namespace is removed. On start, hulld runs DEL for every cached
-//! attachment whose task is gone, so a SIGKILL never leaks an address, a
-//! port rule or a namespace.
+//! handed to the runtime as `linux.namespaces[network].path`. When the
+//! task's process exits (as docker releases a stopped container's network:
+//! its ports and address are free at once), or the task goes without that
+//! (deleted, or its shim died), the plugins' DEL runs and the namespace is
+//! removed. On start, hulld runs DEL for every cached attachment whose
+//! task is gone, so a SIGKILL never leaks an address, a port rule or a
+//! namespace.
 
 use hull_metadata::Container;
 use hull_network::cni::RuntimeConfig;
 use hull_network::{config, netns, Attachment, Cni, CniError, PortMapping};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tonic::Status;
 
 pub use hull_network::labels::{
@@ -33,6 +36,10 @@ pub struct Networking {
     /// Containers whose task is being created (`namespace/id`): a second
     /// create of the same container must not detach the first's network.
     creating: Mutex<std::collections::BTreeSet<String>>,
+    /// One lock per container being detached (`namespace/id`): the DEL
+    /// started when its process exits and the one its task's delete runs
+    /// never overlap; the second finds nothing left to do.
+    detaching: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// Whether `namespace/id` has a task (the daemon's task table).
@@ -101,6 +108,7 @@ impl Networking {
             default_name: n.default_network.clone(),
             attach_lock: Mutex::new(()),
             creating: Default::default(),
+            detaching: Default::default(),
         }
     }
 
@@ -238,15 +246,47 @@ impl Networking {
     /// namespace goes. Errors are logged: the cache keeps a failed DEL for
     /// the next start. Blocking.
     pub fn detach(&self, ns: &str, id: &str) {
+        self.detach_if(ns, id, || true);
+    }
+
+    /// [`Networking::detach`] if `still` holds once no other detach of the
+    /// container runs (checked under its lock): whether the task that
+    /// exited is still the container's. True if it had attachments.
+    pub fn detach_if(&self, ns: &str, id: &str, still: impl FnOnce() -> bool) -> bool {
         let owner = format!("{ns}/{id}");
+        let lock = self
+            .detaching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(owner.clone())
+            .or_default()
+            .clone();
+        let detached = {
+            let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+            still() && self.detach_locked(ns, id, &owner)
+        };
+        let mut detaching = self.detaching.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map's and ours: no other detach waits for it.
+        if Arc::strong_count(&lock) == 2 {
+            detaching.remove(&owner);
+        }
+        detached
+    }
+
+    fn detach_locked(&self, ns: &str, id: &str, owner: &str) -> bool {
         // DEL while the namespace still exists: the bridge plugin (1.1)
         // finds the masquerade rules to remove from the container's
         // interface, which it deletes (~50 ms of the kernel's veth
         // teardown). A DEL without the namespace would be faster and leave
         // those rules behind, as `ctr run --cni --rm` does.
-        let attachments = self.cni.cached_for(&cni_container_id(&owner));
-        for att in attachments.into_iter().filter(|a| a.owner == owner) {
-            if let Err(e) = self.cni.del(&att) {
+        let attachments: Vec<Attachment> = self
+            .cni
+            .cached_for(&cni_container_id(owner))
+            .into_iter()
+            .filter(|a| a.owner == owner)
+            .collect();
+        for att in &attachments {
+            if let Err(e) = self.cni.del(att) {
                 tracing::warn!("detaching {owner} from network {}: {e}", att.network);
             }
         }
@@ -256,6 +296,13 @@ impl Networking {
                 tracing::warn!("removing the network namespace {}: {e}", path.display());
             }
         }
+        !attachments.is_empty()
+    }
+
+    /// Whether `ns/id` has a network namespace of ours (a task on a CNI
+    /// network, or what a crash left of one).
+    pub fn has_namespace(&self, ns: &str, id: &str) -> bool {
+        self.netns_path(ns, id).symlink_metadata().is_ok()
     }
 
     /// After a restart: detach every container whose task is gone, and
@@ -380,4 +427,63 @@ pub fn join_netns(spec: &[u8], path: &Path) -> Result<Vec<u8>, String> {
         None => namespaces.push(entry),
     }
     Ok(serde_json::to_vec(&doc).expect("JSON values serialise"))
+}
+
+/// Release a container's network as soon as its process exits, as docker
+/// does for a stopped container: its published ports and its address are
+/// free for other containers at once, and the DEL (most of it the kernel's
+/// veth teardown) runs while the client is still on its way to delete the
+/// task, not after. The task's delete then finds nothing left to detach.
+pub fn spawn_release_at_exit(daemon: Arc<crate::daemon::Daemon>) {
+    let d = daemon.clone();
+    daemon
+        .events
+        .each_init_exit(move |ns, exit| release_at_exit(d.clone(), ns, exit.container_id));
+}
+
+async fn release_at_exit(d: Arc<crate::daemon::Daemon>, ns: String, id: String) {
+    if !d.network.has_namespace(&ns, &id) {
+        return;
+    }
+    let Ok(task) = d.tasks.get(&ns, &id) else {
+        return;
+    };
+    // The event may come late, about a task since deleted and replaced by
+    // a running one: only a stopped task's network goes.
+    let request = containerd_shim_protos::api::StateRequest {
+        id: id.clone(),
+        ..Default::default()
+    };
+    let stopped = hull_api::containerd::v1::types::Status::Stopped as i32;
+    match task.shim.task.state(crate::shim::ctx(), &request).await {
+        Ok(s) if s.status.value() == stopped => {}
+        _ => return,
+    }
+    let released = tokio::task::spawn_blocking(move || {
+        let current = || d.tasks.is_current(&ns, &id, &task);
+        if d.network.detach_if(&ns, &id, current) {
+            // A stopped container has no address (docker's inspect).
+            record_ips(&d.meta, &ns, &id, &[]);
+        }
+    })
+    .await;
+    if let Err(e) = released {
+        tracing::warn!("releasing the network of an exited task: {e}");
+    }
+}
+
+/// The addresses the network gave container `ns/id`, as a label of its
+/// record (for `hullctl inspect`, `ps` and its /etc/hosts); none removes it.
+pub fn record_ips(meta: &hull_metadata::Metadata, ns: &str, id: &str, ips: &[String]) {
+    let Ok(mut c) = meta.container(ns, id) else {
+        return;
+    };
+    if ips.is_empty() {
+        c.labels.remove(IPS_LABEL);
+    } else {
+        c.labels.insert(IPS_LABEL.to_string(), ips.join(","));
+    }
+    if let Err(e) = meta.update_container(ns, &c, &[format!("labels.{IPS_LABEL}")]) {
+        tracing::warn!("recording the addresses of {ns}/{id}: {e}");
+    }
 }

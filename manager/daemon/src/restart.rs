@@ -8,7 +8,6 @@ use crate::daemon::Daemon;
 use crate::services::tasks;
 use crate::shim::ctx;
 use containerd_shim_protos::api;
-use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,43 +16,13 @@ pub const STOPPED_LABEL: &str = "hull/explicitly-stopped";
 
 /// Watch task exits for the daemon's life.
 pub fn spawn(daemon: Arc<Daemon>) {
-    let mut events = daemon.events.subscribe();
-    tokio::spawn(async move {
-        loop {
-            let envelope = match events.recv().await {
-                Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
-            };
-            if envelope.topic != "/tasks/exit" {
-                continue;
+    let d = daemon.clone();
+    daemon.events.each_init_exit(move |ns, exit| {
+        let d = d.clone();
+        async move {
+            if let Err(e) = restart(&d, &ns, &exit.container_id, exit.exit_status).await {
+                tracing::warn!("restarting {ns}/{}: {e}", exit.container_id);
             }
-            let Some(exit) = envelope.event.as_ref().and_then(|e| {
-                hull_api::containerd::events::TaskExit::decode(e.value.as_slice()).ok()
-            }) else {
-                continue;
-            };
-            // Exec'd processes exit too: only the container's own counts.
-            if exit.id != exit.container_id && !exit.id.is_empty() {
-                continue;
-            }
-            let d = daemon.clone();
-            tokio::spawn(async move {
-                if let Err(e) = restart(
-                    &d,
-                    &envelope.namespace,
-                    &exit.container_id,
-                    exit.exit_status,
-                )
-                .await
-                {
-                    tracing::warn!(
-                        "restarting {}/{}: {e}",
-                        envelope.namespace,
-                        exit.container_id
-                    );
-                }
-            });
         }
     });
 }

@@ -122,6 +122,7 @@ pub async fn run(config: crate::config::Config) -> Result<(), Error> {
     });
     crate::tasks::spawn_monitor(daemon.clone());
     crate::restart::spawn(daemon.clone());
+    crate::network::spawn_release_at_exit(daemon.clone());
     let mut events = crate::events_ttrpc::serve(daemon.clone(), &daemon.shims.ttrpc_address)?;
     events
         .start()

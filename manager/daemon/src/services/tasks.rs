@@ -223,7 +223,7 @@ pub async fn create_task(
     if created.is_ok() {
         creating.keep();
         if let Some((_, att)) = &attached {
-            record_ips(d, ns, container, &att.ips());
+            crate::network::record_ips(&d.meta, ns, &container.id, &att.ips());
         }
     }
     created
@@ -243,18 +243,6 @@ fn owner_name(d: &Daemon, owner: &str) -> String {
     {
         Some(name) => format!("{name} ({short})"),
         None => short.to_string(),
-    }
-}
-
-/// The addresses the network gave the container, as a label of its record
-/// (for `hullctl inspect`, `ps` and its /etc/hosts).
-fn record_ips(d: &Daemon, ns: &str, container: &hull_metadata::Container, ips: &[String]) {
-    let mut c = container.clone();
-    c.labels
-        .insert(crate::network::IPS_LABEL.to_string(), ips.join(","));
-    let path = format!("labels.{}", crate::network::IPS_LABEL);
-    if let Err(e) = d.meta.update_container(ns, &c, &[path]) {
-        tracing::warn!("recording the addresses of {ns}/{}: {e}", container.id);
     }
 }
 
