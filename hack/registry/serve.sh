@@ -11,7 +11,9 @@
 #   --auth none    no authentication (default)
 #   --auth basic   htpasswd (bcrypt) basic auth
 #   --auth token   bearer tokens from token-server.py (started here; it also
-#                  knows reader:readerpass, granted pull only), realm
+#                  knows reader:readerpass, granted pull only, and takes the
+#                  identity token hull-test-identity-token of the --user
+#                  account by the OAuth2 refresh-token grant), realm
 #                  http://127.0.0.1:TPORT/token, service hull-test-registry,
 #                  issuer hull-test-issuer
 #   --user U:P     the one account for basic/token auth (default hull:hullpass)
@@ -104,6 +106,7 @@ token)
 	# otherwise wait for them to close its pipe.
 	python3 "$here/token-server.py" --key "$dir/key.pem" --cert "$dir/cert.pem" \
 		--issuer hull-test-issuer --service hull-test-registry --users "$dir/users" --read-only reader \
+		--refresh-token "hull-test-identity-token=${creds%%:*}" \
 		--port-file "$dir/token.port" </dev/null >"$dir/token.log" 2>&1 &
 	echo $! >"$dir/token.pid"
 	for ((i = 0; i < 200; i++)); do

@@ -13,7 +13,9 @@ GET /token?service=S&scope=repository:NAME:pull,push (scope may repeat):
   - without credentials: a valid token granting nothing (anonymous), so the
     registry answers 401 for protected repositories.
 POST /token (OAuth2 password grant, form fields username/password/scope/
-service) is handled the same way, for clients that try it first.
+service) is handled the same way, for clients that try it first; with
+grant_type=refresh_token, the refresh_token (an identity token, given with
+--refresh-token TOKEN=USER) stands for its user, and an unknown one is 401.
 Tokens are RS256 JWTs with a libtrust "kid" for the key of --cert, which
 docker-registry 2.x looks up among the keys of its auth.token.rootcertbundle.
 Signing shells out to `openssl dgst -sha256 -sign` (PKCS#1 v1.5 = RS256).
@@ -125,6 +127,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(404, {"error": "not found"})
         length = int(self.headers.get("Content-Length") or 0)
         form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        if form.get("grant_type", [""])[0] == "refresh_token":
+            user = self.cfg.refresh.get(form.get("refresh_token", [""])[0])
+            if not user or not form.get("client_id"):
+                return self.unauthorized()
+            return self.issue(user, form.get("service", [""])[0], form.get("scope", []))
         user = self.basic_user()
         if user is False:
             return self.unauthorized()
@@ -187,8 +194,11 @@ def main():
     ap.add_argument("--users", required=True, help="file of user:password lines")
     ap.add_argument("--read-only", action="append", default=[],
                     help="a user (of --users) granted only pull, whatever is asked")
+    ap.add_argument("--refresh-token", action="append", default=[],
+                    help="TOKEN=USER: an identity token for USER (refresh-token grant)")
     ap.add_argument("--port-file", required=True)
     cfg = ap.parse_args()
+    cfg.refresh = dict(t.split("=", 1) for t in cfg.refresh_token)
     cfg.kid = libtrust_key_id(cfg.cert)
     cfg.users = load_users(cfg.users)
     Handler.cfg = cfg

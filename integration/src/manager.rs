@@ -206,6 +206,9 @@ pub enum Auth {
 
 pub const USER: &str = "hull";
 pub const PASSWORD: &str = "hullpass";
+/// The identity token (OAuth2 refresh token) of [`USER`] at a token-auth
+/// registry's token server (hack/registry/serve.sh).
+pub const IDENTITY_TOKEN: &str = "hull-test-identity-token";
 
 /// A docker-registry on 127.0.0.1 with its own storage.
 pub struct Registry {

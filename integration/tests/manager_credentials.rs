@@ -4,7 +4,9 @@
 //! it (hullctl runs the helper and sends hulld that one registry's
 //! credentials), and `hullctl logout` erases them.
 
-use hull_integration::manager::{have_registry, Auth, Hulld, Registry, PASSWORD, USER};
+use hull_integration::manager::{
+    have_registry, Auth, Hulld, Registry, IDENTITY_TOKEN, PASSWORD, USER,
+};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -118,4 +120,55 @@ fn login_pull_and_logout_through_a_credential_helper() {
     assert_eq!(again.stdout, format!("Not logged in to {}\n", reg.address));
     let hub = d.ctl_env(&["logout"], &env, "").ok();
     assert_eq!(hub.stdout, "Not logged in to docker.io\n");
+}
+
+#[test]
+fn identity_tokens_are_exchanged_for_access_tokens() {
+    if !hull_integration::require_root() || !have_registry() {
+        return;
+    }
+    let reg = Registry::start(Auth::Token);
+    let image = reg.push("small", "small:latest");
+    let d = Hulld::start("");
+    let config = d.dir.join("home/.docker/config.json");
+
+    // As `docker login` leaves it for a registry that gave an identity
+    // token: the token, no password.
+    let entry = |token: &str| {
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"{token}"}}}}}}"#,
+            reg.address
+        )
+    };
+    std::fs::write(&config, entry(IDENTITY_TOKEN)).unwrap();
+    d.ctl(&["pull", "-q", &image]).ok();
+    d.assert_content_intact("default");
+    let copy = format!("{}/identity/copy:v1", reg.address);
+    let pushed = d.ctl(&["push", "-q", &copy, &image]).ok();
+    assert!(pushed.stdout.contains("pushed"), "{pushed:?}");
+
+    // From a credential helper, as docker's `<token>` user.
+    let bin = d.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-oauth");
+    let script = "#!/bin/sh\n[ \"$1\" = get ] || exit 2\ncat >/dev/null\n\
+         printf '{\"Username\":\"<token>\",\"Secret\":\"%s\"}' \"$(cat \"$0.token\")\"\n";
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(bin.join("docker-credential-oauth.token"), IDENTITY_TOKEN).unwrap();
+    std::fs::write(&config, r#"{"credsStore":"oauth"}"#).unwrap();
+    let mut path = OsString::from(&bin);
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let env = [("PATH", path.as_os_str())];
+    d.ctl(&["images", "rm", &image]).ok();
+    d.ctl_env(&["pull", "-q", &image], &env, "").ok();
+
+    // A token the server does not know (revoked, expired) is named.
+    std::fs::write(bin.join("docker-credential-oauth.token"), "revoked").unwrap();
+    let denied = d.ctl_env(&["pull", &copy], &env, "").fails();
+    assert!(
+        denied.stderr.contains("rejected the identity token"),
+        "{denied:?}"
+    );
 }

@@ -12,13 +12,15 @@
 //! runs a user's program, it gets one registry's credentials per request.
 //!
 //! A username of `<token>` is docker's way of storing an identity token
-//! (e.g. from a registry's OAuth login): it is returned as is, username
-//! `<token>` and the token as the secret, for the registry token flow to
-//! use as a refresh token.
+//! (e.g. from a registry's OAuth login), in a helper or as an entry's
+//! `identitytoken`: it is returned as username `<token>` and the token as
+//! the secret, which the registry client exchanges for access tokens with
+//! the OAuth2 refresh-token grant.
 
 mod helper;
 
 use crate::pull::Credentials;
+use crate::registry::IDENTITY_TOKEN_USER;
 use base64::Engine as _;
 use helper::Helper;
 use serde_json::Value;
@@ -181,7 +183,13 @@ fn file_credentials(config: &Value) -> Credentials {
             let p = entry.get("password")?.as_str()?;
             Some((u.to_string(), p.to_string()))
         };
-        if let Some(pair) = decoded.or_else(plain) {
+        // What `docker login` stores for a registry that gave it an
+        // identity token; it stands in for the password.
+        let identity = || {
+            let token = entry.get("identitytoken")?.as_str()?;
+            (!token.is_empty()).then(|| (IDENTITY_TOKEN_USER.to_string(), token.to_string()))
+        };
+        if let Some(pair) = identity().or(decoded).or_else(plain) {
             out.insert(host_of(key).to_string(), pair);
         }
     }
@@ -344,6 +352,7 @@ mod tests {
         fs::write(
             &path,
             r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTE6cDE="},
+                "id.lan":{"auth":"dTpw","identitytoken":"refresh-me"},
                 "http://reg.lan:5000/v2/":{"username":"u2","password":"p:2"},
                 "helper.io":{}},"credHelpers":{"helper.io":"desktop"},"detachKeys":"ctrl-q"}"#,
         )
@@ -351,6 +360,7 @@ mod tests {
         let creds = read(&path).unwrap();
         assert_eq!(creds["index.docker.io"], ("u1".into(), "p1".into()));
         assert_eq!(creds["reg.lan:5000"], ("u2".into(), "p:2".into()));
+        assert_eq!(creds["id.lan"], ("<token>".into(), "refresh-me".into()));
         assert!(!creds.contains_key("helper.io"));
 
         store(&path, "127.0.0.1:5000", "hull", "pa:ss").unwrap();

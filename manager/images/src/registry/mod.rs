@@ -35,6 +35,10 @@ pub const ERROR_LIMIT: usize = 64 << 10;
 const MAX_REDIRECTS: usize = 10;
 /// How long a registry may take to answer with a status line and headers.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// The user name that marks an identity token (docker's convention).
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+/// Who asks, in an OAuth2 token request (the token spec wants a client id).
+const TOKEN_CLIENT_ID: &str = "hull";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -385,17 +389,38 @@ impl Client {
         Ok(())
     }
 
-    /// GET a token from the token server (Docker's token auth), basic-auth
-    /// with our credentials if we have any, anonymous otherwise.
-    async fn fetch_token(
+    /// The secret, when the credentials are an identity token: docker's
+    /// `<token>` user name, which `docker login` and credential helpers
+    /// give for registries that hand out OAuth2 refresh tokens.
+    fn identity_token(&self) -> Option<&str> {
+        match &self.credentials {
+            Some((user, secret)) if user == IDENTITY_TOKEN_USER => Some(secret),
+            _ => None,
+        }
+    }
+
+    /// The request for a token: an identity token is exchanged by the
+    /// OAuth2 refresh-token grant (a form POST, as docker and containerd
+    /// do); otherwise a GET, basic-auth with our credentials if we have
+    /// any, anonymous if not (Docker's token auth).
+    fn token_request(
         &self,
-        realm: &str,
+        mut url: Url,
         service: Option<&str>,
         scope: &str,
-    ) -> Result<(String, Instant), Error> {
-        let mut url = Url::parse(realm).map_err(|e| Error::Protocol {
-            detail: format!("the registry names a bad token server {realm:?}: {e}"),
-        })?;
+    ) -> reqwest::RequestBuilder {
+        if let Some(refresh) = self.identity_token() {
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("client_id", TOKEN_CLIENT_ID),
+                ("scope", scope),
+            ];
+            if let Some(s) = service {
+                form.push(("service", s));
+            }
+            return self.http.post(url).form(&form);
+        }
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -407,10 +432,25 @@ impl Client {
                 q.append_pair("scope", one);
             }
         }
-        let mut request = self.http.get(url.clone());
-        if let Some(auth) = self.basic() {
-            request = request.header(AUTHORIZATION, auth);
+        let request = self.http.get(url);
+        match self.basic() {
+            Some(auth) => request.header(AUTHORIZATION, auth),
+            None => request,
         }
+    }
+
+    /// A token from the token server for `scope`, with when to stop using
+    /// it.
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<(String, Instant), Error> {
+        let url = Url::parse(realm).map_err(|e| Error::Protocol {
+            detail: format!("the registry names a bad token server {realm:?}: {e}"),
+        })?;
+        let request = self.token_request(url.clone(), service, scope);
         let response = match tokio::time::timeout(HEAD_TIMEOUT, request.send()).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(self.request_error(&e, &url).await),
@@ -424,9 +464,13 @@ impl Client {
         match response.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let what = match self.identity_token() {
+                    Some(_) => "identity token (log in again to get a new one)",
+                    None => "credentials",
+                };
                 return Err(Error::Unauthorized {
-                    detail: format!("the token server {realm} rejected the credentials"),
-                })
+                    detail: format!("the token server {realm} rejected the {what}"),
+                });
             }
             _ => return Err(self.status_error(response, &what).await),
         }
