@@ -9,7 +9,7 @@ use hull_integration::manager::{
 };
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A credential store in files next to the script (one JSON record per
 /// server), logging each action it is asked for.
@@ -41,6 +41,20 @@ fn stored(store: &Path) -> String {
         .collect()
 }
 
+/// `docker-credential-<name>` with `script` in a bin dir of `d`'s, and the
+/// PATH that finds it first.
+fn helper_on_path(d: &Hulld, name: &str, script: &str) -> (PathBuf, OsString) {
+    let bin = d.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join(format!("docker-credential-{name}"));
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut path = OsString::from(&bin);
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    (helper, path)
+}
+
 #[test]
 fn login_pull_and_logout_through_a_credential_helper() {
     if !hull_integration::require_root() || !have_registry() {
@@ -49,17 +63,11 @@ fn login_pull_and_logout_through_a_credential_helper() {
     let reg = Registry::start(Auth::Token);
     let image = reg.push("small", "small:latest");
     let d = Hulld::start("");
-    let bin = d.dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let helper = bin.join("docker-credential-test");
-    std::fs::write(&helper, HELPER).unwrap();
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (helper, path) = helper_on_path(&d, "test", HELPER);
+    let bin = helper.parent().unwrap();
     let store = bin.join("docker-credential-test.store");
     let config = d.dir.join("home/.docker/config.json");
     std::fs::write(&config, r#"{"credsStore":"test"}"#).unwrap();
-    let mut path = OsString::from(&bin);
-    path.push(":");
-    path.push(std::env::var_os("PATH").unwrap_or_default());
     let env = [("PATH", path.as_os_str())];
 
     // Without the helper on PATH, hullctl says what is missing.
@@ -134,13 +142,11 @@ fn identity_tokens_are_exchanged_for_access_tokens() {
 
     // As `docker login` leaves it for a registry that gave an identity
     // token: the token, no password.
-    let entry = |token: &str| {
-        format!(
-            r#"{{"auths":{{"{}":{{"identitytoken":"{token}"}}}}}}"#,
-            reg.address
-        )
-    };
-    std::fs::write(&config, entry(IDENTITY_TOKEN)).unwrap();
+    let entry = format!(
+        r#"{{"auths":{{"{}":{{"identitytoken":"{IDENTITY_TOKEN}"}}}}}}"#,
+        reg.address
+    );
+    std::fs::write(&config, entry).unwrap();
     d.ctl(&["pull", "-q", &image]).ok();
     d.assert_content_intact("default");
     let copy = format!("{}/identity/copy:v1", reg.address);
@@ -148,24 +154,18 @@ fn identity_tokens_are_exchanged_for_access_tokens() {
     assert!(pushed.stdout.contains("pushed"), "{pushed:?}");
 
     // From a credential helper, as docker's `<token>` user.
-    let bin = d.dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let helper = bin.join("docker-credential-oauth");
     let script = "#!/bin/sh\n[ \"$1\" = get ] || exit 2\ncat >/dev/null\n\
          printf '{\"Username\":\"<token>\",\"Secret\":\"%s\"}' \"$(cat \"$0.token\")\"\n";
-    std::fs::write(&helper, script).unwrap();
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(bin.join("docker-credential-oauth.token"), IDENTITY_TOKEN).unwrap();
+    let (helper, path) = helper_on_path(&d, "oauth", script);
+    let token_file = helper.with_extension("token");
+    std::fs::write(&token_file, IDENTITY_TOKEN).unwrap();
     std::fs::write(&config, r#"{"credsStore":"oauth"}"#).unwrap();
-    let mut path = OsString::from(&bin);
-    path.push(":");
-    path.push(std::env::var_os("PATH").unwrap_or_default());
     let env = [("PATH", path.as_os_str())];
     d.ctl(&["images", "rm", &image]).ok();
     d.ctl_env(&["pull", "-q", &image], &env, "").ok();
 
     // A token the server does not know (revoked, expired) is named.
-    std::fs::write(bin.join("docker-credential-oauth.token"), "revoked").unwrap();
+    std::fs::write(&token_file, "revoked").unwrap();
     let denied = d.ctl_env(&["pull", &copy], &env, "").fails();
     assert!(
         denied.stderr.contains("rejected the identity token"),
