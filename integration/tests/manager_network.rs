@@ -5,7 +5,7 @@
 //! machine's own interfaces. The image comes from an archive (hulld in the
 //! test's namespace cannot reach the host's loopback registry).
 
-use hull_integration::host::wait_until;
+use hull_integration::host::{wait_until, ScratchDir};
 use hull_integration::manager::{images_dir, Hulld, Out};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,11 +104,16 @@ fn have_plugins() -> bool {
 
 /// hulld in a new network namespace, with the small test image imported.
 fn setup() -> Option<(TestNetns, Hulld)> {
+    setup_with("")
+}
+
+/// [`setup`] with more of hulld's config.
+fn setup_with(extra_config: &str) -> Option<(TestNetns, Hulld)> {
     if !hull_integration::require_root() || !have_plugins() {
         return None;
     }
     let netns = TestNetns::new();
-    let d = Hulld::start_in_netns(&netns.name, "");
+    let d = Hulld::start_in_netns(&netns.name, extra_config);
     let tar = d.dir.join("small.tar");
     sh(&format!(
         "tar -C {} -cf {} .",
@@ -441,6 +446,116 @@ fn an_exited_container_frees_its_port_and_address_until_started_again() {
     assert!(leased_ips(&d).is_empty(), "{:?}", leased_ips(&d));
     assert_eq!(netns.rules(), rules);
     assert_eq!(netns_files(&d), 0);
+}
+
+/// A CNI plugin of the test's: records the config it gets per command
+/// (`seen-add.json`, ...) next to itself and passes the previous result on.
+const RECORDER: &str = r#"#!/usr/bin/env python3
+import json, os, sys
+command = os.environ.get("CNI_COMMAND", "")
+if command == "VERSION":
+    json.dump({"cniVersion": "1.0.0", "supportedVersions": ["0.4.0", "1.0.0"]}, sys.stdout)
+    sys.exit(0)
+conf = json.load(sys.stdin)
+with open(os.path.join(os.path.dirname(sys.argv[0]), "seen-%s.json" % command.lower()), "w") as f:
+    json.dump(conf, f)
+if command == "ADD":
+    json.dump(conf.get("prevResult", {}), sys.stdout)
+"#;
+
+#[test]
+fn bandwidth_limits_and_dns_settings_reach_the_plugins() {
+    use std::os::unix::fs::PermissionsExt;
+    let cni = ScratchDir::new("cni");
+    let (net_d, bin) = (cni.join("net.d"), cni.join("bin"));
+    std::fs::create_dir_all(&net_d).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    let recorder = bin.join("hull-test-recorder");
+    std::fs::write(&recorder, RECORDER).unwrap();
+    std::fs::set_permissions(&recorder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shaped = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "shaped", "plugins": [
+            {"type": "bridge", "bridge": "hull9", "isGateway": true, "ipMasq": true,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.9.0.0/24"}]],
+                      "routes": [{"dst": "0.0.0.0/0"}], "dataDir": cni.join("ipam")}},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}},
+            {"type": "hull-test-recorder", "capabilities": {"dns": true}}
+        ]
+    });
+    std::fs::write(net_d.join("20-shaped.conflist"), shaped.to_string()).unwrap();
+    let config = format!(
+        "[network]\nconfig_dir = \"{}\"\nplugin_dirs = [\"/usr/lib/cni\", \"{}\"]\n",
+        net_d.display(),
+        bin.display()
+    );
+    let Some((netns, d)) = setup_with(&config) else {
+        return;
+    };
+
+    // The default network has no bandwidth plugin: said, not ignored.
+    let err = d
+        .ctl(&["run", "--rm", "--egress-bandwidth", "1M", IMAGE, "true"])
+        .fails();
+    assert!(
+        err.stderr.contains("cannot limit bandwidth")
+            && err.stderr.contains("\"bandwidth\" capability"),
+        "{err:?}"
+    );
+
+    d.ctl(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--network",
+        "shaped",
+        "--ingress-bandwidth",
+        "1M",
+        "--egress-bandwidth",
+        "2M",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "a.lan",
+        "--dns-option",
+        "ndots:2",
+        IMAGE,
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    // The bandwidth plugin's token buckets: to the container on its host
+    // veth, from it on an ifb device of its own.
+    let qdiscs = netns.sh("tc qdisc show").ok().stdout;
+    assert!(
+        qdiscs.contains("rate 1Mbit") && qdiscs.contains("rate 2Mbit"),
+        "{qdiscs}"
+    );
+    assert!(netns.links().iter().any(|l| l.starts_with("bwp")));
+    let seen: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bin.join("seen-add.json")).unwrap()).unwrap();
+    assert_eq!(
+        seen["runtimeConfig"],
+        serde_json::json!({"dns": {"servers": ["192.0.2.53"], "searches": ["a.lan"],
+                                    "options": ["ndots:2"]}}),
+        "the recorder gets dns, and only what it declared"
+    );
+    let resolv = d
+        .ctl(&["exec", "slow", "cat", "/etc/resolv.conf"])
+        .ok()
+        .stdout;
+    assert!(
+        resolv.contains("nameserver 192.0.2.53\n")
+            && resolv.contains("search a.lan\n")
+            && resolv.contains("options ndots:2\n"),
+        "{resolv}"
+    );
+
+    d.ctl(&["rm", "-f", "slow"]).ok();
+    assert!(!netns.links().iter().any(|l| l.starts_with("bwp")));
+    let qdiscs = netns.sh("tc qdisc show").ok().stdout;
+    assert!(!qdiscs.contains("rate 1Mbit"), "{qdiscs}");
 }
 
 #[test]

@@ -82,7 +82,7 @@ impl Drop for Creating<'_> {
 fn cni_status(e: CniError) -> Status {
     match e {
         CniError::UnknownNetwork(_) => Status::not_found(e.to_string()),
-        CniError::MissingPlugin { .. } | CniError::Config(_) => {
+        CniError::MissingPlugin { .. } | CniError::Config(_) | CniError::Unsupported { .. } => {
             Status::failed_precondition(e.to_string())
         }
         _ => Status::internal(e.to_string()),
@@ -399,19 +399,27 @@ fn cni_container_id(owner: &str) -> String {
 
 /// What the container's labels ask of the plugins.
 fn runtime_config(c: &Container) -> Result<RuntimeConfig, Status> {
-    let ports = match c.labels.get(PORTS_LABEL) {
-        None => Vec::new(),
-        Some(text) => serde_json::from_str::<Vec<PortMapping>>(text).map_err(|e| {
-            Status::invalid_argument(format!("container {}: label {PORTS_LABEL}: {e}", c.id))
-        })?,
-    };
+    let ports: Option<Vec<PortMapping>> = json_label(c, PORTS_LABEL)?;
     let ips = c.labels.get(IP_LABEL).cloned().into_iter().collect();
     Ok(RuntimeConfig {
-        port_mappings: ports,
+        port_mappings: ports.unwrap_or_default(),
         ips,
         mac: c.labels.get(hull_network::labels::MAC).cloned(),
-        ..Default::default()
+        bandwidth: json_label(c, hull_network::labels::BANDWIDTH)?,
+        dns: json_label(c, hull_network::labels::DNS)?,
     })
+}
+
+/// A JSON label of the container's, if it has it.
+fn json_label<T: serde::de::DeserializeOwned>(
+    c: &Container,
+    name: &str,
+) -> Result<Option<T>, Status> {
+    c.labels
+        .get(name)
+        .map(|text| serde_json::from_str(text))
+        .transpose()
+        .map_err(|e| Status::invalid_argument(format!("container {}: label {name}: {e}", c.id)))
 }
 
 /// The spec with its network namespace set to `path`.

@@ -7,6 +7,7 @@
 //! removed — runs with the config and result of its ADD, as containerd's
 //! go-cni does.
 
+use crate::capability::{Bandwidth, Dns};
 use crate::config::NetworkList;
 use crate::ports::PortMapping;
 use serde::{Deserialize, Serialize};
@@ -32,12 +33,32 @@ pub struct RuntimeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bandwidth: Option<Value>,
+    pub bandwidth: Option<Bandwidth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns: Option<Value>,
+    pub dns: Option<Dns>,
 }
 
 impl RuntimeConfig {
+    /// The capabilities this config needs a plugin for, with what they do
+    /// (for the error when none has it). `dns` is not among them: it only
+    /// informs plugins that care, the client writes resolv.conf itself.
+    fn needed(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        if !self.port_mappings.is_empty() {
+            out.push(("portMappings", "publish ports (-p)"));
+        }
+        if !self.ips.is_empty() {
+            out.push(("ips", "give a fixed address (--ip)"));
+        }
+        if self.mac.is_some() {
+            out.push(("mac", "set a MAC address (--mac-address)"));
+        }
+        if self.bandwidth.is_some() {
+            out.push(("bandwidth", "limit bandwidth"));
+        }
+        out
+    }
+
     fn get(&self, capability: &str) -> Option<Value> {
         let v = serde_json::to_value(self).ok()?;
         v.get(capability).cloned()
@@ -93,6 +114,13 @@ impl Attachment {
 pub enum CniError {
     #[error("network {0:?} not found: see `hullctl network ls`")]
     UnknownNetwork(String),
+    #[error("network {network:?} cannot {what}: none of its plugins has the {capability:?} capability; add one that has it to {} (for bandwidth: {{\"type\": \"bandwidth\", \"capabilities\": {{\"bandwidth\": true}}}})", file.display())]
+    Unsupported {
+        network: String,
+        capability: &'static str,
+        what: &'static str,
+        file: PathBuf,
+    },
     #[error("CNI plugin {name:?} not found in {dirs}: install Debian's containernetworking-plugins (apt-get install containernetworking-plugins) or set network.plugin_dirs in hulld's config")]
     MissingPlugin { name: String, dirs: String },
     #[error("network {network}: plugin {plugin} {command} failed: {detail}")]
@@ -142,6 +170,17 @@ impl Cni {
         ifname: &str,
         runtime: RuntimeConfig,
     ) -> Result<Attachment, CniError> {
+        // Asked for and served by no plugin would be a silent no-op.
+        for (capability, what) in runtime.needed() {
+            if !network.has_capability(capability) {
+                return Err(CniError::Unsupported {
+                    network: network.name.clone(),
+                    capability,
+                    what,
+                    file: network.file.clone(),
+                });
+            }
+        }
         let mut att = Attachment {
             owner: owner.to_string(),
             container_id: container_id.to_string(),

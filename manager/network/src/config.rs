@@ -51,6 +51,14 @@ pub fn valid_name(s: &str) -> bool {
 }
 
 impl NetworkList {
+    /// Whether one of its plugins declares `capability` (CNI
+    /// `"capabilities": {"<name>": true}`).
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p["capabilities"][capability].as_bool() == Some(true))
+    }
+
     /// Parse one file's bytes.
     pub fn parse(file: &Path, bytes: &[u8]) -> Result<NetworkList, ConfigError> {
         let doc: Value = serde_json::from_slice(bytes)

@@ -10,10 +10,12 @@
 //!   plugins that declare the capability, and each ADD's result cached per
 //!   container so that DEL gets what ADD returned, also after a crash and
 //!   after the network's file is gone;
-//! - [`ports`]: `-p [hostIP:]hostPort:containerPort[/proto]`.
+//! - [`ports`]: `-p [hostIP:]hostPort:containerPort[/proto]`;
+//! - [`capability`]: bandwidth limits and DNS settings for the runtime
+//!   config.
 //!
 //! The plugins are the real binaries (Debian's containernetworking-plugins:
-//! bridge, host-local, portmap, firewall, tuning); nothing of them is
+//! bridge, host-local, portmap, firewall, tuning, bandwidth); nothing of them is
 //! re-implemented. The CNI types are ours, small and serde-based: the
 //! crates on crates.io for CNI are for writing plugins (they read a plugin's
 //! stdin and environment), not for driving them as a runtime.
@@ -34,6 +36,10 @@ pub mod labels {
     pub const MAC: &str = "hull/mac";
     /// Set by hulld once attached: the container's addresses, comma-separated.
     pub const IPS: &str = "hull/network.ips";
+    /// Bandwidth limits asked for, a JSON [`crate::capability::Bandwidth`].
+    pub const BANDWIDTH: &str = "hull/bandwidth";
+    /// DNS settings asked for, a JSON [`crate::capability::Dns`].
+    pub const DNS: &str = "hull/dns";
 
     /// Whether a [`NETWORK`] value names a CNI network (`none` and `host`
     /// are no CNI networks).
@@ -41,10 +47,12 @@ pub mod labels {
         !matches!(network, "none" | "host" | "")
     }
 }
+pub mod capability;
 pub mod config;
 pub mod netns;
 pub mod ports;
 
+pub use capability::{Bandwidth, Dns};
 pub use cni::{Attachment, Cni, CniError};
 pub use config::{ConfigError, NetworkList};
 pub use ports::PortMapping;

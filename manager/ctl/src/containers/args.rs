@@ -123,6 +123,19 @@ pub struct RunArgs {
     /// A DNS server for the container's resolv.conf (instead of the host's)
     #[arg(long)]
     pub dns: Vec<String>,
+    /// A DNS search domain for the container's resolv.conf
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// A resolv.conf option, e.g. ndots:2
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Limit traffic to the container, in bits per second (10M, 512k); the
+    /// network needs a plugin with the bandwidth capability
+    #[arg(long)]
+    pub ingress_bandwidth: Option<String>,
+    /// Limit traffic from the container, in bits per second (10M, 512k)
+    #[arg(long)]
+    pub egress_bandwidth: Option<String>,
     /// An extra /etc/hosts entry, HOST:IP
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,

@@ -47,14 +47,18 @@ pub fn choose(a: &RunArgs) -> Result<Choice, String> {
             ));
         }
     }
+    let bandwidth = hull_network::Bandwidth::from_rates(
+        a.ingress_bandwidth.as_deref(),
+        a.egress_bandwidth.as_deref(),
+    )?;
+    let needs_network =
+        !ports.is_empty() || a.ip.is_some() || a.mac_address.is_some() || bandwidth.is_some();
     let mut labels = HashMap::from([(labels::NETWORK.to_string(), a.network.clone())]);
     match a.network.as_str() {
-        "host" | "none" if !ports.is_empty() || a.ip.is_some() || a.mac_address.is_some() => {
-            Err(format!(
-                "-p, --ip and --mac-address need a network: --network {} has none",
-                a.network
-            ))
-        }
+        "host" | "none" if needs_network => Err(format!(
+            "-p, --ip, --mac-address and --ingress/egress-bandwidth need a network: --network {} has none",
+            a.network
+        )),
         "host" => Ok(Choice {
             spec: hull_spec::Network::Host,
             labels,
@@ -79,6 +83,15 @@ pub fn choose(a: &RunArgs) -> Result<Choice, String> {
             if let Some(mac) = &a.mac_address {
                 labels.insert(labels::MAC.to_string(), mac.to_ascii_lowercase());
             }
+            if let Some(b) = &bandwidth {
+                let json = serde_json::to_string(b).expect("JSON values serialise");
+                labels.insert(labels::BANDWIDTH.to_string(), json);
+            }
+            let dns = dns_settings(a);
+            if !dns.is_empty() {
+                let json = serde_json::to_string(&dns).expect("JSON values serialise");
+                labels.insert(labels::DNS.to_string(), json);
+            }
             // A new namespace; hulld joins it to the network and gives the
             // runtime its path.
             Ok(Choice {
@@ -87,6 +100,16 @@ pub fn choose(a: &RunArgs) -> Result<Choice, String> {
                 host: false,
             })
         }
+    }
+}
+
+/// `--dns`, `--dns-search` and `--dns-option`, for the plugins (the
+/// runtime config's `dns`).
+fn dns_settings(a: &RunArgs) -> hull_network::Dns {
+    hull_network::Dns {
+        servers: a.dns.clone(),
+        searches: a.dns_search.clone(),
+        options: a.dns_option.clone(),
     }
 }
 
@@ -128,35 +151,50 @@ fn hosts_text(hostname: &str, address: Option<&str>, extra: &[(String, String)])
 /// (they would be the container's own loopback), as docker filters them.
 /// With systemd-resolved the host's only server is 127.0.0.53: then the
 /// upstream servers of /run/systemd/resolve/resolv.conf, else docker's
-/// fallback (Google's public resolvers).
-fn resolv_text(dns: &[String], host: bool) -> String {
+/// fallback (Google's public resolvers). `--dns-search` and `--dns-option`
+/// replace the host's `search` and `options` lines, as with docker.
+fn resolv_text(dns: &hull_network::Dns, host: bool) -> String {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     if host && dns.is_empty() {
         return host_resolv;
     }
-    let mut text = without_loopback_servers(&host_resolv, !dns.is_empty());
-    if dns.is_empty() && !text.contains("nameserver") {
+    let mut text = without_lines(&host_resolv, dns);
+    if dns.servers.is_empty() && !text.contains("nameserver") {
         let upstream =
             std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
-        text = without_loopback_servers(&upstream, false);
+        text = without_lines(&upstream, dns);
         if !text.contains("nameserver") {
             text.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
         }
     }
-    for server in dns {
+    for server in &dns.servers {
         text.push_str(&format!("nameserver {server}\n"));
+    }
+    if !dns.searches.is_empty() {
+        text.push_str(&format!("search {}\n", dns.searches.join(" ")));
+    }
+    if !dns.options.is_empty() {
+        text.push_str(&format!("options {}\n", dns.options.join(" ")));
     }
     text
 }
 
-/// resolv.conf lines without loopback servers (or without any server).
-fn without_loopback_servers(text: &str, drop_all: bool) -> String {
+/// resolv.conf lines without loopback servers, and without the kinds of
+/// line `dns` replaces (servers, search, options).
+fn without_lines(text: &str, dns: &hull_network::Dns) -> String {
     text.lines()
         .filter(|l| {
             let l = l.trim();
-            let server = l.starts_with("nameserver");
-            let loopback = l.contains(" 127.") || l.contains(" ::1") || l.ends_with("::1");
-            !(server && (loopback || drop_all))
+            let keyword = l.split_whitespace().next().unwrap_or("");
+            match keyword {
+                "nameserver" => {
+                    let loopback = l.contains(" 127.") || l.contains(" ::1") || l.ends_with("::1");
+                    !loopback && dns.servers.is_empty()
+                }
+                "search" | "domain" => dns.searches.is_empty(),
+                "options" => dns.options.is_empty(),
+                _ => true,
+            }
         })
         .map(|l| format!("{l}\n"))
         .collect()
@@ -174,6 +212,18 @@ pub fn write_etc_files(
         server
             .parse::<std::net::IpAddr>()
             .map_err(|_| format!("--dns {server:?} is not an address"))?;
+    }
+    // One line each in resolv.conf: no line breaks or blanks inside.
+    for (flag, values) in [
+        ("--dns-search", &a.dns_search),
+        ("--dns-option", &a.dns_option),
+    ] {
+        if let Some(bad) = values
+            .iter()
+            .find(|v| v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(format!("{flag} {bad:?}: one word, no spaces"));
+        }
     }
     let write = |name: &str, text: &str| -> Result<PathBuf, String> {
         let p = dir.join(name);
@@ -193,7 +243,7 @@ pub fn write_etc_files(
     Ok(hull_spec::EtcFiles {
         hostname: Some(write("hostname", &format!("{hostname}\n"))?),
         hosts: Some(write("hosts", &hosts)?),
-        resolv_conf: Some(write("resolv.conf", &resolv_text(&a.dns, host))?),
+        resolv_conf: Some(write("resolv.conf", &resolv_text(&dns_settings(a), host))?),
     })
 }
 
@@ -294,8 +344,39 @@ mod tests {
             "{text}"
         );
         assert!(hosts_text("web", None, &[]).contains("127.0.1.1\tweb\n"));
-        let resolv = resolv_text(&["192.0.2.53".to_string()], false);
+        let dns = |servers: &[&str], searches: &[&str], options: &[&str]| hull_network::Dns {
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            searches: searches.iter().map(|s| s.to_string()).collect(),
+            options: options.iter().map(|s| s.to_string()).collect(),
+        };
+        let resolv = resolv_text(&dns(&["192.0.2.53"], &[], &[]), false);
         assert!(resolv.ends_with("nameserver 192.0.2.53\n"), "{resolv}");
         assert_eq!(resolv.matches("nameserver").count(), 1, "{resolv}");
+        let resolv = resolv_text(&dns(&[], &["a.lan", "b.lan"], &["ndots:2"]), false);
+        assert!(
+            resolv.ends_with("search a.lan b.lan\noptions ndots:2\n"),
+            "{resolv}"
+        );
+        assert_eq!(resolv.matches("search").count(), 1, "{resolv}");
+        assert!(
+            resolv.contains("nameserver"),
+            "the host's servers stay: {resolv}"
+        );
+    }
+
+    #[test]
+    fn host_resolv_lines_give_way_to_the_flags() {
+        let host = "domain corp\nsearch corp.lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n";
+        let none = hull_network::Dns::default();
+        assert_eq!(
+            without_lines(host, &none),
+            "domain corp\nsearch corp.lan\nnameserver 10.0.0.2\noptions edns0\n"
+        );
+        let flags = hull_network::Dns {
+            servers: vec!["192.0.2.1".into()],
+            searches: vec!["x.lan".into()],
+            options: vec![],
+        };
+        assert_eq!(without_lines(host, &flags), "options edns0\n");
     }
 }
