@@ -26,9 +26,10 @@ HULL_DEB_PACKAGES=(
     python3         # hack/registry/token-server.py
     curl            # hack/registry/push.sh and serve.sh
     zstd            # zstd layers in the test images (hack/registry/mkimages.sh)
-    containernetworking-plugins # the CNI plugins hulld runs for container networks (bridge, host-local, portmap, firewall, tuning)
+    containernetworking-plugins # the CNI plugins hulld runs for container networks (bridge, host-local, portmap, firewall, tuning, bandwidth)
     iptables        # used by the portmap, firewall and bridge (ipMasq) plugins
     skopeo          # image archives from another tool (docker-archive, oci-archive) for the import/export tests and hack/bench-push
+    podman          # `podman load` of hullctl's image exports (manager_transfer)
 )
 
 # Install whatever is missing; apt-get update runs at most once, and not at

@@ -142,6 +142,24 @@ pub fn image_digest(image: &str) -> String {
 /// Digests and sizes of the blobs a pull of a test image stores (for the
 /// host platform): its index if any, the manifest, config and layers.
 pub fn image_blobs(image: &str) -> Vec<(String, u64)> {
+    let (mut out, m) = host_manifest(image);
+    for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
+        let digest = d["digest"].as_str().unwrap().to_string();
+        out.push((digest.clone(), d["size"].as_u64().unwrap()));
+    }
+    out
+}
+
+/// The digest of a test image's config (host platform): the image ID of
+/// docker and podman.
+pub fn image_config_digest(image: &str) -> String {
+    let (_, m) = host_manifest(image);
+    m["config"]["digest"].as_str().unwrap().to_string()
+}
+
+/// A test image's manifest for the host platform, and the blobs that lead
+/// to it (its index if any, and itself) with their sizes.
+fn host_manifest(image: &str) -> (Vec<(String, u64)>, serde_json::Value) {
     let layout = images_dir().join(image);
     let read = |digest: &str| -> serde_json::Value {
         let hex = digest.trim_start_matches("sha256:");
@@ -169,11 +187,7 @@ pub fn image_blobs(image: &str) -> Vec<(String, u64)> {
     }
     out.push((manifest.clone(), size(&manifest)));
     let m = read(&manifest);
-    for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
-        let digest = d["digest"].as_str().unwrap().to_string();
-        out.push((digest.clone(), d["size"].as_u64().unwrap()));
-    }
-    out
+    (out, m)
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

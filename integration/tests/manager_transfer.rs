@@ -3,32 +3,25 @@
 //! push scope of token auth), and image archives (`images export` /
 //! `import`) read and written by skopeo and ctr as well.
 
-use hull_integration::host::{remove_scratch_dir, scratch_dir};
+use hull_integration::host::ScratchDir;
 use hull_integration::hostile::{Fault, HostileRegistry};
 use hull_integration::manager::{
-    have_registry, image_blobs, image_digest, images_dir, Auth, Hulld, Out, Registry, PASSWORD,
-    USER,
+    have_registry, image_blobs, image_config_digest, image_digest, images_dir, Auth, Hulld, Out,
+    Registry, PASSWORD, USER,
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
+/// A scratch directory (removed on drop) that names its files as strings,
+/// for command lines.
+struct Scratch(ScratchDir);
 
 impl Scratch {
     fn new(label: &str) -> Scratch {
-        Scratch(scratch_dir(label))
+        Scratch(ScratchDir::new(label))
     }
     fn path(&self, name: &str) -> String {
         self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Err(e) = remove_scratch_dir(&self.0) {
-            eprintln!("{e}");
-        }
     }
 }
 
@@ -314,6 +307,33 @@ fn export_then_import_into_a_fresh_daemon_runs_and_tampering_is_refused() {
     assert!(
         listing.contains("manifest.json") && listing.contains("index.json"),
         "{listing}"
+    );
+    // podman loads it, into storage of the test's own (vfs: no mounts),
+    // in a mount namespace with a /run of its own (podman makes
+    // /run/containers whatever its options say).
+    let storage = files.path("podman");
+    let podman = |args: &[&str]| {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs hull-it-run /run && exec podman \"$@\"")
+            .arg("podman")
+            .arg("--root")
+            .arg(format!("{storage}/root"))
+            .arg("--runroot")
+            .arg(format!("{storage}/run"))
+            .arg("--tmpdir")
+            .arg(format!("{storage}/tmp"))
+            .args(["--storage-driver", "vfs", "--events-backend", "none"])
+            .args(args);
+        run(&mut cmd)
+    };
+    let loaded = podman(&["load", "-i", &archive]).ok();
+    assert!(loaded.stdout.contains(&small), "{loaded:?}");
+    let config = podman(&["image", "inspect", "--format", "{{.Id}}", &small]).ok();
+    assert_eq!(
+        format!("sha256:{}", config.stdout.trim()),
+        image_config_digest("small"),
+        "podman has the image's own config"
     );
 
     let b = Hulld::start("");
