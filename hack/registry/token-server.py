@@ -15,7 +15,8 @@ GET /token?service=S&scope=repository:NAME:pull,push (scope may repeat):
 POST /token (OAuth2 password grant, form fields username/password/scope/
 service) is handled the same way, for clients that try it first; with
 grant_type=refresh_token, the refresh_token (an identity token, given with
---refresh-token TOKEN=USER) stands for its user, and an unknown one is 401.
+--refresh-token TOKEN=USER) stands for its user, and an unknown one gets
+OAuth2's 400 invalid_grant.
 Tokens are RS256 JWTs with a libtrust "kid" for the key of --cert, which
 docker-registry 2.x looks up among the keys of its auth.token.rootcertbundle.
 Signing shells out to `openssl dgst -sha256 -sign` (PKCS#1 v1.5 = RS256).
@@ -130,7 +131,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if form.get("grant_type", [""])[0] == "refresh_token":
             user = self.cfg.refresh.get(form.get("refresh_token", [""])[0])
             if not user or not form.get("client_id"):
-                return self.unauthorized()
+                # As OAuth2 servers answer (RFC 6749 5.2).
+                return self.reply(400, {"error": "invalid_grant"})
             return self.issue(user, form.get("service", [""])[0], form.get("scope", []))
         user = self.basic_user()
         if user is False:

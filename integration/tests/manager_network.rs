@@ -394,7 +394,7 @@ fn a_killed_hulld_leaks_nothing_once_its_containers_are_removed() {
 
 #[test]
 fn an_exited_container_frees_its_port_and_address_until_started_again() {
-    let Some((netns, d)) = setup() else {
+    let Some((netns, mut d)) = setup() else {
         return;
     };
     // portmap's shared chains stay after the first published port.
@@ -402,7 +402,7 @@ fn an_exited_container_frees_its_port_and_address_until_started_again() {
         .ok();
     let rules = netns.rules();
     d.ctl(&[
-        "run", "-d", "--name", "brief", "-p", "18090:80", IMAGE, "busybox", "sleep", "5",
+        "run", "-d", "--name", "brief", "-p", "18090:80", IMAGE, "busybox", "sleep", "600",
     ])
     .ok();
     assert_eq!(leased_ips(&d).len(), 1, "running, it holds an address");
@@ -414,6 +414,7 @@ fn an_exited_container_frees_its_port_and_address_until_started_again() {
         "{err:?}"
     );
 
+    d.ctl(&["kill", "-s", "KILL", "brief"]).ok();
     // Exited (not removed): as with docker, its port, address and rules
     // are free at once, and it shows no address. Its namespace goes last,
     // after every plugin's DEL.
@@ -446,6 +447,32 @@ fn an_exited_container_frees_its_port_and_address_until_started_again() {
     assert!(leased_ips(&d).is_empty(), "{:?}", leased_ips(&d));
     assert_eq!(netns.rules(), rules);
     assert_eq!(netns_files(&d), 0);
+
+    // One that exits while hulld is away gives its network up when hulld
+    // is back.
+    d.ctl(&[
+        "run", "-d", "--name", "away", "-p", "18091:80", IMAGE, "busybox", "sleep", "600",
+    ])
+    .ok();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ctl(&["inspect", "away"]).ok().stdout).unwrap();
+    let pid = inspect[0]["State"]["Pid"]
+        .as_i64()
+        .expect("a running task's pid") as i32;
+    d.stop_with(libc::SIGKILL);
+    // SAFETY: killing the container this test started, by its PID.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    d.spawn();
+    let freed = wait_until(Duration::from_secs(20), || netns_files(&d) == 0);
+    assert!(
+        freed,
+        "the container that exited meanwhile keeps its network"
+    );
+    assert!(leased_ips(&d).is_empty(), "{:?}", leased_ips(&d));
+    assert_eq!(netns.rules(), rules);
+    let ps = d.ctl(&["ps", "-a"]).ok().stdout;
+    assert!(ps.contains("away"), "the container itself stays: {ps}");
+    d.ctl(&["rm", "-f", "away"]).ok();
 }
 
 /// A CNI plugin of the test's: records the config it gets per command

@@ -246,13 +246,20 @@ impl Networking {
     /// namespace goes. Errors are logged: the cache keeps a failed DEL for
     /// the next start. Blocking.
     pub fn detach(&self, ns: &str, id: &str) {
-        self.detach_if(ns, id, || true);
+        self.detach_if(ns, id, || true, || {});
     }
 
     /// [`Networking::detach`] if `still` holds once no other detach of the
     /// container runs (checked under its lock): whether the task that
-    /// exited is still the container's. True if it had attachments.
-    pub fn detach_if(&self, ns: &str, id: &str, still: impl FnOnce() -> bool) -> bool {
+    /// exited is still the container's. `released` runs under the same
+    /// lock if the container had attachments and every DEL succeeded.
+    pub fn detach_if(
+        &self,
+        ns: &str,
+        id: &str,
+        still: impl FnOnce() -> bool,
+        released: impl FnOnce(),
+    ) {
         let owner = format!("{ns}/{id}");
         let lock = self
             .detaching
@@ -261,18 +268,21 @@ impl Networking {
             .entry(owner.clone())
             .or_default()
             .clone();
-        let detached = {
+        {
             let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
-            still() && self.detach_locked(ns, id, &owner)
-        };
+            if still() && self.detach_locked(ns, id, &owner) {
+                released();
+            }
+        }
         let mut detaching = self.detaching.lock().unwrap_or_else(|e| e.into_inner());
         // Only the map's and ours: no other detach waits for it.
         if Arc::strong_count(&lock) == 2 {
             detaching.remove(&owner);
         }
-        detached
     }
 
+    /// DEL of each attachment, then the namespace: true if there were
+    /// attachments and all of them went.
     fn detach_locked(&self, ns: &str, id: &str, owner: &str) -> bool {
         // DEL while the namespace still exists: the bridge plugin (1.1)
         // finds the masquerade rules to remove from the container's
@@ -285,9 +295,11 @@ impl Networking {
             .into_iter()
             .filter(|a| a.owner == owner)
             .collect();
+        let mut all_went = !attachments.is_empty();
         for att in &attachments {
             if let Err(e) = self.cni.del(att) {
                 tracing::warn!("detaching {owner} from network {}: {e}", att.network);
+                all_went = false;
             }
         }
         let path = self.netns_path(ns, id);
@@ -296,7 +308,7 @@ impl Networking {
                 tracing::warn!("removing the network namespace {}: {e}", path.display());
             }
         }
-        !attachments.is_empty()
+        all_went
     }
 
     /// Whether `ns/id` has a network namespace of ours (a task on a CNI
@@ -447,6 +459,11 @@ pub fn spawn_release_at_exit(daemon: Arc<crate::daemon::Daemon>) {
     daemon
         .events
         .each_init_exit(move |ns, exit| release_at_exit(d.clone(), ns, exit.container_id));
+    // Those that exited while hulld was away (or whose event a lagging
+    // subscriber missed before a restart).
+    for (ns, id, _) in daemon.tasks.all() {
+        tokio::spawn(release_at_exit(daemon.clone(), ns, id));
+    }
 }
 
 async fn release_at_exit(d: Arc<crate::daemon::Daemon>, ns: String, id: String) {
@@ -469,10 +486,10 @@ async fn release_at_exit(d: Arc<crate::daemon::Daemon>, ns: String, id: String) 
     }
     let released = tokio::task::spawn_blocking(move || {
         let current = || d.tasks.is_current(&ns, &id, &task);
-        if d.network.detach_if(&ns, &id, current) {
-            // A stopped container has no address (docker's inspect).
-            record_ips(&d.meta, &ns, &id, &[]);
-        }
+        // A stopped container has no address (docker's inspect); cleared
+        // under the container's lock, before a new task can record its own.
+        let forget_address = || record_ips(&d.meta, &ns, &id, &[]);
+        d.network.detach_if(&ns, &id, current, forget_address);
     })
     .await;
     if let Err(e) = released {

@@ -22,6 +22,17 @@ const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Plugin results are a few KiB.
 const MAX_OUTPUT: u64 = 1 << 20;
 
+/// A capability a container's runtime config needs a plugin for.
+#[derive(Debug)]
+pub struct Capability {
+    /// Its name in `capabilities`.
+    pub name: &'static str,
+    /// What it does, for messages.
+    pub what: &'static str,
+    /// A plugin entry (or setting) of Debian's plugins that serves it.
+    pub plugin: &'static str,
+}
+
 /// The runtime's side of the config: what `capabilities` ask for.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,19 +53,35 @@ impl RuntimeConfig {
     /// The capabilities this config needs a plugin for, with what they do
     /// (for the error when none has it). `dns` is not among them: it only
     /// informs plugins that care, the client writes resolv.conf itself.
-    fn needed(&self) -> Vec<(&'static str, &'static str)> {
+    fn needed(&self) -> Vec<Capability> {
         let mut out = Vec::new();
         if !self.port_mappings.is_empty() {
-            out.push(("portMappings", "publish ports (-p)"));
+            out.push(Capability {
+                name: "portMappings",
+                what: "publish ports (-p)",
+                plugin: r#"{"type": "portmap", "capabilities": {"portMappings": true}}"#,
+            });
         }
         if !self.ips.is_empty() {
-            out.push(("ips", "give a fixed address (--ip)"));
+            out.push(Capability {
+                name: "ips",
+                what: "give a fixed address (--ip)",
+                plugin: r#""capabilities": {"ips": true} on the plugin whose IPAM is host-local"#,
+            });
         }
         if self.mac.is_some() {
-            out.push(("mac", "set a MAC address (--mac-address)"));
+            out.push(Capability {
+                name: "mac",
+                what: "set a MAC address (--mac-address)",
+                plugin: r#"{"type": "tuning", "capabilities": {"mac": true}}"#,
+            });
         }
         if self.bandwidth.is_some() {
-            out.push(("bandwidth", "limit bandwidth"));
+            out.push(Capability {
+                name: "bandwidth",
+                what: "limit bandwidth",
+                plugin: r#"{"type": "bandwidth", "capabilities": {"bandwidth": true}}"#,
+            });
         }
         out
     }
@@ -114,11 +141,10 @@ impl Attachment {
 pub enum CniError {
     #[error("network {0:?} not found: see `hullctl network ls`")]
     UnknownNetwork(String),
-    #[error("network {network:?} cannot {what}: none of its plugins has the {capability:?} capability; add one that has it to {} (for bandwidth: {{\"type\": \"bandwidth\", \"capabilities\": {{\"bandwidth\": true}}}})", file.display())]
+    #[error("network {network:?} cannot {}: none of its plugins has the {:?} capability; add {} to {}", capability.what, capability.name, capability.plugin, file.display())]
     Unsupported {
         network: String,
-        capability: &'static str,
-        what: &'static str,
+        capability: Capability,
         file: PathBuf,
     },
     #[error("CNI plugin {name:?} not found in {dirs}: install Debian's containernetworking-plugins (apt-get install containernetworking-plugins) or set network.plugin_dirs in hulld's config")]
@@ -171,15 +197,16 @@ impl Cni {
         runtime: RuntimeConfig,
     ) -> Result<Attachment, CniError> {
         // Asked for and served by no plugin would be a silent no-op.
-        for (capability, what) in runtime.needed() {
-            if !network.has_capability(capability) {
-                return Err(CniError::Unsupported {
-                    network: network.name.clone(),
-                    capability,
-                    what,
-                    file: network.file.clone(),
-                });
-            }
+        if let Some(capability) = runtime
+            .needed()
+            .into_iter()
+            .find(|c| !network.has_capability(c.name))
+        {
+            return Err(CniError::Unsupported {
+                network: network.name.clone(),
+                capability,
+                file: network.file.clone(),
+            });
         }
         let mut att = Attachment {
             owner: owner.to_string(),

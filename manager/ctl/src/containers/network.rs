@@ -25,7 +25,30 @@ pub struct Choice {
     pub host: bool,
 }
 
+/// `--dns`, `--dns-search` and `--dns-option` as resolv.conf can take them.
+fn check_dns(a: &RunArgs) -> Result<(), String> {
+    for server in &a.dns {
+        server
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| format!("--dns {server:?} is not an address"))?;
+    }
+    // One line each in resolv.conf: no line breaks or blanks inside.
+    for (flag, values) in [
+        ("--dns-search", &a.dns_search),
+        ("--dns-option", &a.dns_option),
+    ] {
+        if let Some(bad) = values
+            .iter()
+            .find(|v| v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(format!("{flag} {bad:?}: one word, no spaces"));
+        }
+    }
+    Ok(())
+}
+
 pub fn choose(a: &RunArgs) -> Result<Choice, String> {
+    check_dns(a)?;
     let ports = a
         .publish
         .iter()
@@ -87,7 +110,8 @@ pub fn choose(a: &RunArgs) -> Result<Choice, String> {
                 let json = serde_json::to_string(b).expect("JSON values serialise");
                 labels.insert(labels::BANDWIDTH.to_string(), json);
             }
-            let dns = dns_settings(a);
+            let mut dns = dns_settings(a);
+            dns.searches.retain(|d| d != ".");
             if !dns.is_empty() {
                 let json = serde_json::to_string(&dns).expect("JSON values serialise");
                 labels.insert(labels::DNS.to_string(), json);
@@ -103,8 +127,9 @@ pub fn choose(a: &RunArgs) -> Result<Choice, String> {
     }
 }
 
-/// `--dns`, `--dns-search` and `--dns-option`, for the plugins (the
-/// runtime config's `dns`).
+/// `--dns`, `--dns-search` and `--dns-option`. A search domain `.` means
+/// none (docker's way to drop the host's): it stays here, so that
+/// resolv.conf leaves the host's out, and is no domain for the plugins.
 fn dns_settings(a: &RunArgs) -> hull_network::Dns {
     hull_network::Dns {
         servers: a.dns.clone(),
@@ -170,8 +195,14 @@ fn resolv_text(dns: &hull_network::Dns, host: bool) -> String {
     for server in &dns.servers {
         text.push_str(&format!("nameserver {server}\n"));
     }
-    if !dns.searches.is_empty() {
-        text.push_str(&format!("search {}\n", dns.searches.join(" ")));
+    let searches: Vec<&str> = dns
+        .searches
+        .iter()
+        .map(String::as_str)
+        .filter(|d| *d != ".")
+        .collect();
+    if !searches.is_empty() {
+        text.push_str(&format!("search {}\n", searches.join(" ")));
     }
     if !dns.options.is_empty() {
         text.push_str(&format!("options {}\n", dns.options.join(" ")));
@@ -208,23 +239,6 @@ pub fn write_etc_files(
     host: bool,
 ) -> Result<hull_spec::EtcFiles, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    for server in &a.dns {
-        server
-            .parse::<std::net::IpAddr>()
-            .map_err(|_| format!("--dns {server:?} is not an address"))?;
-    }
-    // One line each in resolv.conf: no line breaks or blanks inside.
-    for (flag, values) in [
-        ("--dns-search", &a.dns_search),
-        ("--dns-option", &a.dns_option),
-    ] {
-        if let Some(bad) = values
-            .iter()
-            .find(|v| v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(format!("{flag} {bad:?}: one word, no spaces"));
-        }
-    }
     let write = |name: &str, text: &str| -> Result<PathBuf, String> {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| format!("writing {}: {e}", p.display()))?;
@@ -358,10 +372,9 @@ mod tests {
             "{resolv}"
         );
         assert_eq!(resolv.matches("search").count(), 1, "{resolv}");
-        assert!(
-            resolv.contains("nameserver"),
-            "the host's servers stay: {resolv}"
-        );
+        // `--dns-search .`: no search line at all, not even the host's.
+        let resolv = resolv_text(&dns(&[], &["."], &[]), false);
+        assert!(!resolv.contains("search"), "{resolv}");
     }
 
     #[test]

@@ -461,18 +461,23 @@ impl Client {
             }
         };
         let what = format!("the token response of {realm}");
-        match response.status() {
-            s if s.is_success() => {}
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                let what = match self.identity_token() {
-                    Some(_) => "identity token (log in again to get a new one)",
-                    None => "credentials",
-                };
-                return Err(Error::Unauthorized {
-                    detail: format!("the token server {realm} rejected the {what}"),
-                });
-            }
+        // OAuth2 answers a refresh token it does not take with 400
+        // (`invalid_grant`, RFC 6749 5.2); token servers of the docker kind
+        // answer bad credentials with 401.
+        let refused = match response.status() {
+            s if s.is_success() => false,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => true,
+            StatusCode::BAD_REQUEST if self.identity_token().is_some() => true,
             _ => return Err(self.status_error(response, &what).await),
+        };
+        if refused {
+            let rejected = match self.identity_token() {
+                Some(_) => "identity token (log in again to get a new one)",
+                None => "credentials",
+            };
+            return Err(Error::Unauthorized {
+                detail: format!("the token server {realm} rejected the {rejected}"),
+            });
         }
         let body = Body::new(response, self.progress, &what)
             .read_to_end(TOKEN_LIMIT)
@@ -589,7 +594,7 @@ fn http_client(
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .user_agent(concat!("hull/", env!("CARGO_PKG_VERSION")))
-        .use_preconfigured_tls((*tls).clone())
+        .tls_backend_preconfigured((*tls).clone())
         .default_headers(headers)
         .build()
         .map_err(|e| Error::Tls {

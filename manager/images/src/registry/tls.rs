@@ -85,25 +85,40 @@ pub fn client_config(options: &Options) -> Result<Arc<ClientConfig>, Error> {
 
 /// Why TLS with `url`'s host fails, if it does: one connection with
 /// `config`, a request written, an answer read. `None` when the server
-/// answers (the earlier failure was something else) or cannot be reached.
+/// answers (the earlier failure was something else), cannot be reached,
+/// or is reached through a proxy (the probe would go elsewhere).
 pub async fn diagnose(config: Arc<ClientConfig>, url: &Url) -> Option<String> {
+    if proxied() {
+        return None;
+    }
     let host = url.host_str()?.trim_matches(['[', ']']).to_string();
     let port = url.port_or_known_default()?;
-    tokio::task::spawn_blocking(move || probe(config, &host, port))
+    let authority = url.authority().to_string();
+    tokio::task::spawn_blocking(move || probe(config, &host, port, &authority))
         .await
         .ok()
         .flatten()
 }
 
-fn probe(config: Arc<ClientConfig>, host: &str, port: u16) -> Option<String> {
-    let address = (host, port).to_socket_addrs().ok()?.next()?;
-    let tcp = TcpStream::connect_timeout(&address, PROBE_TIMEOUT).ok()?;
+/// Whether reqwest may send requests through a proxy (it reads these).
+fn proxied() -> bool {
+    ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()))
+}
+
+fn probe(config: Arc<ClientConfig>, host: &str, port: u16, authority: &str) -> Option<String> {
+    // The first address that takes a connection, as a client tries them.
+    let tcp = (host, port)
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|a| TcpStream::connect_timeout(&a, PROBE_TIMEOUT).ok())?;
     tcp.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
     tcp.set_write_timeout(Some(PROBE_TIMEOUT)).ok()?;
     let name = ServerName::try_from(host.to_string()).ok()?;
     let connection = rustls::ClientConnection::new(config, name).ok()?;
     let mut stream = rustls::StreamOwned::new(connection, tcp);
-    let request = format!("GET /v2/ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET /v2/ HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     let mut first = [0u8; 1];
     let failure = match stream.write_all(request.as_bytes()) {
         Err(e) => e,
