@@ -174,3 +174,115 @@ impl ServerCertVerifier for AcceptAny {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::server::WebPkiClientVerifier;
+    use std::net::TcpListener;
+
+    /// A CA that signs certificates for the tests.
+    struct TestCa {
+        pem: String,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    impl TestCa {
+        fn new() -> TestCa {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let key = KeyPair::generate().unwrap();
+            let pem = params.self_signed(&key).unwrap().pem();
+            TestCa {
+                pem,
+                issuer: Issuer::new(params, key),
+            }
+        }
+
+        /// A certificate for `name`, and its key.
+        fn issue(&self, name: &str) -> (rcgen::Certificate, KeyPair) {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![name.to_string()])
+                .unwrap()
+                .signed_by(&key, &self.issuer)
+                .unwrap();
+            (cert, key)
+        }
+    }
+
+    /// A TLS server on 127.0.0.1 that wants a client certificate of `ca`'s
+    /// and answers each request it gets with 200; its port.
+    fn mutual_tls_server(ca: &TestCa) -> u16 {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+            .unwrap();
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .unwrap();
+        let (cert, key) = ca.issue("127.0.0.1");
+        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Ends with the test process.
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut stream = rustls::StreamOwned::new(connection, tcp);
+                let mut request = [0u8; 512];
+                if stream.read(&mut request).is_ok() {
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                    let _ = stream.flush();
+                }
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn the_probe_names_a_refused_client_certificate_and_passes_a_good_one() {
+        let ca = TestCa::new();
+        let port = mutual_tls_server(&ca);
+        let authority = format!("127.0.0.1:{port}");
+        let roots = [ca.pem.clone().into_bytes()];
+        let options = |identity| Options {
+            extra_roots: &roots,
+            client_identity: identity,
+            skip_verify: false,
+        };
+        // TLS 1.3: the server's alert comes after our side of the
+        // handshake; the probe's read is where it shows.
+        let without = client_config(&options(None)).unwrap();
+        let why = probe(without, "127.0.0.1", port, &authority).expect("a TLS failure");
+        assert!(why.contains("CertificateRequired"), "{why}");
+
+        let (cert, key) = ca.issue("hull-client");
+        let identity = format!("{}{}", cert.pem(), key.serialize_pem());
+        let with = client_config(&options(Some(identity.as_bytes()))).unwrap();
+        assert_eq!(probe(with, "127.0.0.1", port, &authority), None);
+    }
+
+    #[test]
+    fn bad_pem_is_a_tls_error_naming_what() {
+        let err = client_config(&Options {
+            extra_roots: &[],
+            client_identity: Some(
+                b"-----BEGIN PRIVATE KEY-----\nS0VZ\n-----END PRIVATE KEY-----\n",
+            ),
+            skip_verify: false,
+        })
+        .expect_err("no certificate in the identity")
+        .to_string();
+        assert!(err.contains("the client certificate and key"), "{err}");
+    }
+}
