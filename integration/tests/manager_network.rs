@@ -586,6 +586,100 @@ fn bandwidth_limits_and_dns_settings_reach_the_plugins() {
 }
 
 #[test]
+fn a_dual_stack_network_gives_an_ipv6_address_too() {
+    let Some((netns, d)) = setup() else {
+        return;
+    };
+    let create = |args: &[&str]| {
+        let mut all = vec!["network", "create"];
+        all.extend_from_slice(args);
+        d.ctl(&all)
+    };
+    let err = create(&["v6", "--subnet", "10.6.0.0/24", "--subnet", "fd00:6::/64"]).fails();
+    assert!(err.stderr.contains("needs --ipv6"), "{err:?}");
+    let err = create(&["v6", "--subnet", "10.6.0.0/24", "--ipv6"]).fails();
+    assert!(err.stderr.contains("IPv6 --subnet"), "{err:?}");
+    let err = create(&[
+        "v6",
+        "--subnet",
+        "10.6.0.0/24",
+        "--subnet",
+        "fd00:6::9/64",
+        "--ipv6",
+    ])
+    .fails();
+    assert!(err.stderr.contains("the network is fd00:6::/64"), "{err:?}");
+    create(&[
+        "dual",
+        "--subnet",
+        "10.6.0.0/24",
+        "--subnet",
+        "fd00:6::/64",
+        "--ipv6",
+    ])
+    .ok();
+    let err = create(&[
+        "clash",
+        "--subnet",
+        "10.7.0.0/24",
+        "--subnet",
+        "fd00:6::/96",
+        "--ipv6",
+    ])
+    .fails();
+    assert!(
+        err.stderr
+            .contains("overlaps fd00:6::/64 of network \"dual\""),
+        "{err:?}"
+    );
+
+    d.ctl(&[
+        "run",
+        "-d",
+        "--name",
+        "six",
+        "--network",
+        "dual",
+        IMAGE,
+        "sh",
+        "-c",
+        HTTPD,
+    ])
+    .ok();
+    let ips = ip_of(&d, "six");
+    let v6 = ips
+        .split(',')
+        .find(|a| a.starts_with("fd00:6::"))
+        .unwrap_or_else(|| panic!("no IPv6 address among {ips}"))
+        .to_string();
+    let inside = d
+        .ctl(&["exec", "six", "busybox", "ip", "-6", "addr", "show", "eth0"])
+        .ok()
+        .stdout;
+    assert!(inside.contains(&format!("{v6}/64")), "{inside}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ctl(&["inspect", "six"]).ok().stdout).unwrap();
+    assert_eq!(
+        inspect[0]["NetworkSettings"]["GlobalIPv6Address"],
+        v6.as_str()
+    );
+    assert!(inspect[0]["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.6.0."));
+    // Its web server answers over IPv6 from the test's namespace, through
+    // the bridge (once the addresses are past duplicate detection).
+    let url = format!("http://[{v6}]:80/");
+    let fetch = || netns.sh(&format!("curl -sS -g --max-time 2 {url}"));
+    let answered = wait_until(Duration::from_secs(15), || {
+        fetch().stdout.contains("hello-from-hull")
+    });
+    assert!(answered, "{url}: {:?}", fetch());
+    d.ctl(&["rm", "-f", "six"]).ok();
+    d.ctl(&["network", "rm", "dual"]).ok();
+}
+
+#[test]
 fn bad_input_is_refused_with_what_to_fix() {
     let Some((_netns, d)) = setup() else {
         return;

@@ -23,9 +23,12 @@ pub enum NetworkCmd {
     /// Create a bridge network
     Create {
         name: String,
-        /// IPv4 subnet, e.g. 10.5.0.0/24
+        /// IPv4 subnet, e.g. 10.5.0.0/24; with --ipv6 also an IPv6 one, e.g. fd00:5::/64
         #[arg(long, required = true)]
-        subnet: String,
+        subnet: Vec<String>,
+        /// Dual stack: containers get an IPv6 address too (from the IPv6 --subnet)
+        #[arg(long)]
+        ipv6: bool,
         /// Bridge device (default: derived from the name)
         #[arg(long)]
         bridge: Option<String>,
@@ -95,14 +98,17 @@ pub async fn network(c: &Client, cmd: NetworkCmd, format: Format) -> Result {
         NetworkCmd::Create {
             name,
             subnet,
+            ipv6,
             bridge,
         } => {
+            let (subnet, ipv6_subnet) = split_subnets(&subnet, ipv6)?;
             let n = c
                 .networks()
                 .create(CreateNetworkRequest {
                     name,
                     subnet,
                     bridge: bridge.unwrap_or_default(),
+                    ipv6_subnet,
                 })
                 .await
                 .map_err(status)?
@@ -120,4 +126,42 @@ pub async fn network(c: &Client, cmd: NetworkCmd, format: Format) -> Result {
         }
     }
     Ok(())
+}
+
+/// `--subnet`s as docker takes them: one IPv4 subnet, and an IPv6 one
+/// exactly when `--ipv6` is given.
+fn split_subnets(subnets: &[String], ipv6: bool) -> Result<(String, String), String> {
+    let (v6, v4): (Vec<&String>, Vec<&String>) = subnets.iter().partition(|s| s.contains(':'));
+    let [v4] = v4.as_slice() else {
+        return Err("give one IPv4 --subnet, e.g. 10.5.0.0/24".into());
+    };
+    match (v6.as_slice(), ipv6) {
+        ([], false) => Ok((v4.to_string(), String::new())),
+        ([v6], true) => Ok((v4.to_string(), v6.to_string())),
+        ([], true) => Err("--ipv6 needs an IPv6 --subnet as well, e.g. fd00:5::/64".into()),
+        (_, false) => Err("an IPv6 --subnet needs --ipv6".into()),
+        (_, true) => Err("give one IPv6 --subnet".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_split_by_family_as_docker_wants_them() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            split_subnets(&v(&["10.5.0.0/24"]), false),
+            Ok(("10.5.0.0/24".into(), String::new()))
+        );
+        assert_eq!(
+            split_subnets(&v(&["fd00:5::/64", "10.5.0.0/24"]), true),
+            Ok(("10.5.0.0/24".into(), "fd00:5::/64".into()))
+        );
+        assert!(split_subnets(&v(&["10.5.0.0/24", "fd00:5::/64"]), false).is_err());
+        assert!(split_subnets(&v(&["10.5.0.0/24"]), true).is_err());
+        assert!(split_subnets(&v(&["fd00:5::/64"]), true).is_err());
+        assert!(split_subnets(&v(&["10.5.0.0/24", "10.6.0.0/24"]), false).is_err());
+    }
 }

@@ -102,7 +102,7 @@ impl Networking {
             default: config::bridge_network(
                 &n.default_network,
                 &n.bridge,
-                &n.subnet,
+                &[n.subnet.as_str()],
                 &config.root.join("cni/networks"),
             ),
             default_name: n.default_network.clone(),

@@ -168,9 +168,15 @@ pub fn load_dir(dir: &Path) -> Result<Vec<NetworkList>, ConfigError> {
 }
 
 /// A bridge network as nerdctl makes it: `bridge` (gateway, masquerade,
-/// hairpin) with `host-local` IPAM on `subnet`, then `portmap`,
-/// `firewall` and `tuning`.
-pub fn bridge_network(name: &str, bridge: &str, subnet: &str, ipam_dir: &Path) -> Value {
+/// hairpin) with `host-local` IPAM on `subnets` (one range set each, so an
+/// IPv4 and an IPv6 subnet give a container one address of each), then
+/// `portmap`, `firewall` and `tuning`.
+pub fn bridge_network(name: &str, bridge: &str, subnets: &[&str], ipam_dir: &Path) -> Value {
+    let ranges: Vec<Value> = subnets.iter().map(|s| json!([{"subnet": s}])).collect();
+    let mut routes = vec![json!({"dst": "0.0.0.0/0"})];
+    if subnets.iter().any(|s| is_ipv6(s)) {
+        routes.push(json!({"dst": "::/0"}));
+    }
     json!({
         "cniVersion": "1.0.0",
         "name": name,
@@ -185,8 +191,8 @@ pub fn bridge_network(name: &str, bridge: &str, subnet: &str, ipam_dir: &Path) -
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": subnet}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "ranges": ranges,
+                    "routes": routes,
                     "dataDir": ipam_dir,
                 }
             },
@@ -214,33 +220,105 @@ pub fn write(dir: &Path, doc: &Value) -> Result<PathBuf, ConfigError> {
     Ok(file)
 }
 
-/// `a.b.c.d/n` as (network, prefix length); IPv4 only.
-fn cidr4(s: &str) -> Option<(u32, u32)> {
-    let (addr, len) = s.split_once('/')?;
-    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
-    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
-    Some((u32::from(addr), len))
+/// A subnet in CIDR notation: its family, address bits (IPv4 in the low 32
+/// of the 128) and prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cidr {
+    v6: bool,
+    bits: u128,
+    len: u32,
 }
 
-/// Whether two IPv4 subnets share addresses.
+impl Cidr {
+    fn parse(s: &str) -> Option<Cidr> {
+        let (addr, len) = s.split_once('/')?;
+        let len: u32 = len.parse().ok()?;
+        match addr.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(a) if len <= 32 => Some(Cidr {
+                v6: false,
+                bits: u32::from(a) as u128,
+                len,
+            }),
+            std::net::IpAddr::V6(a) if len <= 128 => Some(Cidr {
+                v6: true,
+                bits: u128::from(a),
+                len,
+            }),
+            _ => None,
+        }
+    }
+
+    fn width(&self) -> u32 {
+        if self.v6 {
+            128
+        } else {
+            32
+        }
+    }
+
+    /// The first `len` bits, the rest zero.
+    fn prefix(&self, len: u32) -> u128 {
+        let host_bits = self.width() - len;
+        if host_bits >= 128 {
+            0
+        } else {
+            self.bits >> host_bits << host_bits
+        }
+    }
+}
+
+/// Whether two subnets share addresses (never across IPv4 and IPv6).
 pub fn overlap(a: &str, b: &str) -> bool {
-    let (Some((a, la)), Some((b, lb))) = (cidr4(a), cidr4(b)) else {
+    let (Some(a), Some(b)) = (Cidr::parse(a), Cidr::parse(b)) else {
         return false;
     };
-    let len = la.min(lb);
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    a & mask == b & mask
+    let len = a.len.min(b.len);
+    a.v6 == b.v6 && a.prefix(len) == b.prefix(len)
 }
 
-/// Check a subnet for `network create`: valid IPv4 CIDR.
+/// Whether `s` is an IPv6 CIDR.
+pub fn is_ipv6(s: &str) -> bool {
+    Cidr::parse(s).is_some_and(|c| c.v6)
+}
+
+/// Check a subnet for `network create`: a CIDR whose host bits are zero,
+/// IPv4 with a prefix from /8 to /30, IPv6 from /48 to /120 (host-local
+/// hands out from it; a wider one is a typo more likely than a plan).
 pub fn check_subnet(s: &str) -> Result<(), String> {
-    match cidr4(s) {
-        Some((_, len)) if (8..=30).contains(&len) => Ok(()),
-        Some(_) => Err(format!("subnet {s}: use a prefix length from 8 to 30")),
-        None => Err(format!(
-            "subnet {s:?} is not an IPv4 CIDR such as 10.5.0.0/24"
-        )),
+    let Some(c) = Cidr::parse(s) else {
+        return Err(format!(
+            "subnet {s:?} is not a CIDR such as 10.5.0.0/24 or fd00:5::/64"
+        ));
+    };
+    let (family, lengths) = if c.v6 {
+        ("IPv6", 48..=120)
+    } else {
+        ("IPv4", 8..=30)
+    };
+    if !lengths.contains(&c.len) {
+        return Err(format!(
+            "subnet {s}: use an {family} prefix length from {} to {}",
+            lengths.start(),
+            lengths.end()
+        ));
     }
+    if c.prefix(c.len) != c.bits {
+        return Err(format!(
+            "subnet {s}: the address has host bits set; the network is {}",
+            network_text(&c)
+        ));
+    }
+    Ok(())
+}
+
+fn network_text(c: &Cidr) -> String {
+    let p = c.prefix(c.len);
+    let addr: std::net::IpAddr = if c.v6 {
+        std::net::Ipv6Addr::from(p).into()
+    } else {
+        std::net::Ipv4Addr::from(p as u32).into()
+    };
+    format!("{addr}/{}", c.len)
 }
 
 #[cfg(test)]
@@ -255,7 +333,7 @@ mod tests {
             .unwrap();
         let dir = tmp.path().join("net.d");
         std::fs::create_dir_all(&dir).unwrap();
-        let net = bridge_network("bridge", "hull0", "10.4.0.0/24", Path::new("/tmp/ipam"));
+        let net = bridge_network("bridge", "hull0", &["10.4.0.0/24"], Path::new("/tmp/ipam"));
         write(&dir, &net).unwrap();
         std::fs::write(
             dir.join("20-other.conf"),
@@ -299,5 +377,35 @@ mod tests {
         assert!(check_subnet("10.5.0.0/24").is_ok());
         assert!(check_subnet("10.5.0.0/31").is_err());
         assert!(check_subnet("nope").is_err());
+        let err = check_subnet("10.5.0.7/24").unwrap_err();
+        assert!(err.contains("the network is 10.5.0.0/24"), "{err}");
+
+        assert!(overlap("fd00:5::/64", "fd00:5::8000/120"));
+        assert!(!overlap("fd00:5::/64", "fd00:6::/64"));
+        assert!(!overlap("10.0.0.0/8", "::/0"), "no overlap across families");
+        assert!(check_subnet("fd00:5::/64").is_ok());
+        assert!(check_subnet("fd00:5::/32").is_err());
+        let err = check_subnet("fd00:5::1/64").unwrap_err();
+        assert!(err.contains("the network is fd00:5::/64"), "{err}");
+        assert!(is_ipv6("fd00:5::/64") && !is_ipv6("10.5.0.0/24"));
+    }
+
+    #[test]
+    fn a_dual_stack_bridge_has_a_range_and_a_route_per_family() {
+        let net = bridge_network(
+            "web",
+            "br-x",
+            &["10.5.0.0/24", "fd00:5::/64"],
+            Path::new("/i"),
+        );
+        let ipam = &net["plugins"][0]["ipam"];
+        assert_eq!(
+            ipam["ranges"],
+            json!([[{"subnet": "10.5.0.0/24"}], [{"subnet": "fd00:5::/64"}]])
+        );
+        assert_eq!(
+            ipam["routes"],
+            json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}])
+        );
     }
 }

@@ -315,16 +315,19 @@ pub fn ports_column(c: &hull_api::containers::Container) -> String {
 }
 
 /// `inspect`'s NetworkSettings (docker's names): the network, the
-/// container's address and its published ports.
+/// container's IPv4 and IPv6 addresses and its published ports.
 pub fn settings(c: &hull_api::containers::Container) -> serde_json::Value {
     let ips: Vec<&str> = c
         .labels
         .get(labels::IPS)
         .map(|ips| ips.split(',').filter(|i| !i.is_empty()).collect())
         .unwrap_or_default();
+    let v4 = ips.iter().find(|a| !a.contains(':')).copied();
+    let v6 = ips.iter().find(|a| a.contains(':')).copied();
     serde_json::json!({
         "Network": c.labels.get(labels::NETWORK),
-        "IPAddress": ips.first().copied().unwrap_or(""),
+        "IPAddress": v4.unwrap_or(""),
+        "GlobalIPv6Address": v6.unwrap_or(""),
         "IPAddresses": ips,
         "Ports": published(c),
     })

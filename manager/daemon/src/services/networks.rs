@@ -43,6 +43,28 @@ fn bridge_for(name: &str) -> String {
     format!("br-{:012x}", hash & 0xffff_ffff_ffff)
 }
 
+/// The request's IPv4 subnet and, for a dual-stack network, its IPv6 one,
+/// each checked.
+fn requested_subnets(r: &CreateNetworkRequest) -> Result<Vec<&str>, Status> {
+    let bad = Status::invalid_argument;
+    config::check_subnet(&r.subnet).map_err(bad)?;
+    if config::is_ipv6(&r.subnet) {
+        return Err(bad(format!(
+            "subnet {} is IPv6: give an IPv4 subnet, and the IPv6 one as well (--ipv6)",
+            r.subnet
+        )));
+    }
+    let mut subnets = vec![r.subnet.as_str()];
+    if !r.ipv6_subnet.is_empty() {
+        config::check_subnet(&r.ipv6_subnet).map_err(bad)?;
+        if !config::is_ipv6(&r.ipv6_subnet) {
+            return Err(bad(format!("{} is not an IPv6 subnet", r.ipv6_subnet)));
+        }
+        subnets.push(&r.ipv6_subnet);
+    }
+    Ok(subnets)
+}
+
 fn create(d: &crate::daemon::Daemon, r: CreateNetworkRequest) -> Result<Network, Status> {
     if !config::valid_name(&r.name) || matches!(r.name.as_str(), "none" | "host") {
         return Err(Status::invalid_argument(format!(
@@ -50,7 +72,7 @@ fn create(d: &crate::daemon::Daemon, r: CreateNetworkRequest) -> Result<Network,
             r.name
         )));
     }
-    config::check_subnet(&r.subnet).map_err(Status::invalid_argument)?;
+    let subnets = requested_subnets(&r)?;
     let networks = d.network.networks()?;
     if networks.iter().any(|n| n.name == r.name) {
         return Err(Status::already_exists(format!(
@@ -59,22 +81,24 @@ fn create(d: &crate::daemon::Daemon, r: CreateNetworkRequest) -> Result<Network,
         )));
     }
     for n in &networks {
-        if let Some(s) = n.subnets().iter().find(|s| config::overlap(s, &r.subnet)) {
-            return Err(Status::failed_precondition(format!(
-                "subnet {} overlaps {s} of network {:?}: choose another --subnet",
-                r.subnet, n.name
-            )));
+        for subnet in &subnets {
+            if let Some(s) = n.subnets().iter().find(|s| config::overlap(s, subnet)) {
+                return Err(Status::failed_precondition(format!(
+                    "subnet {subnet} overlaps {s} of network {:?}: choose another --subnet",
+                    n.name
+                )));
+            }
         }
     }
     let bridge = if r.bridge.is_empty() {
         bridge_for(&r.name)
     } else {
-        r.bridge
+        r.bridge.clone()
     };
     let doc = config::bridge_network(
         &r.name,
         &bridge,
-        &r.subnet,
+        &subnets,
         &d.config.root.join("cni/networks"),
     );
     let file =
