@@ -102,6 +102,7 @@ pub async fn network(c: &Client, cmd: NetworkCmd, format: Format) -> Result {
             bridge,
         } => {
             let (subnet, ipv6_subnet) = split_subnets(&subnet, ipv6)?;
+            let wanted_v6 = ipv6_subnet.clone();
             let n = c
                 .networks()
                 .create(CreateNetworkRequest {
@@ -113,6 +114,13 @@ pub async fn network(c: &Client, cmd: NetworkCmd, format: Format) -> Result {
                 .await
                 .map_err(status)?
                 .into_inner();
+            // A hulld older than --ipv6 drops the field and makes IPv4 only.
+            if !wanted_v6.is_empty() && !n.subnets.contains(&wanted_v6) {
+                return Err(format!(
+                    "hulld made network {} without the IPv6 subnet {wanted_v6}: it is older than this hullctl; update hulld, then remove and create the network again",
+                    n.name
+                ));
+            }
             println!("{}", safe(&n.name));
         }
         NetworkCmd::Rm { names } => {

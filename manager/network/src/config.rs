@@ -232,6 +232,10 @@ struct Cidr {
 impl Cidr {
     fn parse(s: &str) -> Option<Cidr> {
         let (addr, len) = s.split_once('/')?;
+        // Digits only: `+24` parses in Rust but not in the plugins (Go).
+        if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let len: u32 = len.parse().ok()?;
         match addr.parse::<std::net::IpAddr>().ok()? {
             std::net::IpAddr::V4(a) if len <= 32 => Some(Cidr {
@@ -304,7 +308,7 @@ pub fn check_subnet(s: &str) -> Result<(), String> {
     }
     if c.prefix(c.len) != c.bits {
         return Err(format!(
-            "subnet {s}: the address has host bits set; the network is {}",
+            "subnet {s}: the address has host bits set; the network is {0}: use --subnet {0}",
             network_text(&c)
         ));
     }
@@ -388,6 +392,14 @@ mod tests {
         let err = check_subnet("fd00:5::1/64").unwrap_err();
         assert!(err.contains("the network is fd00:5::/64"), "{err}");
         assert!(is_ipv6("fd00:5::/64") && !is_ipv6("10.5.0.0/24"));
+        // The edges: a zero-length prefix and a full-width one.
+        assert!(overlap("::/0", "fd00::/64"));
+        assert!(overlap("0.0.0.0/0", "10.0.0.0/8"));
+        assert!(overlap("10.0.0.1/32", "10.0.0.0/24"));
+        assert!(!overlap("fd00::1/128", "fd00::2/128"));
+        assert!(check_subnet("10.5.0.1/32").is_err());
+        assert!(check_subnet("fd00::1/128").is_err());
+        assert!(check_subnet("10.5.0.0/+24").is_err());
     }
 
     #[test]

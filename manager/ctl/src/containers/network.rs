@@ -266,12 +266,7 @@ pub fn write_etc_files(
 /// bind-mounted into the container.
 pub async fn record_address(ctx: &Ctx<'_>, id: &str) -> Result<(), String> {
     let c = super::find(ctx.c, id).await?;
-    let Some(address) = c
-        .labels
-        .get(labels::IPS)
-        .and_then(|ips| ips.split(',').next())
-        .filter(|a| !a.is_empty())
-    else {
+    let Some(address) = addresses(&c).ipv4_first() else {
         return Ok(());
     };
     let dir = container_dir(ctx.data_root, ctx.namespace, id);
@@ -289,6 +284,34 @@ pub async fn record_address(ctx: &Ctx<'_>, id: &str) -> Result<(), String> {
         })
         .collect();
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// The addresses hulld recorded for a container, in the network's order.
+struct Addresses<'a>(Vec<&'a str>);
+
+fn addresses(c: &hull_api::containers::Container) -> Addresses<'_> {
+    Addresses(
+        c.labels
+            .get(labels::IPS)
+            .map(|ips| ips.split(',').filter(|i| !i.is_empty()).collect())
+            .unwrap_or_default(),
+    )
+}
+
+impl<'a> Addresses<'a> {
+    fn ipv4(&self) -> Option<&'a str> {
+        self.0.iter().find(|a| !a.contains(':')).copied()
+    }
+
+    fn ipv6(&self) -> Option<&'a str> {
+        self.0.iter().find(|a| a.contains(':')).copied()
+    }
+
+    /// The address for the container's own name in /etc/hosts: IPv4 if it
+    /// has one, as docker writes it, whatever order the network lists.
+    fn ipv4_first(&self) -> Option<&'a str> {
+        self.ipv4().or_else(|| self.ipv6())
+    }
 }
 
 fn published(c: &hull_api::containers::Container) -> Vec<PortMapping> {
@@ -317,18 +340,12 @@ pub fn ports_column(c: &hull_api::containers::Container) -> String {
 /// `inspect`'s NetworkSettings (docker's names): the network, the
 /// container's IPv4 and IPv6 addresses and its published ports.
 pub fn settings(c: &hull_api::containers::Container) -> serde_json::Value {
-    let ips: Vec<&str> = c
-        .labels
-        .get(labels::IPS)
-        .map(|ips| ips.split(',').filter(|i| !i.is_empty()).collect())
-        .unwrap_or_default();
-    let v4 = ips.iter().find(|a| !a.contains(':')).copied();
-    let v6 = ips.iter().find(|a| a.contains(':')).copied();
+    let ips = addresses(c);
     serde_json::json!({
         "Network": c.labels.get(labels::NETWORK),
-        "IPAddress": v4.unwrap_or(""),
-        "GlobalIPv6Address": v6.unwrap_or(""),
-        "IPAddresses": ips,
+        "IPAddress": ips.ipv4().unwrap_or(""),
+        "GlobalIPv6Address": ips.ipv6().unwrap_or(""),
+        "IPAddresses": ips.0,
         "Ports": published(c),
     })
 }

@@ -47,25 +47,40 @@ fn bridge_for(name: &str) -> String {
 /// each checked.
 fn requested_subnets(r: &CreateNetworkRequest) -> Result<Vec<&str>, Status> {
     let bad = Status::invalid_argument;
-    config::check_subnet(&r.subnet).map_err(bad)?;
     if config::is_ipv6(&r.subnet) {
         return Err(bad(format!(
-            "subnet {} is IPv6: give an IPv4 subnet, and the IPv6 one as well (--ipv6)",
+            "subnet {} is IPv6: give an IPv4 --subnet too, and --ipv6",
             r.subnet
         )));
     }
+    config::check_subnet(&r.subnet).map_err(bad)?;
     let mut subnets = vec![r.subnet.as_str()];
     if !r.ipv6_subnet.is_empty() {
-        config::check_subnet(&r.ipv6_subnet).map_err(bad)?;
         if !config::is_ipv6(&r.ipv6_subnet) {
-            return Err(bad(format!("{} is not an IPv6 subnet", r.ipv6_subnet)));
+            return Err(bad(format!(
+                "{} is not an IPv6 subnet: give one such as fd00:5::/64",
+                r.ipv6_subnet
+            )));
+        }
+        config::check_subnet(&r.ipv6_subnet).map_err(bad)?;
+        // The bridge plugin needs the kernel's IPv6 (and turns on its
+        // forwarding): refused here rather than at each container's ADD.
+        if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+            return Err(Status::failed_precondition(
+                "this kernel has IPv6 disabled (no /proc/sys/net/ipv6): create the network without --ipv6",
+            ));
         }
         subnets.push(&r.ipv6_subnet);
     }
     Ok(subnets)
 }
 
+/// One `network create` at a time: the overlap check and the file it
+/// writes must not interleave with another's.
+static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn create(d: &crate::daemon::Daemon, r: CreateNetworkRequest) -> Result<Network, Status> {
+    let _one_at_a_time = CREATING.lock().unwrap_or_else(|e| e.into_inner());
     if !config::valid_name(&r.name) || matches!(r.name.as_str(), "none" | "host") {
         return Err(Status::invalid_argument(format!(
             "network name {:?}: use letters, digits and ._- (not none or host)",
