@@ -205,6 +205,32 @@ fn containers_on_the_default_bridge_talk_and_publish_ports() {
         ])
         .ok();
     assert!(out.stdout.contains("hello-from-hull"), "{out:?}");
+    // Not from a container of another network (docker isolates them).
+    d.ctl(&["network", "create", "other", "--subnet", "10.8.0.0/24"])
+        .ok();
+    let url = format!("http://{web_ip}/");
+    // (busybox's own `wget -T` crashes in Debian's static build; the
+    // timeout's TERM would not stop wget as the namespace's init: sh
+    // stays init, as the command is not its last.)
+    let script = format!("busybox timeout 3 busybox wget -qO- {url}; exit $?");
+    let wget = |network: &str| {
+        d.ctl(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            IMAGE,
+            "sh",
+            "-c",
+            &script,
+        ])
+    };
+    let out = wget("other");
+    assert!(
+        out.code != 0 && !out.stdout.contains("hello-from-hull"),
+        "{out:?}"
+    );
+    assert!(wget("bridge").stdout.contains("hello-from-hull"));
     assert_eq!(
         d.ctl(&["port", "web"]).ok().stdout.trim(),
         "80/tcp -> 0.0.0.0:18080"

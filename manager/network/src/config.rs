@@ -170,7 +170,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<NetworkList>, ConfigError> {
 /// A bridge network as nerdctl makes it: `bridge` (gateway, masquerade,
 /// hairpin) with `host-local` IPAM on `subnets` (one range set each, so an
 /// IPv4 and an IPv6 subnet give a container one address of each), then
-/// `portmap`, `firewall` and `tuning`.
+/// `portmap`, `firewall` (isolating it from other bridges) and `tuning`.
 pub fn bridge_network(name: &str, bridge: &str, subnets: &[&str], ipam_dir: &Path) -> Value {
     let ranges: Vec<Value> = subnets.iter().map(|s| json!([{"subnet": s}])).collect();
     let mut routes = vec![json!({"dst": "0.0.0.0/0"})];
@@ -197,7 +197,10 @@ pub fn bridge_network(name: &str, bridge: &str, subnets: &[&str], ipam_dir: &Pat
                 }
             },
             {"type": "portmap", "capabilities": {"portMappings": true}},
-            {"type": "firewall"},
+            // Containers of other bridge networks cannot reach these (as
+            // docker isolates its networks; nerdctl's default, firewall
+            // plugin 1.1+).
+            {"type": "firewall", "ingressPolicy": "same-bridge"},
             // tuning sets the MAC address asked for (`--mac-address`).
             {"type": "tuning", "capabilities": {"mac": true}}
         ]
