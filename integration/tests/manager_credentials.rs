@@ -13,24 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// A credential store in files next to the script (one JSON record per
 /// server), logging each action it is asked for.
-const HELPER: &str = r#"#!/bin/sh
-store="$0.store"
-mkdir -p "$store"
-echo "$1" >> "$0.log"
-key() { printf '%s' "$1" | tr -c 'A-Za-z0-9.' _; }
-case "$1" in
-store)
-    input=$(cat)
-    server=$(printf '%s' "$input" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
-    printf '%s' "$input" > "$store/$(key "$server")" ;;
-get|erase)
-    f="$store/$(key "$(cat)")"
-    if [ ! -f "$f" ]; then echo "credentials not found in native keychain"; exit 1; fi
-    if [ "$1" = get ]; then cat "$f"; else rm "$f"; fi ;;
-*)
-    echo "unknown action $1" >&2; exit 2 ;;
-esac
-"#;
+const HELPER: &str = include_str!("../../hack/registry/docker-credential-test");
 
 /// What the helper's store holds, all records together.
 fn stored(store: &Path) -> String {

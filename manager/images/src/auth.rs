@@ -385,24 +385,9 @@ mod tests {
     }
 
     /// A credential store kept in files next to the script, one JSON record
-    /// per server, speaking the helper protocol.
-    const STORE_SCRIPT: &str = r#"#!/bin/sh
-store="$0.store"
-mkdir -p "$store"
-key() { printf '%s' "$1" | tr -c 'A-Za-z0-9.' _; }
-case "$1" in
-store)
-    input=$(cat)
-    server=$(printf '%s' "$input" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
-    printf '%s' "$input" > "$store/$(key "$server")" ;;
-get|erase)
-    f="$store/$(key "$(cat)")"
-    if [ ! -f "$f" ]; then echo "credentials not found in native keychain"; exit 1; fi
-    if [ "$1" = get ]; then cat "$f"; else rm "$f"; fi ;;
-*)
-    echo "unknown action $1" >&2; exit 2 ;;
-esac
-"#;
+    /// per server, speaking the helper protocol (shared with the
+    /// integration tests).
+    const STORE_SCRIPT: &str = include_str!("../../../hack/registry/docker-credential-test");
 
     /// A scratch dir for one test, with `config.json` holding `config` and
     /// the helper scripts `docker-credential-<name>` for `helpers`.
